@@ -1,0 +1,190 @@
+//! The catalogue of every event version: what tooling (schema generation,
+//! contract tests, the CLI's decoder) iterates over.
+
+use serde_json::{json, Value};
+
+use crate::envelope::{
+    schema_uri, type_of, DecodeError, Envelope, Event, RawEnvelope, CONTENT_TYPE, SPEC_VERSION,
+};
+use crate::subjects::Team;
+use crate::{checkout, finance, product, warehouse};
+
+/// One event version, described without its Rust type.
+pub struct EventDescriptor {
+    pub subject: &'static str,
+    pub team: Team,
+    /// The payload's JSON Schema, generated from the Rust type.
+    pub schema: fn() -> Value,
+    /// The JSON Schema of the whole envelope as it goes on the wire, with the
+    /// typed `data`: what `contracts/schemas/<file_stem>.json` holds.
+    pub envelope_schema: fn() -> Value,
+    /// Decodes a whole envelope of this event, checking the payload's type.
+    pub check: fn(&[u8]) -> Result<(), DecodeError>,
+    /// Decodes a whole envelope as its Rust type and encodes it again: what
+    /// a consumer that understood the event would write back.
+    pub reencode: fn(&[u8]) -> Result<Value, DecodeError>,
+}
+
+impl EventDescriptor {
+    pub fn event_type(&self) -> String {
+        type_of(self.subject)
+    }
+
+    /// The file stem used under `schemas/` and `samples/`.
+    pub fn file_stem(&self) -> String {
+        self.subject
+            .strip_prefix("evt.")
+            .unwrap_or(self.subject)
+            .to_owned()
+    }
+}
+
+const fn describe<T: Event>() -> EventDescriptor {
+    EventDescriptor {
+        subject: T::SUBJECT,
+        team: T::TEAM,
+        schema: schema_of::<T>,
+        envelope_schema: envelope_schema_of::<T>,
+        check: check_as::<T>,
+        reencode: reencode_as::<T>,
+    }
+}
+
+fn schema_of<T: Event>() -> Value {
+    schemars::schema_for!(T).to_value()
+}
+
+/// The derived schema of `Envelope<T>`, narrowed to what Bazaar publishes:
+/// the attributes fixed per event version become constants, so a document of
+/// another version fails validation.
+fn envelope_schema_of<T: Event>() -> Value {
+    narrow(
+        schemars::schema_for!(Envelope<T>).to_value(),
+        T::event_type(),
+        [
+            ("type", json!({ "const": T::event_type() })),
+            ("dataschema", json!({ "const": schema_uri(T::SUBJECT) })),
+        ],
+    )
+}
+
+/// The JSON Schema of any Bazaar event's envelope, `data` left open: what
+/// `contracts/schemas/envelope.json` holds, for tools that route events
+/// without knowing their payloads.
+pub fn envelope_schema() -> Value {
+    narrow(
+        schemars::schema_for!(RawEnvelope).to_value(),
+        "bazaar event".to_owned(),
+        [
+            ("type", json!({ "pattern": EVENT_TYPE })),
+            ("dataschema", json!({ "pattern": DATA_SCHEMA })),
+        ],
+    )
+}
+
+/// `bazaar.<team>.<entity>.<fact>.v<major>`.
+const EVENT_TYPE: &str = r"^bazaar\.[a-z]+\.[a-z-]+\.[a-z-]+\.v[1-9][0-9]*$";
+/// `urn:bazaar:schema:evt.<team>.<entity>.<fact>.v<major>`.
+const DATA_SCHEMA: &str = r"^urn:bazaar:schema:evt\.[a-z]+\.[a-z-]+\.[a-z-]+\.v[1-9][0-9]*$";
+/// A lower-case UUID of version 7 (time-ordered), as `uuid` prints it.
+const UUID_V7: &str = "^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$";
+/// `/<service>`.
+const SOURCE: &str = "^/[a-z][a-z0-9-]*$";
+/// A W3C trace context, version 00.
+const TRACEPARENT: &str = "^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$";
+
+/// Adds to a derived envelope schema the keywords the Rust types cannot
+/// express: constant attributes and the shapes of ids and trace context.
+fn narrow(mut schema: Value, title: String, per_event: [(&str, Value); 2]) -> Value {
+    let common = [
+        ("specversion", json!({ "const": SPEC_VERSION })),
+        ("datacontenttype", json!({ "const": CONTENT_TYPE })),
+        ("id", json!({ "pattern": UUID_V7 })),
+        ("source", json!({ "pattern": SOURCE })),
+        ("subject", json!({ "minLength": 1 })),
+        ("correlationid", json!({ "minLength": 1 })),
+        ("causationid", json!({ "minLength": 1 })),
+        ("traceparent", json!({ "pattern": TRACEPARENT })),
+    ];
+    for (attribute, keywords) in common.into_iter().chain(per_event) {
+        let property = schema
+            .pointer_mut(&format!("/properties/{attribute}"))
+            .and_then(Value::as_object_mut);
+        if let (Some(property), Value::Object(keywords)) = (property, keywords) {
+            property.extend(keywords);
+        }
+    }
+    if let Some(root) = schema.as_object_mut() {
+        root.insert("title".to_owned(), Value::String(title));
+    }
+    schema
+}
+
+fn check_as<T: Event>(bytes: &[u8]) -> Result<(), DecodeError> {
+    Envelope::<T>::from_slice(bytes).map(|_| ())
+}
+
+fn reencode_as<T: Event>(bytes: &[u8]) -> Result<Value, DecodeError> {
+    let envelope = Envelope::<T>::from_slice(bytes)?;
+    serde_json::to_value(envelope).map_err(DecodeError::Envelope)
+}
+
+/// Every event version Bazaar publishes.
+pub static EVENTS: &[EventDescriptor] = &[
+    describe::<product::ProductCreatedV1>(),
+    describe::<product::ProductUpdatedV1>(),
+    describe::<product::ProductPriceChangedV1>(),
+    describe::<product::ProductDiscontinuedV1>(),
+    describe::<checkout::BasketChangedV1>(),
+    describe::<checkout::OrderPlacedV1>(),
+    describe::<checkout::OrderConfirmedV1>(),
+    describe::<checkout::OrderRejectedV1>(),
+    describe::<checkout::OrderCancelledV1>(),
+    describe::<warehouse::StockAdjustedV1>(),
+    describe::<warehouse::StockReservedV1>(),
+    describe::<warehouse::StockReservationFailedV1>(),
+    describe::<warehouse::StockReleasedV1>(),
+    describe::<warehouse::ShipmentDispatchedV1>(),
+    describe::<finance::PaymentAuthorizedV1>(),
+    describe::<finance::PaymentFailedV1>(),
+    describe::<finance::PaymentVoidedV1>(),
+    describe::<finance::PaymentCapturedV1>(),
+    describe::<finance::PaymentRefundedV1>(),
+    describe::<finance::InvoiceIssuedV1>(),
+];
+
+/// The descriptor of an event subject.
+pub fn by_subject(subject: &str) -> Option<&'static EventDescriptor> {
+    EVENTS.iter().find(|d| d.subject == subject)
+}
+
+/// The descriptor of a CloudEvents `type`.
+pub fn by_type(event_type: &str) -> Option<&'static EventDescriptor> {
+    EVENTS.iter().find(|d| d.event_type() == event_type)
+}
+
+/// Parses any Bazaar event and checks its payload against its type.
+pub fn decode_any(bytes: &[u8]) -> Result<RawEnvelope, DecodeError> {
+    let raw = RawEnvelope::parse(bytes)?;
+    let Some(descriptor) = by_type(&raw.event_type) else {
+        return Err(DecodeError::UnknownType(raw.event_type));
+    };
+    (descriptor.check)(bytes)?;
+    Ok(raw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_is_listed_once_under_its_owning_team() {
+        let mut subjects: Vec<_> = EVENTS.iter().map(|d| d.subject).collect();
+        subjects.sort();
+        subjects.dedup();
+        assert_eq!(subjects.len(), EVENTS.len(), "an event is listed twice");
+        for d in EVENTS {
+            assert_eq!(Team::owning(d.subject), Some(d.team), "{}", d.subject);
+        }
+    }
+}
