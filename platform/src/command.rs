@@ -1,0 +1,142 @@
+//! Executes a command exactly once: its state change, its events (outbox)
+//! and its reply (command log) commit in one transaction; a repeated command
+//! id gets the first reply back and changes nothing; then the events are
+//! published at once so the reply can carry their stream sequence.
+
+use futures::future::BoxFuture;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use uuid::Uuid;
+
+use contracts::commands::{CommandError, ErrorKind, Reply};
+
+use crate::db::{Db, Tx};
+use crate::outbox::Outbox;
+
+/// What a command decided: its answer and the events it wrote to the outbox.
+pub struct Decided<T> {
+    pub value: T,
+    pub events: Vec<Uuid>,
+}
+
+/// Why a command did not happen.
+#[derive(Debug)]
+pub enum Refusal {
+    /// The caller's fault (validation, conflict, not found): nothing stored.
+    Rejected(CommandError),
+    /// Ours: logged, answered as `unavailable` without internals.
+    Failed(anyhow::Error),
+}
+
+impl From<CommandError> for Refusal {
+    fn from(e: CommandError) -> Self {
+        Refusal::Rejected(e)
+    }
+}
+
+impl From<sqlx::Error> for Refusal {
+    fn from(e: sqlx::Error) -> Self {
+        Refusal::Failed(e.into())
+    }
+}
+
+impl From<anyhow::Error> for Refusal {
+    fn from(e: anyhow::Error) -> Self {
+        Refusal::Failed(e)
+    }
+}
+
+/// Runs `decide` inside a transaction, once per `command_id`.
+pub async fn execute<T, F>(
+    db: &Db,
+    outbox: &Outbox,
+    command: &str,
+    command_id: &str,
+    decide: F,
+) -> Reply<T>
+where
+    T: Serialize + DeserializeOwned + Clone + Send,
+    F: for<'a> FnOnce(&'a mut Tx) -> BoxFuture<'a, Result<Decided<T>, Refusal>>,
+{
+    match attempt(db, command, command_id, decide).await {
+        Ok(Attempt::Repeated(reply)) => reply,
+        Ok(Attempt::Done(decided)) => {
+            crate::fault::point(crate::fault::OUTBOX_AFTER_COMMIT);
+            outbox.notify();
+            let stream_seq = outbox.publish_now(&decided.events).await;
+            Reply::Ok {
+                value: decided.value,
+                stream_seq,
+            }
+        }
+        Err(Refusal::Rejected(error)) => Reply::Error { error },
+        Err(Refusal::Failed(error)) => {
+            // A concurrent twin of this command may have won the race on
+            // the command log; its reply is the answer.
+            if let Ok(Some(reply)) = recorded_reply::<T>(db, command_id).await {
+                return reply;
+            }
+            tracing::error!(command, command_id, error = %format!("{error:#}"), "command failed");
+            Reply::Error {
+                error: CommandError::new(
+                    ErrorKind::Unavailable,
+                    "the command could not be completed; retry later",
+                ),
+            }
+        }
+    }
+}
+
+enum Attempt<T> {
+    Repeated(Reply<T>),
+    Done(Decided<T>),
+}
+
+async fn attempt<T, F>(
+    db: &Db,
+    command: &str,
+    command_id: &str,
+    decide: F,
+) -> Result<Attempt<T>, Refusal>
+where
+    T: Serialize + DeserializeOwned + Clone + Send,
+    F: for<'a> FnOnce(&'a mut Tx) -> BoxFuture<'a, Result<Decided<T>, Refusal>>,
+{
+    let mut tx = db.begin().await?;
+    if let Some(stored) = crate::idempotency::recorded(&mut tx, command_id).await? {
+        tx.rollback().await?;
+        return Ok(Attempt::Repeated(parse_reply(&stored)?));
+    }
+    let decided = decide(&mut tx).await?;
+    let stored = serde_json::to_string(&Reply::Ok {
+        value: decided.value.clone(),
+        stream_seq: None,
+    })
+    .map_err(anyhow::Error::from)?;
+    crate::idempotency::record(&mut tx, command_id, command, &stored).await?;
+    tx.commit().await?;
+    Ok(Attempt::Done(decided))
+}
+
+async fn recorded_reply<T: DeserializeOwned>(
+    db: &Db,
+    command_id: &str,
+) -> Result<Option<Reply<T>>, Refusal> {
+    let mut tx = db.begin().await?;
+    let stored = crate::idempotency::recorded(&mut tx, command_id).await?;
+    tx.rollback().await?;
+    stored.map(|s| parse_reply(&s)).transpose()
+}
+
+fn parse_reply<T: DeserializeOwned>(stored: &str) -> Result<Reply<T>, Refusal> {
+    serde_json::from_str(stored)
+        .map_err(|e| Refusal::Failed(anyhow::anyhow!("stored reply unreadable: {e}")))
+}
+
+/// Whether a database error is a unique-constraint violation.
+pub fn is_unique_violation(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .map(|e| e.is_unique_violation())
+        .unwrap_or(false)
+}

@@ -1,0 +1,174 @@
+//! The consumer loop: pulls in batches from a durable consumer, hands each
+//! message to the handler, and acks in one place from the handler's outcome:
+//! `Done` → ack; `Retry` → nak with back-off, or dead-letter once
+//! `max_deliver` is reached; `Poison` → dead-letter, then terminate.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::consumer::PullConsumer;
+use async_nats::jetstream::{self, AckKind, Context};
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::delivery::{Delivery, Outcome};
+use crate::streams::ConsumerSpec;
+use crate::telemetry::TraceParent;
+
+/// Handles events of one durable consumer.
+pub trait EventHandler: Send + Sync + 'static {
+    fn handle(&self, delivery: &Delivery) -> impl Future<Output = Outcome> + Send;
+}
+
+/// Runs until `stop` is cancelled; the message in hand is finished first.
+pub async fn run<H: EventHandler>(
+    js: Context,
+    service: &'static str,
+    spec: ConsumerSpec,
+    handler: H,
+    stop: CancellationToken,
+) {
+    let mut attempt: u32 = 0;
+    while !stop.is_cancelled() {
+        match consume(&js, service, &spec, &handler, &stop).await {
+            Ok(()) => break,
+            Err(error) => {
+                attempt = attempt.saturating_add(1);
+                let delay = Duration::from_millis(200 * 2u64.pow(attempt.min(6)));
+                tracing::warn!(consumer = %spec.durable, stream = spec.stream, %error, ?delay,
+                    "consumer interrupted; resuming");
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+    tracing::info!(consumer = %spec.durable, stream = spec.stream, "consumer stopped");
+}
+
+async fn consume<H: EventHandler>(
+    js: &Context,
+    service: &'static str,
+    spec: &ConsumerSpec,
+    handler: &H,
+    stop: &CancellationToken,
+) -> anyhow::Result<()> {
+    let consumer: PullConsumer = js
+        .create_consumer_on_stream(spec.config(), spec.stream)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "declaring consumer {} on {}: {e}",
+                spec.durable,
+                spec.stream
+            )
+        })?;
+    let mut messages = consumer
+        .stream()
+        .max_messages_per_batch(spec.batch)
+        .heartbeat(Duration::from_secs(5))
+        .expires(Duration::from_secs(30))
+        .messages()
+        .await
+        .map_err(|e| anyhow::anyhow!("pulling from {}: {e}", spec.durable))?;
+    tracing::info!(consumer = %spec.durable, stream = spec.stream, "consuming");
+    loop {
+        let next = tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            next = messages.next() => next,
+        };
+        let message = match next {
+            None => anyhow::bail!("message stream ended"),
+            Some(Err(error)) => {
+                // Missed heartbeats and the like: the pull stream recovers
+                // by itself on most of them; report and carry on.
+                tracing::debug!(consumer = %spec.durable, %error, "pull stream error");
+                continue;
+            }
+            Some(Ok(message)) => message,
+        };
+        process(js, service, spec, handler, message).await;
+    }
+}
+
+async fn process<H: EventHandler>(
+    js: &Context,
+    service: &'static str,
+    spec: &ConsumerSpec,
+    handler: &H,
+    message: jetstream::Message,
+) {
+    let Some(delivery) = to_delivery(&message) else {
+        tracing::warn!(subject = %message.subject, "message without JetStream metadata; terminating");
+        let _ = message.ack_with(AckKind::Term).await;
+        return;
+    };
+    if let Ok(info) = message.info() {
+        crate::metrics::consumer_pending(&spec.durable, info.pending);
+    }
+    let trace = TraceParent::continue_or_start(delivery.traceparent());
+    let span = tracing::info_span!("handle", consumer = %spec.durable, subject = %delivery.subject,
+        seq = delivery.stream_seq, delivered = delivery.delivered, trace_id = %trace.trace_id);
+    async {
+        let started = Instant::now();
+        let outcome = handler.handle(&delivery).await;
+        let elapsed = started.elapsed();
+        let (label, ack) = match outcome {
+            Outcome::Done => ("done", AckKind::Ack),
+            Outcome::Retry(reason) if delivery.delivered < spec.max_deliver => {
+                let delay = spec.delay_after(delivery.delivered);
+                tracing::warn!(%reason, ?delay, "handler failed; will retry");
+                ("retry", AckKind::Nak(Some(delay)))
+            }
+            Outcome::Retry(reason) => {
+                let reason = format!("gave up after {} deliveries: {reason}", delivery.delivered);
+                dead_letter(js, service, spec, &delivery, &reason).await
+            }
+            Outcome::Poison(reason) => dead_letter(js, service, spec, &delivery, &reason).await,
+        };
+        crate::metrics::message_handled(&spec.durable, label, elapsed);
+        if let Err(error) = message.ack_with(ack).await {
+            // The broker will redeliver; the inbox makes that harmless.
+            tracing::warn!(%error, "acknowledgement failed");
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+/// Dead-letters a delivery; on failure to do so, naks so nothing is lost.
+async fn dead_letter(
+    js: &Context,
+    service: &'static str,
+    spec: &ConsumerSpec,
+    delivery: &Delivery,
+    reason: &str,
+) -> (&'static str, AckKind) {
+    match crate::dlq::send(js, service, &spec.durable, delivery, reason).await {
+        Ok(()) => {
+            tracing::error!(%reason, "message dead-lettered");
+            ("dead_lettered", AckKind::Term)
+        }
+        Err(error) => {
+            tracing::error!(%error, %reason, "could not dead-letter; will retry");
+            (
+                "retry",
+                AckKind::Nak(Some(spec.delay_after(delivery.delivered))),
+            )
+        }
+    }
+}
+
+fn to_delivery(message: &jetstream::Message) -> Option<Delivery> {
+    let info = message.info().ok()?;
+    Some(Delivery {
+        stream: info.stream.to_owned(),
+        subject: message.subject.to_string(),
+        payload: message.payload.clone(),
+        headers: message.headers.clone(),
+        stream_seq: info.stream_sequence,
+        delivered: info.delivered,
+    })
+}

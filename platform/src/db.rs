@@ -1,0 +1,212 @@
+//! The service's own database through sqlx's `Any` driver: an embedded
+//! SQLite file by default, PostgreSQL when `DATABASE_URL=postgres://…`.
+//!
+//! SQL is written once for both: `$1`-style parameters (sqlx's SQLite
+//! driver binds `$N` by number), `BIGINT`/`TEXT` columns, times as RFC 3339
+//! text in UTC. Migrations are kept per backend (`migrations/sqlite`,
+//! `migrations/postgres`) where DDL differs.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sqlx::any::{AnyPoolOptions, AnyQueryResult};
+use sqlx::migrate::Migrator;
+use sqlx::{Any, AnyPool, Executor};
+
+use crate::config::Secret;
+
+pub type Tx = sqlx::Transaction<'static, Any>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A service's migrations for both backends (use [`migrations!`](crate::migrations)).
+pub struct Migrations {
+    pub sqlite: &'static Migrator,
+    pub postgres: &'static Migrator,
+}
+
+/// Embeds a crate's `migrations/sqlite` and `migrations/postgres`.
+#[macro_export]
+macro_rules! migrations {
+    () => {{
+        static SQLITE: ::sqlx::migrate::Migrator = ::sqlx::migrate!("./migrations/sqlite");
+        static POSTGRES: ::sqlx::migrate::Migrator = ::sqlx::migrate!("./migrations/postgres");
+        $crate::db::Migrations {
+            sqlite: &SQLITE,
+            postgres: &POSTGRES,
+        }
+    }};
+}
+
+/// A pool plus what kind of database it talks to.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Db {
+    /// Connects (creating an SQLite file and its directory if needed), sets
+    /// the SQLite pragmas, and creates the platform's own tables.
+    pub async fn connect(url: &Secret) -> anyhow::Result<Db> {
+        sqlx::any::install_default_drivers();
+        let raw = url.expose();
+        let backend = if raw.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if raw.starts_with("postgres:") || raw.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            anyhow::bail!("unsupported database URL scheme (use sqlite://… or postgres://…)");
+        };
+        if backend == Backend::Sqlite {
+            ensure_sqlite_dir(raw)?;
+        }
+        let options = AnyPoolOptions::new()
+            .acquire_timeout(Duration::from_secs(10))
+            // SQLite allows one writer at a time; one connection per process
+            // turns lock contention into queueing instead of SQLITE_BUSY.
+            .max_connections(match backend {
+                Backend::Sqlite => 1,
+                Backend::Postgres => 8,
+            })
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL for concurrent readers; FULL sync so a commit
+                        // survives power loss; wait instead of failing on locks.
+                        conn.execute("PRAGMA journal_mode=WAL").await?;
+                        conn.execute("PRAGMA synchronous=FULL").await?;
+                        conn.execute("PRAGMA busy_timeout=10000").await?;
+                        conn.execute("PRAGMA foreign_keys=ON").await?;
+                    }
+                    Ok(())
+                })
+            });
+        let pool = options
+            .connect(raw)
+            .await
+            .with_context(|| format!("connecting to the {backend:?} database"))?;
+        let db = Db { pool, backend };
+        db.create_platform_tables().await?;
+        Ok(db)
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Runs the service's migrations for this backend.
+    pub async fn migrate(&self, migrations: &Migrations) -> anyhow::Result<()> {
+        let migrator = match self.backend {
+            Backend::Sqlite => migrations.sqlite,
+            Backend::Postgres => migrations.postgres,
+        };
+        migrator
+            .run(&self.pool)
+            .await
+            .context("running migrations")?;
+        Ok(())
+    }
+
+    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        self.pool.begin().await
+    }
+
+    /// A cheap round trip, for readiness.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+
+    /// The platform's tables (outbox, inbox, command log, checkpoints) are
+    /// created here rather than in each service's migrations, so every
+    /// service gets the same ones; the DDL is idempotent.
+    async fn create_platform_tables(&self) -> anyhow::Result<()> {
+        let serial = match self.backend {
+            Backend::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
+            Backend::Postgres => "BIGSERIAL PRIMARY KEY",
+        };
+        let statements = [
+            format!(
+                "CREATE TABLE IF NOT EXISTS platform_outbox (
+                    position {serial},
+                    event_id TEXT NOT NULL UNIQUE,
+                    subject TEXT NOT NULL,
+                    payload TEXT NOT NULL,
+                    traceparent TEXT,
+                    created_at TEXT NOT NULL,
+                    published_at TEXT,
+                    stream_seq BIGINT
+                )"
+            ),
+            "CREATE INDEX IF NOT EXISTS platform_outbox_unpublished
+                ON platform_outbox (position) WHERE published_at IS NULL"
+                .to_owned(),
+            "CREATE TABLE IF NOT EXISTS platform_inbox (
+                consumer TEXT NOT NULL,
+                event_id TEXT NOT NULL,
+                handled_at TEXT NOT NULL,
+                PRIMARY KEY (consumer, event_id)
+            )"
+            .to_owned(),
+            "CREATE TABLE IF NOT EXISTS platform_command_log (
+                command_id TEXT PRIMARY KEY,
+                command TEXT NOT NULL,
+                reply TEXT NOT NULL,
+                created_at TEXT NOT NULL
+            )"
+            .to_owned(),
+            "CREATE TABLE IF NOT EXISTS platform_checkpoint (
+                projection TEXT PRIMARY KEY,
+                last_seq BIGINT NOT NULL
+            )"
+            .to_owned(),
+        ];
+        for sql in statements {
+            self.pool
+                .execute(sql.as_str())
+                .await
+                .context("creating the platform tables")?;
+        }
+        Ok(())
+    }
+}
+
+fn ensure_sqlite_dir(url: &str) -> anyhow::Result<()> {
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:")
+        .split('?')
+        .next()
+        .unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return Ok(());
+    }
+    if let Some(dir) = std::path::Path::new(path).parent() {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating the database directory {}", dir.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Now, as stored: RFC 3339 in UTC with microseconds (sorts as text).
+pub fn now_text() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// Rows touched by a statement.
+pub fn affected(result: &AnyQueryResult) -> u64 {
+    result.rows_affected()
+}

@@ -1,0 +1,63 @@
+//! `/healthz` (alive), `/readyz` (NATS connected, database answering, every
+//! registered check passing) and `/metrics` (Prometheus text).
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::db::Db;
+use crate::projection::ProjectionHandle;
+
+/// What readiness looks at.
+#[derive(Clone)]
+pub struct Readiness {
+    pub nats: async_nats::Client,
+    pub db: Db,
+    pub projections: Arc<Vec<ProjectionHandle>>,
+}
+
+pub fn router(readiness: Readiness) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+        .with_state(readiness)
+}
+
+async fn ready(State(r): State<Readiness>) -> impl IntoResponse {
+    let nats = r.nats.connection_state() == async_nats::connection::State::Connected;
+    let db = r.db.ping().await.is_ok();
+    let behind: Vec<String> = r
+        .projections
+        .iter()
+        .filter(|p| !p.progress().caught_up)
+        .map(|p| p.name.clone())
+        .collect();
+    let ok = nats && db && behind.is_empty();
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({
+            "status": if ok { "ready" } else { "not_ready" },
+            "nats": nats,
+            "database": db,
+            "projections_catching_up": behind,
+        })),
+    )
+}
+
+async fn metrics() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::metrics::render(),
+    )
+}

@@ -1,0 +1,41 @@
+//! The NATS connection: reconnects forever with back-off, per-service
+//! credentials, and connection events in the log (a denied publish shows up
+//! only there, as a permissions violation).
+
+use anyhow::Context as _;
+use async_nats::{Client, ConnectOptions, Event};
+
+use crate::config::ServiceArgs;
+
+pub async fn connect(args: &ServiceArgs, service: &str) -> anyhow::Result<Client> {
+    let mut options = ConnectOptions::new()
+        .name(service)
+        .retry_on_initial_connect()
+        .event_callback(|event| async move {
+            match event {
+                Event::Connected => tracing::info!("connected to NATS"),
+                Event::Disconnected => tracing::warn!("disconnected from NATS"),
+                Event::ServerError(error) => tracing::error!(%error, "NATS server error"),
+                Event::ClientError(error) => tracing::error!(%error, "NATS client error"),
+                Event::SlowConsumer(sid) => tracing::warn!(sid, "slow consumer: messages dropped"),
+                other => tracing::info!(event = %other, "NATS event"),
+            }
+        });
+    if let Some(path) = &args.nats_creds {
+        options = options
+            .credentials_file(path)
+            .await
+            .with_context(|| format!("reading NATS credentials {}", path.display()))?;
+    } else if let Some(password) = &args.nats_password {
+        let user = args.nats_user.clone().unwrap_or_else(|| service.to_owned());
+        options = options.user_and_password(user, password.expose().to_owned());
+    }
+    let client = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        options.connect(args.nats_url.as_str()),
+    )
+    .await
+    .with_context(|| format!("NATS at {} did not answer within 30 s", args.nats_url))?
+    .with_context(|| format!("connecting to NATS at {}", args.nats_url))?;
+    Ok(client)
+}

@@ -1,0 +1,244 @@
+//! The transactional outbox: events are written in the same transaction as
+//! the state change that causes them, and a relay publishes them in order
+//! with `Nats-Msg-Id` = event id, awaits each PubAck and marks the row sent.
+//! A crash between commit and publish only delays the event; a crash after
+//! publish but before marking is absorbed by the broker's duplicate window.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::message::PublishMessage as Publish;
+use async_nats::jetstream::Context;
+use contracts::{Envelope, Event};
+use sqlx::Row;
+use tokio::sync::{Mutex, Notify};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::db::{now_text, Db, Tx};
+use crate::telemetry::TRACEPARENT;
+
+/// Rows published per round trip of the relay.
+const BATCH: i64 = 256;
+
+/// Adds an event to the outbox inside the caller's transaction.
+pub async fn push<T: Event>(tx: &mut Tx, envelope: &Envelope<T>) -> Result<(), sqlx::Error> {
+    let payload = String::from_utf8(envelope.to_json()).unwrap_or_default();
+    sqlx::query(
+        "INSERT INTO platform_outbox (event_id, subject, payload, traceparent, created_at)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(envelope.id.to_string())
+    .bind(T::SUBJECT)
+    .bind(payload)
+    .bind(envelope.traceparent.clone())
+    .bind(now_text())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The relay. Cheap to clone; all clones share one publishing lock so rows
+/// go out in order even when a command handler flushes eagerly.
+#[derive(Clone)]
+pub struct Outbox {
+    db: Db,
+    js: Context,
+    wake: Arc<Notify>,
+    publishing: Arc<Mutex<()>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("outbox database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("publishing {subject}: {message}")]
+    Publish { subject: String, message: String },
+}
+
+impl Outbox {
+    pub fn new(db: Db, js: Context) -> Self {
+        Outbox {
+            db,
+            js,
+            wake: Arc::new(Notify::new()),
+            publishing: Arc::new(Mutex::new(())),
+        }
+    }
+
+    /// Tells the relay that rows were committed.
+    pub fn notify(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Publishes every pending row; returns how many were published.
+    pub async fn flush(&self) -> Result<usize, RelayError> {
+        let _guard = self.publishing.lock().await;
+        let mut total = 0;
+        // Bounded: each round drains up to BATCH rows; stop once a round is short.
+        for _ in 0..10_000 {
+            let rows = sqlx::query(
+                "SELECT position, event_id, subject, payload, traceparent FROM platform_outbox
+                 WHERE published_at IS NULL ORDER BY position LIMIT $1",
+            )
+            .bind(BATCH)
+            .fetch_all(self.db.pool())
+            .await?;
+            if rows.is_empty() {
+                break;
+            }
+            let count = rows.len();
+            let mut pending = Vec::with_capacity(count);
+            for row in &rows {
+                let position: i64 = row.try_get("position")?;
+                let event_id: String = row.try_get("event_id")?;
+                let subject: String = row.try_get("subject")?;
+                let payload: String = row.try_get("payload")?;
+                let traceparent: Option<String> = row.try_get("traceparent")?;
+                let mut publish = Publish::build()
+                    .payload(payload.into_bytes().into())
+                    .message_id(event_id.as_str());
+                if let Some(tp) = traceparent {
+                    publish = publish.header(TRACEPARENT, tp.as_str());
+                }
+                let ack = self.js.send_publish(subject.clone(), publish).await;
+                pending.push((position, subject, ack));
+            }
+            // Await acks in order; stop at the first failure so that nothing
+            // after it is marked sent (it will be published again, and the
+            // broker drops the duplicates).
+            let mut done = Vec::with_capacity(count);
+            let mut failure = None;
+            for (position, subject, ack) in pending {
+                let result = match ack {
+                    Ok(future) => future.await.map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                match result {
+                    Ok(ack) => done.push((position, ack.sequence)),
+                    Err(message) => {
+                        failure = Some(RelayError::Publish { subject, message });
+                        break;
+                    }
+                }
+            }
+            self.mark_published(&done).await?;
+            total += done.len();
+            crate::metrics::outbox_published(done.len());
+            if let Some(error) = failure {
+                return Err(error);
+            }
+            if (count as i64) < BATCH {
+                break;
+            }
+        }
+        Ok(total)
+    }
+
+    async fn mark_published(&self, done: &[(i64, u64)]) -> Result<(), sqlx::Error> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        let now = now_text();
+        let mut tx = self.db.begin().await?;
+        for (position, seq) in done {
+            sqlx::query(
+                "UPDATE platform_outbox SET published_at = $1, stream_seq = $2 WHERE position = $3",
+            )
+            .bind(now.as_str())
+            .bind(*seq as i64)
+            .bind(*position)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await
+    }
+
+    /// Publishes what is pending and returns the highest stream sequence
+    /// among `event_ids`, once all of them are published. Used by command
+    /// handlers to tell the caller how far its views must catch up.
+    pub async fn publish_now(&self, event_ids: &[Uuid]) -> Option<u64> {
+        if event_ids.is_empty() {
+            return None;
+        }
+        if let Err(error) = self.flush().await {
+            tracing::warn!(%error, "outbox flush after command failed; the relay will retry");
+        }
+        let mut highest = 0u64;
+        for id in event_ids {
+            let seq: Option<i64> =
+                sqlx::query_scalar("SELECT stream_seq FROM platform_outbox WHERE event_id = $1")
+                    .bind(id.to_string())
+                    .fetch_optional(self.db.pool())
+                    .await
+                    .ok()
+                    .flatten()
+                    .flatten();
+            highest = highest.max(u64::try_from(seq?).ok()?);
+        }
+        Some(highest)
+    }
+
+    /// Rows not yet published.
+    pub async fn backlog(&self) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM platform_outbox WHERE published_at IS NULL")
+            .fetch_one(self.db.pool())
+            .await
+    }
+
+    /// The relay loop: publishes on every notification and at least once a
+    /// second (catching rows committed by another instance or before a
+    /// crash), backing off on failure; flushes once more when stopped.
+    pub async fn run(self, stop: CancellationToken) {
+        let mut failures: u32 = 0;
+        let mut last_prune = std::time::Instant::now();
+        loop {
+            let delay = if failures == 0 {
+                Duration::from_secs(1)
+            } else {
+                Duration::from_millis(100 * 2u64.pow(failures.min(6)))
+            };
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(delay) => {}
+            }
+            match self.flush().await {
+                Ok(_) => failures = 0,
+                Err(error) => {
+                    failures = failures.saturating_add(1);
+                    tracing::warn!(%error, failures, "outbox relay could not publish; retrying");
+                }
+            }
+            if let Ok(backlog) = self.backlog().await {
+                crate::metrics::outbox_backlog(backlog);
+            }
+            if last_prune.elapsed() > Duration::from_secs(600) {
+                last_prune = std::time::Instant::now();
+                self.prune().await;
+            }
+        }
+        match self.flush().await {
+            Ok(n) => tracing::info!(published = n, "outbox flushed at shutdown"),
+            Err(error) => {
+                tracing::warn!(%error, "outbox not fully flushed at shutdown; rows stay for next start")
+            }
+        }
+    }
+
+    /// Forgets rows published more than a day ago (far past the broker's
+    /// duplicate window).
+    async fn prune(&self) {
+        let cutoff = (chrono::Utc::now() - chrono::Duration::days(1))
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        if let Err(error) = sqlx::query(
+            "DELETE FROM platform_outbox WHERE published_at IS NOT NULL AND published_at < $1",
+        )
+        .bind(cutoff)
+        .execute(self.db.pool())
+        .await
+        {
+            tracing::warn!(%error, "pruning the outbox failed");
+        }
+    }
+}

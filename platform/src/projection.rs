@@ -1,0 +1,279 @@
+//! Projections (read models): rebuildable views fed from a stream by an
+//! ordered consumer, starting after the last stream sequence the view has
+//! applied. The view's tables and its checkpoint change in one transaction,
+//! so the checkpoint in the database — not a durable consumer — is the truth:
+//! a restart resumes exactly, and a replay resets the checkpoint.
+//!
+//! Projections never have effects outside their own tables; reactions (which
+//! must never run twice, not even on replay) use the consumer loop + inbox.
+
+use std::future::Future;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::pull::OrderedConfig;
+use async_nats::jetstream::consumer::DeliverPolicy;
+use async_nats::jetstream::Context;
+use futures::StreamExt;
+use sqlx::Row;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::db::{Db, Tx};
+use crate::delivery::{Delivery, HandlerError};
+
+/// Applies events to a view inside the given transaction.
+pub trait Projector: Send + Sync + 'static {
+    fn apply(
+        &self,
+        tx: &mut Tx,
+        delivery: &Delivery,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send;
+}
+
+/// Which stream feeds a projection, and which of its subjects.
+#[derive(Debug, Clone)]
+pub struct ProjectionSpec {
+    /// Checkpoint name; one per (view, stream).
+    pub name: String,
+    pub stream: &'static str,
+    pub filter_subjects: Vec<String>,
+}
+
+/// How far a projection got, for read-your-writes and readiness.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    /// Last stream sequence applied (0: none).
+    pub applied: u64,
+    /// Whether the projection has reached the end of the stream once.
+    pub caught_up: bool,
+}
+
+/// Watches a projection's progress.
+#[derive(Debug, Clone)]
+pub struct ProjectionHandle {
+    pub name: String,
+    pub stream: &'static str,
+    rx: watch::Receiver<Progress>,
+}
+
+impl ProjectionHandle {
+    pub fn progress(&self) -> Progress {
+        self.rx.borrow().clone()
+    }
+
+    /// Waits until the projection has applied `seq`, at most `timeout`.
+    /// Returns whether it did.
+    pub async fn wait_for(&self, seq: u64, timeout: Duration) -> bool {
+        let mut rx = self.rx.clone();
+        tokio::time::timeout(timeout, rx.wait_for(|p| p.applied >= seq))
+            .await
+            .map(|r| r.is_ok())
+            .unwrap_or(false)
+    }
+}
+
+/// The stored checkpoint of a projection (0 when it never ran).
+pub async fn checkpoint(db: &Db, name: &str) -> Result<u64, sqlx::Error> {
+    let row = sqlx::query("SELECT last_seq FROM platform_checkpoint WHERE projection = $1")
+        .bind(name)
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(match row {
+        Some(row) => u64::try_from(row.try_get::<i64, _>("last_seq")?).unwrap_or(0),
+        None => 0,
+    })
+}
+
+/// Moves the checkpoint to `seq` inside `tx`; false when the view already
+/// has it (another instance applied it), in which case the caller skips.
+async fn advance(tx: &mut Tx, name: &str, seq: u64) -> Result<bool, sqlx::Error> {
+    let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+    sqlx::query(
+        "INSERT INTO platform_checkpoint (projection, last_seq) VALUES ($1, 0)
+         ON CONFLICT (projection) DO NOTHING",
+    )
+    .bind(name)
+    .execute(&mut **tx)
+    .await?;
+    let moved = sqlx::query(
+        "UPDATE platform_checkpoint SET last_seq = $1 WHERE projection = $2 AND last_seq < $1",
+    )
+    .bind(seq)
+    .bind(name)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(moved == 1)
+}
+
+/// Sets the checkpoint (a replay from `seq + 1`), outside any view change.
+pub async fn reset(db: &Db, name: &str, seq: u64) -> Result<(), sqlx::Error> {
+    let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+    sqlx::query(
+        "INSERT INTO platform_checkpoint (projection, last_seq) VALUES ($1, $2)
+         ON CONFLICT (projection) DO UPDATE SET last_seq = $2",
+    )
+    .bind(name)
+    .bind(seq)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// Starts a projection task; returns its handle.
+pub fn spawn<P: Projector>(
+    js: Context,
+    db: Db,
+    service: &'static str,
+    spec: ProjectionSpec,
+    projector: P,
+    stop: CancellationToken,
+) -> (ProjectionHandle, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = watch::channel(Progress {
+        applied: 0,
+        caught_up: false,
+    });
+    let handle = ProjectionHandle {
+        name: spec.name.clone(),
+        stream: spec.stream,
+        rx,
+    };
+    let task = tokio::spawn(async move {
+        let mut failures: u32 = 0;
+        while !stop.is_cancelled() {
+            match follow(&js, &db, service, &spec, &projector, &tx, &stop).await {
+                Ok(()) => break,
+                Err(error) => {
+                    failures = failures.saturating_add(1);
+                    let delay = Duration::from_millis(200 * 2u64.pow(failures.min(6)));
+                    tracing::warn!(projection = %spec.name, %error, ?delay, "projection interrupted; resuming");
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+    });
+    (handle, task)
+}
+
+async fn follow<P: Projector>(
+    js: &Context,
+    db: &Db,
+    service: &'static str,
+    spec: &ProjectionSpec,
+    projector: &P,
+    progress: &watch::Sender<Progress>,
+    stop: &CancellationToken,
+) -> anyhow::Result<()> {
+    let start = checkpoint(db, &spec.name).await?;
+    progress.send_modify(|p| p.applied = p.applied.max(start));
+    let consumer = js
+        .create_consumer_on_stream(
+            OrderedConfig {
+                filter_subjects: spec.filter_subjects.clone(),
+                deliver_policy: DeliverPolicy::ByStartSequence {
+                    start_sequence: start + 1,
+                },
+                ..Default::default()
+            },
+            spec.stream,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("reading stream {}: {e}", spec.stream))?;
+    if consumer.cached_info().num_pending == 0 {
+        progress.send_modify(|p| p.caught_up = true);
+    }
+    let mut messages = consumer
+        .messages()
+        .await
+        .map_err(|e| anyhow::anyhow!("reading stream {}: {e}", spec.stream))?;
+    tracing::info!(projection = %spec.name, from = start + 1, "projecting");
+    loop {
+        let next = tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            next = messages.next() => next,
+        };
+        let message = match next {
+            None => anyhow::bail!("stream ended"),
+            Some(Err(error)) => anyhow::bail!("{error}"),
+            Some(Ok(message)) => message,
+        };
+        let info = message
+            .info()
+            .map_err(|e| anyhow::anyhow!("message without metadata: {e}"))?;
+        let delivery = Delivery {
+            stream: info.stream.to_owned(),
+            subject: message.subject.to_string(),
+            payload: message.payload.clone(),
+            headers: message.headers.clone(),
+            stream_seq: info.stream_sequence,
+            delivered: info.delivered,
+        };
+        let pending = info.pending;
+        apply_one(js, db, service, spec, projector, &delivery, stop).await?;
+        progress.send_modify(|p| {
+            p.applied = p.applied.max(delivery.stream_seq);
+            if pending == 0 {
+                p.caught_up = true;
+            }
+        });
+        crate::metrics::projection_position(&spec.name, delivery.stream_seq);
+    }
+}
+
+/// Applies one event, retrying transient failures with back-off; a poison
+/// event is dead-lettered and skipped so the view keeps moving.
+async fn apply_one<P: Projector>(
+    js: &Context,
+    db: &Db,
+    service: &'static str,
+    spec: &ProjectionSpec,
+    projector: &P,
+    delivery: &Delivery,
+    stop: &CancellationToken,
+) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    const ATTEMPTS: u32 = 20;
+    for attempt in 1..=ATTEMPTS {
+        let result = async {
+            let mut tx = db.begin().await?;
+            if advance(&mut tx, &spec.name, delivery.stream_seq).await? {
+                projector.apply(&mut tx, delivery).await?;
+            }
+            tx.commit().await?;
+            Ok::<(), HandlerError>(())
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                crate::metrics::message_handled(&spec.name, "done", started.elapsed());
+                return Ok(());
+            }
+            Err(HandlerError::Poison(reason)) => {
+                let mut d = delivery.clone();
+                d.delivered = attempt.into();
+                crate::dlq::send(js, service, &spec.name, &d, &reason).await?;
+                tracing::error!(projection = %spec.name, seq = delivery.stream_seq, %reason, "event dead-lettered");
+                let mut tx = db.begin().await?;
+                advance(&mut tx, &spec.name, delivery.stream_seq).await?;
+                tx.commit().await?;
+                crate::metrics::message_handled(&spec.name, "dead_lettered", started.elapsed());
+                return Ok(());
+            }
+            Err(HandlerError::Transient(error)) => {
+                let delay = Duration::from_millis(100 * 2u64.pow(attempt.min(7)));
+                tracing::warn!(projection = %spec.name, seq = delivery.stream_seq, error = %format!("{error:#}"), ?delay, "projection failed; retrying");
+                tokio::select! {
+                    _ = stop.cancelled() => anyhow::bail!("stopped while retrying"),
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+    anyhow::bail!(
+        "event {} still failing after {ATTEMPTS} attempts",
+        delivery.stream_seq
+    )
+}

@@ -1,0 +1,240 @@
+//! The service runtime: what every Bazaar service is made of. `start`
+//! connects to NATS and the database, runs migrations, declares the team's
+//! stream and starts the outbox relay; the service then adds its command
+//! endpoints, consumers and projections, and `run_until_stopped` serves
+//! health and metrics until shutdown, then stops in order: stop pulling,
+//! finish in-flight work, flush the outbox, exit.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use async_nats::jetstream::{self, Context};
+use async_nats::service::ServiceExt;
+use contracts::commands::{Reply, Request};
+use contracts::Team;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ServiceArgs;
+use crate::consumer::EventHandler;
+use crate::db::{Db, Migrations};
+use crate::health::Readiness;
+use crate::outbox::Outbox;
+use crate::projection::{ProjectionHandle, ProjectionSpec, Projector};
+use crate::streams::{self, ConsumerSpec};
+
+/// The default address of a service's health and metrics server.
+pub const DEFAULT_HEALTH_ADDR: &str = "127.0.0.1:0";
+
+pub struct Runtime {
+    pub service: &'static str,
+    pub instance: String,
+    pub nats: async_nats::Client,
+    pub js: Context,
+    pub db: Db,
+    pub outbox: Outbox,
+    args: ServiceArgs,
+    /// Cancels consumers, projections and endpoints (first shutdown stage).
+    intake: CancellationToken,
+    /// Cancels the outbox relay (last stage, after in-flight work is done).
+    relay_stop: CancellationToken,
+    workers: Vec<JoinHandle<()>>,
+    relay: Option<JoinHandle<()>>,
+    endpoints: Option<async_nats::service::Service>,
+    projections: Vec<ProjectionHandle>,
+    listener: tokio::net::TcpListener,
+}
+
+impl Runtime {
+    /// Connects everything a service needs. `team` is the team whose stream
+    /// the service publishes to (None for the edge).
+    pub async fn start(
+        service: &'static str,
+        team: Option<Team>,
+        args: &ServiceArgs,
+        migrations: Option<&Migrations>,
+    ) -> anyhow::Result<Runtime> {
+        crate::metrics::install(service);
+        let instance = args.instance_name(service);
+        let addr: SocketAddr = match args.http_addr {
+            Some(addr) => addr,
+            None => DEFAULT_HEALTH_ADDR
+                .parse()
+                .context("default health address")?,
+        };
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding the HTTP server to {addr} (is the port in use?)"))?;
+
+        let db = Db::connect(&args.database_url_for(service)).await?;
+        if let Some(migrations) = migrations {
+            db.migrate(migrations).await?;
+        }
+        let nats = crate::nats::connect(args, service).await?;
+        let js = jetstream::new(nats.clone());
+        if let Some(team) = team {
+            streams::ensure(&js, streams::event_stream(team, args.stream_replicas)).await?;
+        }
+        streams::ensure(&js, streams::dlq_stream(args.stream_replicas)).await?;
+
+        let outbox = Outbox::new(db.clone(), js.clone());
+        let relay_stop = CancellationToken::new();
+        let relay = tokio::spawn(outbox.clone().run(relay_stop.clone()));
+        tracing::info!(%instance, db = ?db.backend(), "runtime started");
+        Ok(Runtime {
+            service,
+            instance,
+            nats,
+            js,
+            db,
+            outbox,
+            args: args.clone(),
+            intake: CancellationToken::new(),
+            relay_stop,
+            workers: Vec::new(),
+            relay: Some(relay),
+            endpoints: None,
+            projections: Vec::new(),
+            listener,
+        })
+    }
+
+    /// The address the HTTP server listens on.
+    pub fn http_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// Serves a command or query subject (see [`crate::responder`]).
+    pub async fn serve<Req, Resp, H, Fut>(
+        &mut self,
+        subject: &'static str,
+        handler: H,
+    ) -> anyhow::Result<()>
+    where
+        Req: DeserializeOwned + Send + 'static,
+        Resp: Serialize + Send + 'static,
+        H: Fn(Request<Req>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Reply<Resp>> + Send + 'static,
+    {
+        if self.endpoints.is_none() {
+            let service = self
+                .nats
+                .service_builder()
+                .description(format!("Bazaar {}", self.service))
+                .start(self.service, env!("CARGO_PKG_VERSION"))
+                .await
+                .map_err(|e| anyhow::anyhow!("starting the NATS service API: {e}"))?;
+            self.endpoints = Some(service);
+        }
+        let Some(service) = self.endpoints.as_ref() else {
+            anyhow::bail!("service API not started");
+        };
+        let task = crate::responder::serve(service, subject, handler, self.intake.clone()).await?;
+        self.workers.push(task);
+        Ok(())
+    }
+
+    /// Starts a durable consumer (reactions; use the inbox in the handler).
+    pub async fn consume<H: EventHandler>(
+        &mut self,
+        spec: ConsumerSpec,
+        handler: H,
+    ) -> anyhow::Result<()> {
+        self.ensure_stream_of(spec.stream).await?;
+        let task = tokio::spawn(crate::consumer::run(
+            self.js.clone(),
+            self.service,
+            spec,
+            handler,
+            self.intake.clone(),
+        ));
+        self.workers.push(task);
+        Ok(())
+    }
+
+    /// Starts a projection; readiness waits until it has caught up once.
+    pub async fn project<P: Projector>(
+        &mut self,
+        spec: ProjectionSpec,
+        projector: P,
+    ) -> anyhow::Result<ProjectionHandle> {
+        self.ensure_stream_of(spec.stream).await?;
+        let (handle, task) = crate::projection::spawn(
+            self.js.clone(),
+            self.db.clone(),
+            self.service,
+            spec,
+            projector,
+            self.intake.clone(),
+        );
+        self.workers.push(task);
+        self.projections.push(handle.clone());
+        Ok(handle)
+    }
+
+    /// Declares the stream a consumer reads, so services can start in any order.
+    async fn ensure_stream_of(&self, stream: &str) -> anyhow::Result<()> {
+        if let Some(team) = Team::ALL.into_iter().find(|t| t.stream() == stream) {
+            streams::ensure(
+                &self.js,
+                streams::event_stream(team, self.args.stream_replicas),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Health, readiness and metrics routes, to merge into an API router.
+    pub fn health_router(&self) -> axum::Router {
+        crate::health::router(Readiness {
+            nats: self.nats.clone(),
+            db: self.db.clone(),
+            projections: Arc::new(self.projections.clone()),
+        })
+    }
+
+    /// Serves HTTP (`router`, or health alone) until `shutdown` resolves,
+    /// then shuts down in order.
+    pub async fn run_until_stopped(
+        mut self,
+        router: Option<axum::Router>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let router = router.unwrap_or_else(|| self.health_router());
+        let addr = self.http_addr()?;
+        tracing::info!(service = self.service, %addr, "listening");
+        let http_stop = CancellationToken::new();
+        let http_stopped = http_stop.clone();
+        let listener = self.listener;
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move { http_stopped.cancelled().await })
+                .await
+        });
+
+        shutdown.await;
+        tracing::info!(service = self.service, "stopping: no new work");
+        self.intake.cancel();
+        if let Some(service) = self.endpoints.take() {
+            let _ = service.stop().await;
+        }
+        for worker in self.workers.drain(..) {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(15), worker).await;
+        }
+        self.relay_stop.cancel();
+        if let Some(relay) = self.relay.take() {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), relay).await;
+        }
+        http_stop.cancel();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
+        if let Err(error) = self.nats.flush().await {
+            tracing::warn!(%error, "flushing the NATS connection");
+        }
+        tracing::info!(service = self.service, "stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,121 @@
+//! Declarative streams and consumers, created or updated idempotently at
+//! start-up (and by `bazaar streams apply`). Names come from `contracts`.
+
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::pull;
+use async_nats::jetstream::consumer::AckPolicy;
+use async_nats::jetstream::stream::{Config as StreamConfig, RetentionPolicy, StorageType};
+use async_nats::jetstream::Context;
+use contracts::subjects::{DLQ_STREAM, DLQ_SUBJECTS};
+use contracts::Team;
+
+/// Duplicate window of every stream: the outbox relay and the dead-letter
+/// path retry with the same `Nats-Msg-Id` inside it.
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+
+/// Largest event the streams accept.
+pub const MAX_MESSAGE_SIZE: i32 = 256 * 1024;
+
+/// The stream of one team's events: file storage, history kept for replay.
+pub fn event_stream(team: Team, replicas: u8) -> StreamConfig {
+    StreamConfig {
+        name: team.stream().to_owned(),
+        description: Some(format!("events published by the {} team", team.name())),
+        subjects: vec![team.event_prefix().to_owned()],
+        retention: RetentionPolicy::Limits,
+        storage: StorageType::File,
+        num_replicas: replicas.into(),
+        duplicate_window: DUPLICATE_WINDOW,
+        max_message_size: MAX_MESSAGE_SIZE,
+        ..Default::default()
+    }
+}
+
+/// The stream of dead letters of every service (kept 30 days).
+pub fn dlq_stream(replicas: u8) -> StreamConfig {
+    StreamConfig {
+        name: DLQ_STREAM.to_owned(),
+        description: Some("messages a consumer could not handle".to_owned()),
+        subjects: vec![DLQ_SUBJECTS.to_owned()],
+        retention: RetentionPolicy::Limits,
+        storage: StorageType::File,
+        num_replicas: replicas.into(),
+        duplicate_window: DUPLICATE_WINDOW,
+        max_age: Duration::from_secs(30 * 24 * 3600),
+        ..Default::default()
+    }
+}
+
+/// Creates or updates a stream.
+pub async fn ensure(js: &Context, config: StreamConfig) -> anyhow::Result<()> {
+    let name = config.name.clone();
+    js.create_or_update_stream(config)
+        .await
+        .map_err(|e| anyhow::anyhow!("declaring stream {name}: {e}"))?;
+    Ok(())
+}
+
+/// A durable pull consumer of one service on one stream.
+#[derive(Debug, Clone)]
+pub struct ConsumerSpec {
+    pub stream: &'static str,
+    /// Durable name: the service's name (from `contracts::subjects::durable`).
+    pub durable: String,
+    /// The event subjects (with versions) the service handles.
+    pub filter_subjects: Vec<String>,
+    /// Deliveries before a message is dead-lettered.
+    pub max_deliver: i64,
+    /// How long a delivery may stay unacknowledged before it is redelivered.
+    pub ack_wait: Duration,
+    /// Delays between attempts after a transient failure (nak with delay).
+    pub backoff: Vec<Duration>,
+    /// Messages handed out and not yet acknowledged, at most.
+    pub max_ack_pending: i64,
+    /// Messages per pull.
+    pub batch: usize,
+}
+
+impl ConsumerSpec {
+    pub fn new(stream: &'static str, durable: &str, filter_subjects: &[&str]) -> Self {
+        ConsumerSpec {
+            stream,
+            durable: durable.to_owned(),
+            filter_subjects: filter_subjects.iter().map(|s| (*s).to_owned()).collect(),
+            max_deliver: 6,
+            ack_wait: Duration::from_secs(30),
+            backoff: vec![
+                Duration::from_millis(500),
+                Duration::from_secs(2),
+                Duration::from_secs(5),
+                Duration::from_secs(15),
+                Duration::from_secs(30),
+            ],
+            max_ack_pending: 1000,
+            batch: 64,
+        }
+    }
+
+    /// The delay before attempt `delivered + 1`.
+    pub fn delay_after(&self, delivered: i64) -> Duration {
+        let index = usize::try_from(delivered.saturating_sub(1)).unwrap_or(0);
+        self.backoff
+            .get(index)
+            .or(self.backoff.last())
+            .copied()
+            .unwrap_or(Duration::from_secs(1))
+    }
+
+    pub fn config(&self) -> pull::Config {
+        pull::Config {
+            durable_name: Some(self.durable.clone()),
+            description: Some(format!("{} reading {}", self.durable, self.stream)),
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: self.ack_wait,
+            max_deliver: self.max_deliver,
+            filter_subjects: self.filter_subjects.clone(),
+            max_ack_pending: self.max_ack_pending,
+            ..Default::default()
+        }
+    }
+}
