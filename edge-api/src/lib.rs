@@ -1,0 +1,82 @@
+//! edge-api: the customers' single REST entry point. It turns requests into
+//! commands on the teams' services (NATS request/reply) and answers reads
+//! from its own projections of their events; it never reads another
+//! service's database and never publishes events.
+
+pub mod auth;
+pub mod bus;
+pub mod dto;
+pub mod json;
+pub mod openapi;
+pub mod problem;
+pub mod routes;
+pub mod state;
+pub mod views;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use contracts::subjects::EDGE_API;
+use platform::{Runtime, Secret, ServiceArgs};
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The default address of the API.
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
+
+/// edge-api's command line.
+#[derive(Debug, clap::Parser)]
+#[command(name = "edge-api", version, about = "Bazaar's REST gateway")]
+pub struct Args {
+    #[command(flatten)]
+    pub service: ServiceArgs,
+
+    /// Secret that signs customer tokens (HS256), at least 32 bytes.
+    #[arg(long, env = "BAZAAR_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Secret,
+
+    /// How long a write waits for the edge's own view before answering 202.
+    #[arg(long, env = "BAZAAR_WRITE_WAIT_MS", default_value_t = 2000)]
+    pub write_wait_ms: u64,
+
+    /// How long a command may take before the request fails with 503.
+    #[arg(long, env = "BAZAAR_COMMAND_TIMEOUT_MS", default_value_t = 5000)]
+    pub command_timeout_ms: u64,
+}
+
+/// Builds the gateway and serves until `shutdown` resolves.
+pub async fn run(
+    mut args: Args,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    if args.jwt_secret.expose().len() < 32 {
+        anyhow::bail!("the JWT secret must be at least 32 bytes (BAZAAR_JWT_SECRET)");
+    }
+    if args.service.http_addr.is_none() {
+        args.service.http_addr = Some(DEFAULT_HTTP_ADDR.parse()?);
+    }
+    let mut rt = Runtime::start(
+        EDGE_API,
+        None,
+        &args.service,
+        Some(&platform::migrations!()),
+    )
+    .await?;
+    let products = rt
+        .project(views::products::spec(), views::products::ProductsProjector)
+        .await?;
+    let state = state::AppState {
+        db: rt.db.clone(),
+        bus: bus::Bus::new(
+            rt.nats.clone(),
+            Duration::from_millis(args.command_timeout_ms),
+        ),
+        verifier: Arc::new(auth::Verifier::new(args.jwt_secret.expose().as_bytes())),
+        views: state::Views { products },
+        write_wait: Duration::from_millis(args.write_wait_ms),
+    };
+    let router = routes::app(state).merge(rt.health_router());
+    rt.run_until_stopped(Some(router), shutdown).await
+}

@@ -1,0 +1,20 @@
+//! The OpenAPI document, its docs page, and the home page.
+
+use axum::http::header;
+use axum::response::{Html, IntoResponse};
+use axum::Json;
+
+pub async fn openapi() -> impl IntoResponse {
+    Json(crate::openapi::document())
+}
+
+pub async fn docs() -> Html<&'static str> {
+    Html(include_str!("../../static/docs.html"))
+}
+
+pub async fn home() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        include_str!("../../static/index.html"),
+    )
+}

@@ -1,0 +1,26 @@
+//! What every request handler can reach.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use platform::projection::ProjectionHandle;
+use platform::Db;
+
+use crate::auth::Verifier;
+use crate::bus::Bus;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub bus: Bus,
+    pub verifier: Arc<Verifier>,
+    pub views: Views,
+    /// How long a write waits for the edge's own view (read-your-writes).
+    pub write_wait: Duration,
+}
+
+/// Handles on the edge's projections, for read-your-writes.
+#[derive(Clone)]
+pub struct Views {
+    pub products: ProjectionHandle,
+}

@@ -1,0 +1,154 @@
+//! The catalog as customers see it, projected from product events.
+
+use contracts::product::{
+    ProductCreatedV1, ProductDiscontinuedV1, ProductPriceChangedV1, ProductUpdatedV1,
+};
+use contracts::subjects::evt;
+use contracts::{Money, Team};
+use platform::delivery::{Delivery, HandlerError};
+use platform::projection::{ProjectionSpec, Projector};
+use platform::{Db, Tx};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+use uuid::Uuid;
+
+pub const PROJECTION: &str = "edge.products";
+
+pub fn spec() -> ProjectionSpec {
+    ProjectionSpec {
+        name: PROJECTION.to_owned(),
+        stream: Team::Product.stream(),
+        filter_subjects: vec![
+            evt::PRODUCT_CREATED_V1.to_owned(),
+            evt::PRODUCT_UPDATED_V1.to_owned(),
+            evt::PRODUCT_PRICE_CHANGED_V1.to_owned(),
+            evt::PRODUCT_DISCONTINUED_V1.to_owned(),
+        ],
+    }
+}
+
+/// A product row of the view.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProductRow {
+    pub id: Uuid,
+    pub sku: String,
+    pub name: String,
+    pub description: String,
+    pub category: String,
+    pub price: Money,
+    pub status: String,
+}
+
+pub struct ProductsProjector;
+
+impl Projector for ProductsProjector {
+    async fn apply(&self, tx: &mut Tx, d: &Delivery) -> Result<(), HandlerError> {
+        let seq = i64::try_from(d.stream_seq).unwrap_or(i64::MAX);
+        match d.subject.as_str() {
+            evt::PRODUCT_CREATED_V1 => {
+                let e = d.decode::<ProductCreatedV1>()?.data;
+                upsert(
+                    tx,
+                    e.product_id,
+                    &e.sku,
+                    &e.name,
+                    &e.description,
+                    &e.category,
+                    &e.price,
+                    seq,
+                )
+                .await?;
+            }
+            evt::PRODUCT_UPDATED_V1 => {
+                let e = d.decode::<ProductUpdatedV1>()?.data;
+                upsert(
+                    tx,
+                    e.product_id,
+                    &e.sku,
+                    &e.name,
+                    &e.description,
+                    &e.category,
+                    &e.price,
+                    seq,
+                )
+                .await?;
+            }
+            evt::PRODUCT_PRICE_CHANGED_V1 => {
+                let e = d.decode::<ProductPriceChangedV1>()?.data;
+                sqlx::query("UPDATE product_view SET price_minor = $1, currency = $2, updated_seq = $3 WHERE id = $4")
+                    .bind(e.new_price.amount_minor)
+                    .bind(&e.new_price.currency)
+                    .bind(seq)
+                    .bind(e.product_id.to_string())
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            evt::PRODUCT_DISCONTINUED_V1 => {
+                let e = d.decode::<ProductDiscontinuedV1>()?.data;
+                sqlx::query("UPDATE product_view SET status = 'discontinued', updated_seq = $1 WHERE id = $2")
+                    .bind(seq)
+                    .bind(e.product_id.to_string())
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            other => return Err(HandlerError::Poison(format!("unexpected subject {other}"))),
+        }
+        Ok(())
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn upsert(
+    tx: &mut Tx,
+    id: Uuid,
+    sku: &str,
+    name: &str,
+    description: &str,
+    category: &str,
+    price: &Money,
+    seq: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO product_view (id, sku, name, description, category, price_minor, currency, status, updated_seq)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8)
+         ON CONFLICT (id) DO UPDATE SET sku = $2, name = $3, description = $4, category = $5,
+             price_minor = $6, currency = $7, updated_seq = $8",
+    )
+    .bind(id.to_string())
+    .bind(sku)
+    .bind(name)
+    .bind(description)
+    .bind(category)
+    .bind(price.amount_minor)
+    .bind(&price.currency)
+    .bind(seq)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn find(db: &Db, id: Uuid) -> Result<Option<ProductRow>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT id, sku, name, description, category, price_minor, currency, status FROM product_view WHERE id = $1",
+    )
+    .bind(id.to_string())
+    .fetch_optional(db.pool())
+    .await?;
+    row.map(|r| from_row(&r)).transpose()
+}
+
+fn from_row(row: &AnyRow) -> Result<ProductRow, sqlx::Error> {
+    let id: String = row.try_get("id")?;
+    Ok(ProductRow {
+        id: Uuid::parse_str(&id).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        sku: row.try_get("sku")?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        category: row.try_get("category")?,
+        price: Money {
+            amount_minor: row.try_get("price_minor")?,
+            currency: row.try_get("currency")?,
+        },
+        status: row.try_get("status")?,
+    })
+}
