@@ -98,9 +98,14 @@ pub fn dlq_subject(service: &str, consumer: &str) -> String {
 
 /// Command subjects (request/reply on a queue group per service).
 pub mod cmd {
-    pub const PRODUCT_PREFIX: &str = "cmd.product";
     pub const PRODUCT_CREATE: &str = "cmd.product.create-product";
     pub const PRODUCT_UPDATE: &str = "cmd.product.update-product";
+
+    pub const CHECKOUT_PUT_BASKET_ITEM: &str = "cmd.checkout.put-basket-item";
+    pub const CHECKOUT_PLACE_ORDER: &str = "cmd.checkout.place-order";
+    pub const CHECKOUT_CANCEL_ORDER: &str = "cmd.checkout.cancel-order";
+
+    pub const WAREHOUSE_SET_STOCK: &str = "cmd.warehouse.set-stock";
 }
 
 /// Query subjects (request/reply).

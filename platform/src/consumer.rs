@@ -73,24 +73,69 @@ async fn consume<H: EventHandler>(
         .messages()
         .await
         .map_err(|e| anyhow::anyhow!("pulling from {}: {e}", spec.durable))?;
-    tracing::info!(consumer = %spec.durable, stream = spec.stream, "consuming");
-    loop {
-        let next = tokio::select! {
-            _ = stop.cancelled() => return Ok(()),
-            next = messages.next() => next,
-        };
-        let message = match next {
-            None => anyhow::bail!("message stream ended"),
-            Some(Err(error)) => {
-                // Missed heartbeats and the like: the pull stream recovers
-                // by itself on most of them; report and carry on.
-                tracing::debug!(consumer = %spec.durable, %error, "pull stream error");
-                continue;
+    tracing::info!(consumer = %spec.durable, stream = spec.stream, lanes = spec.lanes, "consuming");
+    if spec.lanes <= 1 {
+        loop {
+            let next = tokio::select! {
+                _ = stop.cancelled() => return Ok(()),
+                next = messages.next() => next,
+            };
+            match next {
+                None => anyhow::bail!("message stream ended"),
+                Some(Err(error)) => tracing::debug!(consumer = %spec.durable, %error, "pull stream error"),
+                Some(Ok(message)) => process(js, service, spec, handler, message).await,
             }
-            Some(Ok(message)) => message,
-        };
-        process(js, service, spec, handler, message).await;
+        }
     }
+    // Lanes: each aggregate's messages go to one lane and are handled there
+    // in order; different aggregates proceed in parallel.
+    let (senders, receivers): (Vec<_>, Vec<_>) =
+        (0..spec.lanes).map(|_| tokio::sync::mpsc::channel::<jetstream::Message>(spec.batch.max(1))).unzip();
+    let lanes = futures::future::join_all(receivers.into_iter().map(|mut rx| async move {
+        while let Some(message) = rx.recv().await {
+            process(js, service, spec, handler, message).await;
+        }
+    }));
+    let dispatch = async move {
+        let result = loop {
+            let next = tokio::select! {
+                _ = stop.cancelled() => break Ok(()),
+                next = messages.next() => next,
+            };
+            match next {
+                None => break Err(anyhow::anyhow!("message stream ended")),
+                Some(Err(error)) => tracing::debug!(consumer = %spec.durable, %error, "pull stream error"),
+                Some(Ok(message)) => {
+                    let lane = lane_of(&message.payload, senders.len());
+                    if senders[lane].send(message).await.is_err() {
+                        break Err(anyhow::anyhow!("lane stopped"));
+                    }
+                }
+            }
+        };
+        // Dropping the senders lets every lane finish what it holds.
+        drop(senders);
+        result
+    };
+    let (result, _) = tokio::join!(dispatch, lanes);
+    result
+}
+
+/// The lane of a message: a hash of its aggregate id (CloudEvents `subject`).
+fn lane_of(payload: &[u8], lanes: usize) -> usize {
+    #[derive(serde::Deserialize)]
+    struct Aggregate<'a> {
+        #[serde(borrow)]
+        subject: Option<std::borrow::Cow<'a, str>>,
+    }
+    use std::hash::{Hash, Hasher};
+    let key = serde_json::from_slice::<Aggregate>(payload)
+        .ok()
+        .and_then(|a| a.subject.map(|s| s.into_owned()))
+        .unwrap_or_default();
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut hasher);
+    (hasher.finish() % lanes.max(1) as u64) as usize
 }
 
 async fn process<H: EventHandler>(

@@ -176,6 +176,16 @@ impl Runtime {
         Ok(handle)
     }
 
+    /// Runs a background task (a timer, a sweeper) that stops with the
+    /// consumers, before the final outbox flush.
+    pub fn spawn<F, Fut>(&mut self, task: F)
+    where
+        F: FnOnce(CancellationToken) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.workers.push(tokio::spawn(task(self.intake.clone())));
+    }
+
     /// Declares the stream a consumer reads, so services can start in any order.
     async fn ensure_stream_of(&self, stream: &str) -> anyhow::Result<()> {
         if let Some(team) = Team::ALL.into_iter().find(|t| t.stream() == stream) {

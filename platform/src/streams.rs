@@ -74,6 +74,9 @@ pub struct ConsumerSpec {
     pub max_ack_pending: i64,
     /// Messages per pull.
     pub batch: usize,
+    /// Messages handled at once. Events of one aggregate (the CloudEvents
+    /// `subject`) always go to the same lane, so they stay in order.
+    pub lanes: usize,
 }
 
 impl ConsumerSpec {
@@ -93,7 +96,14 @@ impl ConsumerSpec {
             ],
             max_ack_pending: 1000,
             batch: 64,
+            lanes: 1,
         }
+    }
+
+    /// Handles up to `lanes` aggregates at once.
+    pub fn with_lanes(mut self, lanes: usize) -> Self {
+        self.lanes = lanes.max(1);
+        self
     }
 
     /// The delay before attempt `delivered + 1`.

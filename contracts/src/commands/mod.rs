@@ -2,12 +2,18 @@
 //! CLI) and a team's service. Every command carries an id; repeating a
 //! command returns the first outcome and changes nothing.
 
+mod checkout;
+mod product;
+mod warehouse;
+
+pub use checkout::*;
+pub use product::*;
+pub use warehouse::*;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use crate::auth::Role;
-use crate::money::Money;
 
 /// Who asks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -93,39 +99,3 @@ pub enum Reply<T> {
     },
 }
 
-/// `cmd.product.create-product`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct CreateProduct {
-    pub sku: String,
-    pub name: String,
-    pub description: String,
-    pub category: String,
-    pub price: Money,
-}
-
-/// `cmd.product.update-product`: absent fields stay as they are.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct UpdateProduct {
-    pub product_id: Uuid,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub category: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub price: Option<Money>,
-}
-
-/// A product as product-svc holds it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct ProductRecord {
-    pub id: Uuid,
-    pub sku: String,
-    pub name: String,
-    pub description: String,
-    pub category: String,
-    pub price: Money,
-    /// `active` or `discontinued`.
-    pub status: String,
-}
