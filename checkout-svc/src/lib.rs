@@ -1,15 +1,29 @@
-//! checkout-svc: the checkout team's service. It owns baskets, orders and the
-//! order saga (to come with the saga issue) and publishes `evt.checkout.>`.
-//! Prices arrive as product events into its own replica (never a call to
-//! product-svc): a reaction through the inbox, so each event counts once.
+//! checkout-svc: the checkout team's service. It owns baskets, orders and
+//! the order saga (choreography, DESIGN §5) and publishes `evt.checkout.>`.
+//! Prices come from its own replica of product events (never a call to
+//! product-svc); warehouse's and finance's answers arrive as events and move
+//! each order's state machine; pending orders past the timeout are rejected.
 
+pub mod domain;
+pub mod handlers;
 pub mod prices;
+pub mod store;
 
 use std::future::Future;
+use std::time::Duration;
 
-use contracts::subjects::CHECKOUT_SVC;
+use contracts::subjects::{cmd, CHECKOUT_SVC};
 use contracts::Team;
 use platform::{Runtime, ServiceArgs};
+
+/// Every event version checkout consumes (its declared contract).
+pub fn consumes() -> Vec<&'static str> {
+    let mut all: Vec<&str> = prices::CONSUMES.to_vec();
+    for (_, subjects) in handlers::SAGA_INPUTS {
+        all.extend_from_slice(subjects);
+    }
+    all
+}
 
 /// checkout-svc's command line.
 #[derive(Debug, clap::Parser)]
@@ -21,6 +35,10 @@ use platform::{Runtime, ServiceArgs};
 pub struct Args {
     #[command(flatten)]
     pub service: ServiceArgs,
+
+    /// How long an order may wait for stock and payment before it is rejected.
+    #[arg(long, env = "BAZAAR_ORDER_TIMEOUT_MS", default_value_t = 30_000)]
+    pub order_timeout_ms: u64,
 }
 
 pub async fn run(
@@ -34,10 +52,38 @@ pub async fn run(
         Some(&platform::migrations!()),
     )
     .await?;
+    let handlers = handlers::Handlers {
+        db: rt.db.clone(),
+        outbox: rt.outbox.clone(),
+        order_timeout: Duration::from_millis(args.order_timeout_ms),
+    };
     rt.consume(
         prices::consumer_spec(),
         prices::PriceReplica::new(rt.db.clone()),
     )
     .await?;
+    for spec in handlers::SagaEvents::specs() {
+        rt.consume(spec, handlers::SagaEvents(handlers.clone()))
+            .await?;
+    }
+    let h = handlers.clone();
+    rt.serve(cmd::CHECKOUT_PUT_BASKET_ITEM, move |req| {
+        let h = h.clone();
+        async move { h.put_basket_item(req).await }
+    })
+    .await?;
+    let h = handlers.clone();
+    rt.serve(cmd::CHECKOUT_PLACE_ORDER, move |req| {
+        let h = h.clone();
+        async move { h.place_order(req).await }
+    })
+    .await?;
+    let h = handlers.clone();
+    rt.serve(cmd::CHECKOUT_CANCEL_ORDER, move |req| {
+        let h = h.clone();
+        async move { h.cancel_order(req).await }
+    })
+    .await?;
+    rt.spawn(move |stop| handlers::sweep_overdue(handlers, stop));
     rt.run_until_stopped(None, shutdown).await
 }

@@ -1,0 +1,114 @@
+//! The saga's inputs from other teams: warehouse's and finance's answers.
+
+use contracts::finance::{PaymentAuthorizedV1, PaymentFailedV1};
+use contracts::subjects::{durable, evt};
+use contracts::warehouse::{ShipmentDispatchedV1, StockReservationFailedV1, StockReservedV1};
+use contracts::{Envelope, Event, EventContext, Team};
+use platform::consumer::EventHandler;
+use platform::delivery::{Delivery, HandlerError, Outcome};
+use platform::streams::ConsumerSpec;
+use uuid::Uuid;
+
+use super::{apply, Applied, Handlers};
+use crate::domain::Input;
+
+/// The saga inputs checkout consumes, per stream.
+pub const SAGA_INPUTS: [(&str, &[&str]); 2] = [
+    (
+        Team::Warehouse.stream(),
+        &[
+            evt::STOCK_RESERVED_V1,
+            evt::STOCK_RESERVATION_FAILED_V1,
+            evt::SHIPMENT_DISPATCHED_V1,
+        ],
+    ),
+    (
+        Team::Finance.stream(),
+        &[evt::PAYMENT_AUTHORIZED_V1, evt::PAYMENT_FAILED_V1],
+    ),
+];
+
+/// Reacts to warehouse and finance events on behalf of each order.
+pub struct SagaEvents(pub Handlers);
+
+impl SagaEvents {
+    /// The durable consumers, one per stream, named after checkout.
+    pub fn specs() -> Vec<ConsumerSpec> {
+        SAGA_INPUTS
+            .iter()
+            .map(|(stream, subjects)| {
+                ConsumerSpec::new(stream, durable::CHECKOUT, subjects).with_lanes(8)
+            })
+            .collect()
+    }
+
+    async fn react(&self, d: &Delivery) -> Result<(), HandlerError> {
+        let (order_id, input, envelope_ctx) = match d.subject.as_str() {
+            evt::STOCK_RESERVED_V1 => {
+                input_of::<StockReservedV1>(d, |e| (e.order_id, Input::StockReserved))?
+            }
+            evt::STOCK_RESERVATION_FAILED_V1 => input_of::<StockReservationFailedV1>(d, |e| {
+                (e.order_id, Input::StockFailed(e.reason.clone()))
+            })?,
+            evt::SHIPMENT_DISPATCHED_V1 => {
+                input_of::<ShipmentDispatchedV1>(d, |e| (e.order_id, Input::Shipped))?
+            }
+            evt::PAYMENT_AUTHORIZED_V1 => {
+                input_of::<PaymentAuthorizedV1>(d, |e| (e.order_id, Input::PaymentAuthorized))?
+            }
+            evt::PAYMENT_FAILED_V1 => input_of::<PaymentFailedV1>(d, |e| {
+                (e.order_id, Input::PaymentFailed(e.reason.clone()))
+            })?,
+            other => {
+                return Err(HandlerError::Poison(format!(
+                    "checkout does not consume {other}"
+                )))
+            }
+        };
+        let (event_id, ctx) = envelope_ctx;
+        let Some(mut tx) = platform::inbox::begin(&self.0.db, durable::CHECKOUT, &event_id).await?
+        else {
+            return Ok(());
+        };
+        match apply(&mut tx, order_id, input, &ctx).await? {
+            Ok(Applied::Done { event, .. }) => {
+                tx.commit().await?;
+                if event.is_some() {
+                    self.0.outbox.notify();
+                }
+            }
+            Ok(Applied::Unknown) => {
+                // An answer about an order checkout never placed: keep the
+                // inbox record so it is not retried, and say so.
+                tracing::warn!(%order_id, subject = %d.subject, "event for an unknown order ignored");
+                tx.commit().await?;
+            }
+            Err(refusal) => {
+                tracing::warn!(%order_id, %refusal, "saga input refused");
+                tx.commit().await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+type Decoded = (Uuid, Input, (String, EventContext));
+
+fn input_of<T: Event>(
+    d: &Delivery,
+    map: impl Fn(&T) -> (Uuid, Input),
+) -> Result<Decoded, HandlerError> {
+    let envelope: Envelope<T> = d.decode()?;
+    let (order_id, input) = map(&envelope.data);
+    Ok((
+        order_id,
+        input,
+        (envelope.id.to_string(), EventContext::caused_by(&envelope)),
+    ))
+}
+
+impl EventHandler for SagaEvents {
+    async fn handle(&self, delivery: &Delivery) -> Outcome {
+        self.react(delivery).await.into()
+    }
+}
