@@ -104,3 +104,35 @@ impl FromRequestParts<AppState> for Admin {
         Ok(Admin(claims))
     }
 }
+
+/// An authenticated caller whose token may also come as `?access_token=`
+/// (for server-sent events: browsers' EventSource cannot send headers).
+#[derive(Debug, Clone)]
+pub struct StreamCaller(pub Claims);
+
+impl FromRequestParts<AppState> for StreamCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if parts.headers.contains_key(header::AUTHORIZATION) {
+            return Caller::from_request_parts(parts, state)
+                .await
+                .map(|Caller(c)| StreamCaller(c));
+        }
+        let token = parts
+            .uri
+            .query()
+            .unwrap_or_default()
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("access_token="))
+            .ok_or_else(|| {
+                ApiError::Unauthorized(
+                    "send Authorization: Bearer <token> or ?access_token=".into(),
+                )
+            })?;
+        state.verifier.verify(token).map(StreamCaller)
+    }
+}

@@ -97,3 +97,141 @@ pub struct FieldProblem {
     pub field: String,
     pub message: String,
 }
+
+/// `PUT /api/v1/products/{id}/stock`
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StockBody {
+    /// Units physically on hand (a stock count).
+    #[schema(example = 25, minimum = 0)]
+    pub on_hand: i64,
+}
+
+/// A product's stock levels.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StockLevel {
+    pub product_id: Uuid,
+    pub on_hand: i64,
+    /// On hand minus what is reserved for open orders.
+    pub available: i64,
+}
+
+/// `PUT /api/v1/basket/items/{product_id}`
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BasketItemBody {
+    /// 0 removes the line.
+    #[schema(example = 2, minimum = 0, maximum = 100)]
+    pub quantity: i64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BasketLine {
+    pub product_id: Uuid,
+    pub name: String,
+    pub quantity: i64,
+    pub unit_price: Money,
+    pub line_total: Money,
+}
+
+/// The caller's basket.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Basket {
+    pub items: Vec<BasketLine>,
+    pub total: Money,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Address {
+    #[schema(example = "Ada Lovelace")]
+    pub name: String,
+    #[schema(example = "12 Analytical St")]
+    pub line1: String,
+    #[schema(example = "Berlin")]
+    pub city: String,
+    #[schema(example = "10115")]
+    pub postal_code: String,
+    /// ISO 3166-1 alpha-2, upper case.
+    #[schema(example = "DE")]
+    pub country: String,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderItem {
+    pub product_id: Uuid,
+    #[schema(example = 1, minimum = 1, maximum = 100)]
+    pub quantity: i64,
+}
+
+/// `POST /api/v1/orders`: without `items` the basket is ordered (and emptied).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewOrder {
+    #[serde(default)]
+    pub items: Option<Vec<OrderItem>>,
+    pub shipping_address: Address,
+    /// A card token: `tok_visa`, `tok_mastercard`, `tok_declined`, `tok_slow`.
+    #[schema(example = "tok_visa")]
+    pub payment_method: String,
+}
+
+/// An order as the customer sees it.
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
+pub struct Order {
+    pub id: Uuid,
+    /// `pending`, `confirmed`, `rejected`, `cancelled` or `shipped`.
+    pub status: String,
+    pub lines: Vec<OrderLine>,
+    pub net: Money,
+    /// Known once finance has priced the order.
+    pub tax: Option<Money>,
+    pub total: Option<Money>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub timeline: Vec<TimelineEntry>,
+}
+
+/// One line of an order or an invoice.
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
+pub struct OrderLine {
+    pub product_id: Uuid,
+    pub sku: String,
+    pub name: String,
+    pub quantity: i64,
+    pub unit_price: Money,
+    pub line_total: Money,
+}
+
+/// One step of an order's life, from any team.
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
+pub struct TimelineEntry {
+    /// The CloudEvents type, e.g. `bazaar.warehouse.stock.reserved.v1`.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub at: String,
+}
+
+/// A page of orders.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OrderPage {
+    pub items: Vec<Order>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// An invoice.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Invoice {
+    #[schema(example = "2026-000042")]
+    pub number: String,
+    pub order_id: Uuid,
+    pub lines: Vec<OrderLine>,
+    pub net: Money,
+    pub tax: Money,
+    pub total: Money,
+    pub issued_at: String,
+}

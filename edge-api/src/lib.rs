@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use contracts::subjects::EDGE_API;
+use contracts::Team;
 use platform::{Runtime, Secret, ServiceArgs};
 
 /// Largest request body accepted.
@@ -64,9 +65,16 @@ pub async fn run(
         Some(&platform::migrations!()),
     )
     .await?;
-    let products = rt
-        .project(views::products::spec(), views::products::ProductsProjector)
-        .await?;
+    let mut handles = Vec::new();
+    for team in Team::ALL {
+        handles.push(
+            rt.project(views::spec(team), views::TeamProjector(team))
+                .await?,
+        );
+    }
+    let [products, checkout, warehouse, finance]: [_; 4] = handles
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("one projection per team expected"))?;
     let state = state::AppState {
         db: rt.db.clone(),
         bus: bus::Bus::new(
@@ -74,7 +82,12 @@ pub async fn run(
             Duration::from_millis(args.command_timeout_ms),
         ),
         verifier: Arc::new(auth::Verifier::new(args.jwt_secret.expose().as_bytes())),
-        views: state::Views { products },
+        views: state::Views {
+            products,
+            checkout,
+            warehouse,
+            finance,
+        },
         write_wait: Duration::from_millis(args.write_wait_ms),
     };
     let router = routes::app(state).merge(rt.health_router());

@@ -10,10 +10,24 @@ use utoipa::{Modify, OpenApi};
         crate::routes::products::create,
         crate::routes::products::update,
         crate::routes::products::get,
+        crate::routes::stock::put,
+        crate::routes::basket::get,
+        crate::routes::basket::put_item,
+        crate::routes::basket::delete_item,
+        crate::routes::orders::place,
+        crate::routes::orders::list,
+        crate::routes::orders::get,
+        crate::routes::orders::cancel,
+        crate::routes::orders::invoice,
+        crate::routes::orders::updates,
     ),
     components(schemas(crate::dto::Money, crate::dto::Problem, crate::dto::FieldProblem)),
     modifiers(&BearerAuth),
-    tags((name = "products", description = "The catalog"))
+    tags(
+        (name = "products", description = "The catalog and its stock"),
+        (name = "basket", description = "The caller's basket"),
+        (name = "orders", description = "The caller's orders"),
+    )
 )]
 struct ApiDoc;
 

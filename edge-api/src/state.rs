@@ -19,8 +19,25 @@ pub struct AppState {
     pub write_wait: Duration,
 }
 
-/// Handles on the edge's projections, for read-your-writes.
+/// Handles on the edge's projections (one per team stream), for
+/// read-your-writes and for following an order.
 #[derive(Clone)]
 pub struct Views {
     pub products: ProjectionHandle,
+    pub checkout: ProjectionHandle,
+    pub warehouse: ProjectionHandle,
+    pub finance: ProjectionHandle,
+}
+
+impl Views {
+    /// Receivers for every stream that feeds the orders view.
+    pub fn order_watches(
+        &self,
+    ) -> [tokio::sync::watch::Receiver<platform::projection::Progress>; 3] {
+        [
+            self.checkout.subscribe(),
+            self.warehouse.subscribe(),
+            self.finance.subscribe(),
+        ]
+    }
 }

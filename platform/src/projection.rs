@@ -61,6 +61,11 @@ impl ProjectionHandle {
         self.rx.borrow().clone()
     }
 
+    /// A receiver that wakes whenever the projection moves.
+    pub fn subscribe(&self) -> watch::Receiver<Progress> {
+        self.rx.clone()
+    }
+
     /// Waits until the projection has applied `seq`, at most `timeout`.
     /// Returns whether it did.
     pub async fn wait_for(&self, seq: u64, timeout: Duration) -> bool {

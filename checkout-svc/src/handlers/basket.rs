@@ -90,8 +90,8 @@ pub(super) async fn priced_basket(
         let Some(p) = store::priced_product(tx, *product_id).await? else {
             continue;
         };
-        let line_total = p.price.checked_mul(*quantity).ok_or_else(|| overflow())?;
-        total = total.checked_add(&line_total).ok_or_else(|| overflow())?;
+        let line_total = p.price.checked_mul(*quantity).ok_or_else(overflow)?;
+        total = total.checked_add(&line_total).ok_or_else(overflow)?;
         priced.push(BasketLine {
             product_id: *product_id,
             name: p.name,

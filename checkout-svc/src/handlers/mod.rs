@@ -36,7 +36,7 @@ pub enum Applied {
     /// The order moved (or not); `event` is what checkout announced.
     Done {
         event: Option<Uuid>,
-        order: store::OrderRow,
+        order: Box<store::OrderRow>,
     },
 }
 
@@ -101,7 +101,10 @@ pub async fn apply(
         ),
     };
     order.saga = next;
-    Ok(Ok(Applied::Done { event, order }))
+    Ok(Ok(Applied::Done {
+        event,
+        order: Box::new(order),
+    }))
 }
 
 async fn push<T: contracts::Event>(

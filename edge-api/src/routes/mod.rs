@@ -1,28 +1,46 @@
 //! The HTTP surface: every route, the fallbacks, and the middleware stack.
 
+pub mod basket;
+pub mod orders;
 pub mod products;
+pub mod stock;
 pub mod system;
 
 use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::HeaderMap;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post, put};
 use axum::Router;
+use contracts::commands::FieldError;
+use platform::projection::ProjectionHandle;
 use tower_http::timeout::TimeoutLayer;
+use uuid::Uuid;
 
-use crate::problem::ApiError;
+use crate::problem::{ApiError, ApiResult};
 use crate::state::AppState;
 
 /// The whole API (health routes are merged in by the caller).
 pub fn app(state: AppState) -> Router {
     let api = Router::new()
-        .route("/api/v1/products", axum::routing::post(products::create))
+        .route("/api/v1/products", post(products::create))
         .route(
             "/api/v1/products/{id}",
             get(products::get).patch(products::update),
         )
+        .route("/api/v1/products/{id}/stock", put(stock::put))
+        .route("/api/v1/basket", get(basket::get))
+        .route(
+            "/api/v1/basket/items/{product_id}",
+            put(basket::put_item).delete(basket::delete_item),
+        )
+        .route("/api/v1/orders", get(orders::list).post(orders::place))
+        .route("/api/v1/orders/{id}", get(orders::get))
+        .route("/api/v1/orders/{id}/cancel", post(orders::cancel))
+        .route("/api/v1/orders/{id}/invoice", get(orders::invoice))
+        .route("/api/v1/orders/{id}/updates", get(orders::updates))
         .route("/api/openapi.json", get(system::openapi))
         .route("/docs", get(system::docs))
         .route("/", get(system::home));
@@ -53,4 +71,38 @@ async fn record_http(request: Request, next: Next) -> Response {
     metrics::histogram!("bazaar_http_request_seconds", "method" => method, "route" => route)
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+/// Whether the view has applied `seq` within `wait` (true when there is
+/// nothing to wait for).
+pub async fn caught_up(view: &ProjectionHandle, seq: Option<u64>, wait: Duration) -> bool {
+    match seq {
+        Some(seq) => view.wait_for(seq, wait).await,
+        None => true,
+    }
+}
+
+/// A path id; anything that is not a UUID names nothing (404).
+pub fn parse_id(raw: &str, what: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::NotFound(format!("no {what} {raw:?}")))
+}
+
+/// The command id: the client's `Idempotency-Key` (scoped to the caller, so
+/// two clients cannot collide), or a fresh one.
+pub fn command_id(headers: &HeaderMap, caller: &str) -> ApiResult<String> {
+    match headers.get("idempotency-key") {
+        None => Ok(Uuid::now_v7().to_string()),
+        Some(value) => {
+            let key = value.to_str().unwrap_or_default().trim();
+            let valid = (1..=200).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic());
+            if valid {
+                Ok(format!("idem:{caller}:{key}"))
+            } else {
+                Err(ApiError::Validation(vec![FieldError {
+                    field: "Idempotency-Key".into(),
+                    message: "must be 1 to 200 visible ASCII characters".into(),
+                }]))
+            }
+        }
+    }
 }

@@ -5,8 +5,9 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use contracts::commands::{CreateProduct, FieldError, ProductRecord, UpdateProduct};
+
+use super::{caught_up, command_id, parse_id};
 use contracts::subjects::cmd;
-use uuid::Uuid;
 
 use crate::auth::Admin;
 use crate::dto::{NewProduct, Product, ProductPatch};
@@ -71,7 +72,7 @@ pub async fn update(
     headers: HeaderMap,
     ApiJson(patch): ApiJson<ProductPatch>,
 ) -> ApiResult<Response> {
-    let id = parse_id(&id)?;
+    let id = parse_id(&id, "product")?;
     if patch.name.is_none()
         && patch.description.is_none()
         && patch.category.is_none()
@@ -112,7 +113,7 @@ pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Product>> {
-    let id = parse_id(&id)?;
+    let id = parse_id(&id, "product")?;
     let row = products::find(&state.db, id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no product {id}")))?;
@@ -128,11 +129,7 @@ async fn written(
     status: StatusCode,
 ) -> ApiResult<Response> {
     let location = format!("/api/v1/products/{}", value.id);
-    let caught_up = match seq {
-        Some(seq) => state.views.products.wait_for(seq, state.write_wait).await,
-        None => true,
-    };
-    if caught_up {
+    if caught_up(&state.views.products, seq, state.write_wait).await {
         if let Some(row) = products::find(&state.db, value.id).await? {
             return Ok((
                 status,
@@ -168,31 +165,7 @@ fn to_product(row: ProductRow) -> Product {
         description: row.description,
         category: row.category,
         price: row.price.into(),
-        available: 0,
+        available: row.available,
         status: row.status,
-    }
-}
-
-fn parse_id(raw: &str) -> ApiResult<Uuid> {
-    Uuid::parse_str(raw).map_err(|_| ApiError::NotFound(format!("no product {raw:?}")))
-}
-
-/// The command id: the client's `Idempotency-Key` (scoped to the caller, so
-/// two clients cannot collide), or a fresh one.
-pub fn command_id(headers: &HeaderMap, caller: &str) -> ApiResult<String> {
-    match headers.get("idempotency-key") {
-        None => Ok(Uuid::now_v7().to_string()),
-        Some(value) => {
-            let key = value.to_str().unwrap_or_default().trim();
-            let valid = (1..=200).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic());
-            if valid {
-                Ok(format!("idem:{caller}:{key}"))
-            } else {
-                Err(ApiError::Validation(vec![FieldError {
-                    field: "Idempotency-Key".into(),
-                    message: "must be 1 to 200 visible ASCII characters".into(),
-                }]))
-            }
-        }
     }
 }

@@ -4,28 +4,12 @@ use contracts::product::{
     ProductCreatedV1, ProductDiscontinuedV1, ProductPriceChangedV1, ProductUpdatedV1,
 };
 use contracts::subjects::evt;
-use contracts::{Money, Team};
+use contracts::Money;
 use platform::delivery::{Delivery, HandlerError};
-use platform::projection::{ProjectionSpec, Projector};
 use platform::{Db, Tx};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 use uuid::Uuid;
-
-pub const PROJECTION: &str = "edge.products";
-
-pub fn spec() -> ProjectionSpec {
-    ProjectionSpec {
-        name: PROJECTION.to_owned(),
-        stream: Team::Product.stream(),
-        filter_subjects: vec![
-            evt::PRODUCT_CREATED_V1.to_owned(),
-            evt::PRODUCT_UPDATED_V1.to_owned(),
-            evt::PRODUCT_PRICE_CHANGED_V1.to_owned(),
-            evt::PRODUCT_DISCONTINUED_V1.to_owned(),
-        ],
-    }
-}
 
 /// A product row of the view.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,64 +21,64 @@ pub struct ProductRow {
     pub category: String,
     pub price: Money,
     pub status: String,
+    pub available: i64,
 }
 
-pub struct ProductsProjector;
-
-impl Projector for ProductsProjector {
-    async fn apply(&self, tx: &mut Tx, d: &Delivery) -> Result<(), HandlerError> {
-        let seq = i64::try_from(d.stream_seq).unwrap_or(i64::MAX);
-        match d.subject.as_str() {
-            evt::PRODUCT_CREATED_V1 => {
-                let e = d.decode::<ProductCreatedV1>()?.data;
-                upsert(
-                    tx,
-                    e.product_id,
-                    &e.sku,
-                    &e.name,
-                    &e.description,
-                    &e.category,
-                    &e.price,
-                    seq,
-                )
-                .await?;
-            }
-            evt::PRODUCT_UPDATED_V1 => {
-                let e = d.decode::<ProductUpdatedV1>()?.data;
-                upsert(
-                    tx,
-                    e.product_id,
-                    &e.sku,
-                    &e.name,
-                    &e.description,
-                    &e.category,
-                    &e.price,
-                    seq,
-                )
-                .await?;
-            }
-            evt::PRODUCT_PRICE_CHANGED_V1 => {
-                let e = d.decode::<ProductPriceChangedV1>()?.data;
-                sqlx::query("UPDATE product_view SET price_minor = $1, currency = $2, updated_seq = $3 WHERE id = $4")
+/// Applies a product event; false when the subject is not one it projects.
+pub async fn apply(tx: &mut Tx, d: &Delivery) -> Result<bool, HandlerError> {
+    let seq = i64::try_from(d.stream_seq).unwrap_or(i64::MAX);
+    match d.subject.as_str() {
+        evt::PRODUCT_CREATED_V1 => {
+            let e = d.decode::<ProductCreatedV1>()?.data;
+            upsert(
+                tx,
+                e.product_id,
+                &e.sku,
+                &e.name,
+                &e.description,
+                &e.category,
+                &e.price,
+                seq,
+            )
+            .await?;
+        }
+        evt::PRODUCT_UPDATED_V1 => {
+            let e = d.decode::<ProductUpdatedV1>()?.data;
+            upsert(
+                tx,
+                e.product_id,
+                &e.sku,
+                &e.name,
+                &e.description,
+                &e.category,
+                &e.price,
+                seq,
+            )
+            .await?;
+        }
+        evt::PRODUCT_PRICE_CHANGED_V1 => {
+            let e = d.decode::<ProductPriceChangedV1>()?.data;
+            sqlx::query("UPDATE product_view SET price_minor = $1, currency = $2, updated_seq = $3 WHERE id = $4")
                     .bind(e.new_price.amount_minor)
                     .bind(&e.new_price.currency)
                     .bind(seq)
                     .bind(e.product_id.to_string())
                     .execute(&mut **tx)
                     .await?;
-            }
-            evt::PRODUCT_DISCONTINUED_V1 => {
-                let e = d.decode::<ProductDiscontinuedV1>()?.data;
-                sqlx::query("UPDATE product_view SET status = 'discontinued', updated_seq = $1 WHERE id = $2")
-                    .bind(seq)
-                    .bind(e.product_id.to_string())
-                    .execute(&mut **tx)
-                    .await?;
-            }
-            other => return Err(HandlerError::Poison(format!("unexpected subject {other}"))),
         }
-        Ok(())
+        evt::PRODUCT_DISCONTINUED_V1 => {
+            let e = d.decode::<ProductDiscontinuedV1>()?.data;
+            sqlx::query(
+                "UPDATE product_view SET status = 'discontinued', updated_seq = $1 WHERE id = $2",
+            )
+            .bind(seq)
+            .bind(e.product_id.to_string())
+            .execute(&mut **tx)
+            .await?;
+        }
+        _ => return Ok(false),
     }
+    Ok(true)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -129,7 +113,9 @@ async fn upsert(
 
 pub async fn find(db: &Db, id: Uuid) -> Result<Option<ProductRow>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT id, sku, name, description, category, price_minor, currency, status FROM product_view WHERE id = $1",
+        "SELECT p.id, p.sku, p.name, p.description, p.category, p.price_minor, p.currency, p.status,
+                COALESCE(a.available, 0) AS available
+         FROM product_view p LEFT JOIN availability_view a ON a.product_id = p.id WHERE p.id = $1",
     )
     .bind(id.to_string())
     .fetch_optional(db.pool())
@@ -150,5 +136,6 @@ fn from_row(row: &AnyRow) -> Result<ProductRow, sqlx::Error> {
             currency: row.try_get("currency")?,
         },
         status: row.try_get("status")?,
+        available: row.try_get("available")?,
     })
 }

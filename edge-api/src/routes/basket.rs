@@ -1,0 +1,131 @@
+//! `/api/v1/basket`: the caller's basket.
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::Json;
+use contracts::commands::{Basket as BasketRecord, PutBasketItem};
+use contracts::subjects::cmd;
+use contracts::Money;
+
+use super::{caught_up, command_id, parse_id};
+use crate::auth::Caller;
+use crate::dto::{Basket, BasketItemBody, BasketLine};
+use crate::json::ApiJson;
+use crate::problem::ApiResult;
+use crate::state::AppState;
+use crate::views::baskets;
+
+/// The caller's basket.
+#[utoipa::path(get, path = "/api/v1/basket", tag = "basket", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the basket", body = Basket),
+        (status = 401, description = "no or invalid token", body = crate::dto::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get(State(state): State<AppState>, Caller(caller): Caller) -> ApiResult<Json<Basket>> {
+    Ok(Json(read(&state, &caller.sub).await?))
+}
+
+/// Set the quantity of a product in the basket (0 removes it).
+#[utoipa::path(put, path = "/api/v1/basket/items/{product_id}", tag = "basket",
+    request_body = BasketItemBody,
+    params(("product_id" = uuid::Uuid, Path, description = "product id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the basket after the change", body = Basket),
+        (status = 401, description = "no or invalid token", body = crate::dto::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "no such product", body = crate::dto::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid quantity", body = crate::dto::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn put_item(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(product_id): Path<String>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<BasketItemBody>,
+) -> ApiResult<Json<Basket>> {
+    let product_id = parse_id(&product_id, "product")?;
+    change(&state, &caller, &headers, product_id, body.quantity).await
+}
+
+/// Remove a product from the basket.
+#[utoipa::path(delete, path = "/api/v1/basket/items/{product_id}", tag = "basket",
+    params(("product_id" = uuid::Uuid, Path, description = "product id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the basket after the change", body = Basket),
+        (status = 401, description = "no or invalid token", body = crate::dto::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn delete_item(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(product_id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Basket>> {
+    let product_id = parse_id(&product_id, "product")?;
+    change(&state, &caller, &headers, product_id, 0).await
+}
+
+async fn change(
+    state: &AppState,
+    caller: &contracts::auth::Claims,
+    headers: &HeaderMap,
+    product_id: uuid::Uuid,
+    quantity: i64,
+) -> ApiResult<Json<Basket>> {
+    let command = PutBasketItem {
+        product_id,
+        quantity,
+    };
+    let done = state
+        .bus
+        .send::<_, BasketRecord>(
+            cmd::CHECKOUT_PUT_BASKET_ITEM,
+            command_id(headers, &caller.sub)?,
+            caller,
+            command,
+        )
+        .await?;
+    if caught_up(&state.views.checkout, done.stream_seq, state.write_wait).await {
+        return Ok(Json(read(state, &caller.sub).await?));
+    }
+    // The view is behind: answer with checkout's own account of the basket.
+    let b = done.value;
+    Ok(Json(Basket {
+        items: b
+            .lines
+            .into_iter()
+            .map(|l| BasketLine {
+                product_id: l.product_id,
+                name: l.name,
+                quantity: l.quantity,
+                unit_price: l.unit_price.into(),
+                line_total: l.line_total.into(),
+            })
+            .collect(),
+        total: b.total.into(),
+    }))
+}
+
+async fn read(state: &AppState, customer: &str) -> ApiResult<Basket> {
+    let lines = baskets::find(&state.db, customer).await?;
+    let mut total = Money::eur(0);
+    let mut items = Vec::with_capacity(lines.len());
+    for l in lines {
+        let line_total = l
+            .unit_price
+            .checked_mul(l.quantity)
+            .unwrap_or_else(|| Money::eur(0));
+        total = total.checked_add(&line_total).unwrap_or(total);
+        items.push(BasketLine {
+            product_id: l.product_id,
+            name: l.name,
+            quantity: l.quantity,
+            unit_price: l.unit_price.into(),
+            line_total: line_total.into(),
+        });
+    }
+    Ok(Basket {
+        items,
+        total: total.into(),
+    })
+}

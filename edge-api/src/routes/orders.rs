@@ -1,0 +1,405 @@
+//! `/api/v1/orders`: place, list, read, follow, cancel, and the invoice.
+//! A customer sees only their own orders; another's is 404.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine as _;
+use contracts::checkout::AddressV1;
+use contracts::commands::{CancelOrder, FieldError, OrderItem, OrderRecord, PlaceOrder};
+use contracts::subjects::cmd;
+use futures::Stream;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::{caught_up, command_id, parse_id};
+use crate::auth::{Caller, StreamCaller};
+use crate::dto::{Invoice, NewOrder, Order, OrderLine, OrderPage, TimelineEntry};
+use crate::json::ApiJson;
+use crate::problem::{ApiError, ApiResult};
+use crate::state::AppState;
+use crate::views::orders::{self, OrderView};
+
+/// Place an order, from explicit items or from the basket.
+#[utoipa::path(post, path = "/api/v1/orders", tag = "orders",
+    request_body = NewOrder,
+    params(("Idempotency-Key" = Option<String>, Header, description = "the same key returns the first order")),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "placed and visible (usually still pending)", body = Order, headers(("Location" = String))),
+        (status = 202, description = "placed; the order view is still catching up", headers(("Location" = String))),
+        (status = 401, description = "no or invalid token", body = crate::dto::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid order (empty basket, unknown product, bad address …)", body = crate::dto::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "checkout unavailable", body = crate::dto::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn place(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<NewOrder>,
+) -> ApiResult<Response> {
+    let command = PlaceOrder {
+        items: body.items.map(|items| {
+            items
+                .into_iter()
+                .map(|i| OrderItem {
+                    product_id: i.product_id,
+                    quantity: i.quantity,
+                })
+                .collect()
+        }),
+        shipping_address: AddressV1 {
+            name: body.shipping_address.name,
+            line1: body.shipping_address.line1,
+            city: body.shipping_address.city,
+            postal_code: body.shipping_address.postal_code,
+            country: body.shipping_address.country,
+        },
+        payment_method: body.payment_method,
+    };
+    let done = state
+        .bus
+        .send::<_, OrderRecord>(
+            cmd::CHECKOUT_PLACE_ORDER,
+            command_id(&headers, &caller.sub)?,
+            &caller,
+            command,
+        )
+        .await?;
+    answer(
+        &state,
+        &caller.sub,
+        done.value,
+        done.stream_seq,
+        StatusCode::CREATED,
+    )
+    .await
+}
+
+/// Cancel an order that has not shipped.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", tag = "orders",
+    params(("id" = Uuid, Path, description = "order id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "cancelled; stock and payment are being released", body = Order),
+        (status = 401, description = "no or invalid token", body = crate::dto::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "no such order of yours", body = crate::dto::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "already shipped, rejected or cancelled", body = crate::dto::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let order_id = parse_id(&id, "order")?;
+    let done = state
+        .bus
+        .send::<_, OrderRecord>(
+            cmd::CHECKOUT_CANCEL_ORDER,
+            command_id(&headers, &caller.sub)?,
+            &caller,
+            CancelOrder { order_id },
+        )
+        .await?;
+    answer(
+        &state,
+        &caller.sub,
+        done.value,
+        done.stream_seq,
+        StatusCode::ACCEPTED,
+    )
+    .await
+}
+
+/// Answers with the order view once it shows the command's event.
+async fn answer(
+    state: &AppState,
+    customer: &str,
+    record: OrderRecord,
+    seq: Option<u64>,
+    status: StatusCode,
+) -> ApiResult<Response> {
+    let location = format!("/api/v1/orders/{}", record.order_id);
+    if caught_up(&state.views.checkout, seq, state.write_wait).await {
+        if let Some(order) = orders::find(&state.db, record.order_id, customer).await? {
+            return Ok((
+                status,
+                [(header::LOCATION, location)],
+                Json(to_order(order)),
+            )
+                .into_response());
+        }
+    }
+    let pending = Order {
+        id: record.order_id,
+        status: record.status,
+        lines: record.lines.into_iter().map(line).collect(),
+        net: record.net.into(),
+        tax: None,
+        total: None,
+        reason: record.reason,
+        created_at: record
+            .created_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        updated_at: record
+            .created_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        timeline: Vec::new(),
+    };
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(pending),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// The caller's orders, newest first.
+#[utoipa::path(get, path = "/api/v1/orders", tag = "orders",
+    params(
+        ("limit" = Option<i64>, Query, description = "1 to 100, default 20"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "a page of orders", body = OrderPage),
+        (status = 401, description = "no or invalid token", body = crate::dto::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "bad limit or cursor", body = crate::dto::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<OrderPage>> {
+    let Query(query) = query.map_err(|e| invalid("query", e.body_text()))?;
+    let limit = match query.limit.as_deref() {
+        None => 20,
+        Some(raw) => raw
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .ok_or_else(|| invalid("limit", "must be a whole number from 1 to 100".into()))?,
+    };
+    let before = query.cursor.as_deref().map(decode_cursor).transpose()?;
+    let mut page = orders::list(&state.db, &caller.sub, before, limit + 1).await?;
+    let next_cursor = if page.len() as i64 > limit {
+        page.truncate(limit as usize);
+        page.last()
+            .map(|o| encode_cursor(&o.created_at, o.order_id))
+    } else {
+        None
+    };
+    Ok(Json(OrderPage {
+        items: page.into_iter().map(to_order).collect(),
+        next_cursor,
+    }))
+}
+
+/// One of the caller's orders, with its timeline.
+#[utoipa::path(get, path = "/api/v1/orders/{id}", tag = "orders",
+    params(("id" = Uuid, Path, description = "order id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the order", body = Order),
+        (status = 401, description = "no or invalid token", body = crate::dto::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "no such order of yours", body = crate::dto::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Order>> {
+    let order_id = parse_id(&id, "order")?;
+    find(&state, order_id, &caller.sub).await.map(Json)
+}
+
+/// The invoice of one of the caller's orders.
+#[utoipa::path(get, path = "/api/v1/orders/{id}/invoice", tag = "orders",
+    params(("id" = Uuid, Path, description = "order id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the invoice", body = Invoice),
+        (status = 401, description = "no or invalid token", body = crate::dto::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "no such order of yours, or not invoiced (yet)", body = crate::dto::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn invoice(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Invoice>> {
+    let order_id = parse_id(&id, "order")?;
+    find(&state, order_id, &caller.sub).await?;
+    let issued = orders::invoice(&state.db, order_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("this order has no invoice (yet)".into()))?;
+    Ok(Json(Invoice {
+        number: issued.number,
+        order_id: issued.order_id,
+        lines: issued
+            .lines
+            .into_iter()
+            .map(|l| OrderLine {
+                product_id: l.product_id,
+                sku: String::new(),
+                name: l.name,
+                quantity: l.quantity,
+                unit_price: l.unit_price.into(),
+                line_total: l.line_total.into(),
+            })
+            .collect(),
+        net: issued.net.into(),
+        tax: issued.tax.into(),
+        total: issued.total.into(),
+        issued_at: issued
+            .issued_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+    }))
+}
+
+/// How long one updates stream stays open at most.
+const STREAM_LIMIT: Duration = Duration::from_secs(600);
+
+/// Server-sent events: the order view on every change (event `order`).
+/// Browsers' EventSource cannot send headers, so the token may also come
+/// as `?access_token=`.
+#[utoipa::path(get, path = "/api/v1/orders/{id}/updates", tag = "orders",
+    params(("id" = Uuid, Path, description = "order id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "text/event-stream of `order` events, each an Order", content_type = "text/event-stream"),
+        (status = 401, description = "no or invalid token", body = crate::dto::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "no such order of yours", body = crate::dto::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn updates(
+    State(state): State<AppState>,
+    StreamCaller(caller): StreamCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let order_id = parse_id(&id, "order")?;
+    let first = find(&state, order_id, &caller.sub).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Event>(8);
+    tokio::spawn(follow(state, order_id, caller.sub, first, tx));
+    let stream =
+        futures::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
+        );
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// Sends the order whenever a view that feeds it moves and the order
+/// changed; stops when the client goes away or after STREAM_LIMIT.
+async fn follow(
+    state: AppState,
+    order_id: Uuid,
+    customer: String,
+    first: Order,
+    tx: tokio::sync::mpsc::Sender<Event>,
+) {
+    let [mut checkout, mut warehouse, mut finance] = state.views.order_watches();
+    let deadline = tokio::time::Instant::now() + STREAM_LIMIT;
+    let mut last = first;
+    if tx.send(to_event(&last)).await.is_err() {
+        return;
+    }
+    loop {
+        let moved = tokio::select! {
+            r = checkout.changed() => r.is_ok(),
+            r = warehouse.changed() => r.is_ok(),
+            r = finance.changed() => r.is_ok(),
+            _ = tokio::time::sleep_until(deadline) => false,
+            _ = tx.closed() => false,
+        };
+        if !moved {
+            break;
+        }
+        let Ok(current) = find(&state, order_id, &customer).await else {
+            break;
+        };
+        if current != last {
+            if tx.send(to_event(&current)).await.is_err() {
+                break;
+            }
+            last = current;
+        }
+    }
+}
+
+fn to_event(order: &Order) -> Event {
+    Event::default()
+        .event("order")
+        .json_data(order)
+        .unwrap_or_else(|_| Event::default().comment("unserialisable order"))
+}
+
+async fn find(state: &AppState, order_id: Uuid, customer: &str) -> ApiResult<Order> {
+    orders::find(&state.db, order_id, customer)
+        .await?
+        .map(to_order)
+        .ok_or_else(|| ApiError::NotFound(format!("no order {order_id}")))
+}
+
+fn to_order(o: OrderView) -> Order {
+    Order {
+        id: o.order_id,
+        status: o.status,
+        lines: o.lines.into_iter().map(line).collect(),
+        net: o.net.into(),
+        tax: o.tax.map(Into::into),
+        total: o.total.map(Into::into),
+        reason: o.reason,
+        created_at: o.created_at,
+        updated_at: o.updated_at,
+        timeline: o
+            .timeline
+            .into_iter()
+            .map(|(event_type, at)| TimelineEntry { event_type, at })
+            .collect(),
+    }
+}
+
+fn line(l: contracts::checkout::OrderLineV1) -> OrderLine {
+    OrderLine {
+        product_id: l.product_id,
+        sku: l.sku,
+        name: l.name,
+        quantity: l.quantity,
+        unit_price: l.unit_price.into(),
+        line_total: l.line_total.into(),
+    }
+}
+
+fn invalid(field: &str, message: String) -> ApiError {
+    ApiError::Validation(vec![FieldError {
+        field: field.into(),
+        message,
+    }])
+}
+
+fn encode_cursor(created_at: &str, id: Uuid) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{created_at}|{id}"))
+}
+
+fn decode_cursor(raw: &str) -> ApiResult<(String, Uuid)> {
+    let bad = || invalid("cursor", "not a cursor this API gave out".into());
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(raw)
+        .map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let (created_at, id) = text.split_once('|').ok_or_else(bad)?;
+    let id = Uuid::parse_str(id).map_err(|_| bad())?;
+    Ok((created_at.to_owned(), id))
+}

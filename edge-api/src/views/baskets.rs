@@ -1,0 +1,70 @@
+//! Baskets, from `basket.changed` (each event carries the whole basket).
+
+use contracts::checkout::BasketChangedV1;
+use contracts::subjects::evt;
+use contracts::Money;
+use platform::delivery::{Delivery, HandlerError};
+use platform::{Db, Tx};
+use sqlx::Row;
+use uuid::Uuid;
+
+/// Applies a basket event; false for other subjects.
+pub async fn apply(tx: &mut Tx, d: &Delivery) -> Result<bool, HandlerError> {
+    if d.subject != evt::BASKET_CHANGED_V1 {
+        return Ok(false);
+    }
+    let e = d.decode::<BasketChangedV1>()?.data;
+    sqlx::query("DELETE FROM basket_view WHERE customer_id = $1")
+        .bind(&e.customer_id)
+        .execute(&mut **tx)
+        .await?;
+    for (position, line) in e.lines.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO basket_view (customer_id, position, product_id, quantity, unit_price_minor, currency)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&e.customer_id)
+        .bind(position as i64)
+        .bind(line.product_id.to_string())
+        .bind(line.quantity)
+        .bind(line.unit_price.amount_minor)
+        .bind(&line.unit_price.currency)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(true)
+}
+
+/// One basket line with the product's current name.
+#[derive(Debug, Clone)]
+pub struct BasketLineRow {
+    pub product_id: Uuid,
+    pub name: String,
+    pub quantity: i64,
+    pub unit_price: Money,
+}
+
+pub async fn find(db: &Db, customer: &str) -> Result<Vec<BasketLineRow>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT b.product_id, COALESCE(p.name, '') AS name, b.quantity, b.unit_price_minor, b.currency
+         FROM basket_view b LEFT JOIN product_view p ON p.id = b.product_id
+         WHERE b.customer_id = $1 ORDER BY b.position",
+    )
+    .bind(customer)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let id: String = r.try_get("product_id")?;
+            Ok(BasketLineRow {
+                product_id: Uuid::parse_str(&id).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+                name: r.try_get("name")?,
+                quantity: r.try_get("quantity")?,
+                unit_price: Money {
+                    amount_minor: r.try_get("unit_price_minor")?,
+                    currency: r.try_get("currency")?,
+                },
+            })
+        })
+        .collect()
+}

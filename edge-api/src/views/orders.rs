@@ -1,0 +1,328 @@
+//! Orders as customers see them, with a timeline of every step across
+//! teams. Events about one order arrive on three streams in any relative
+//! order, so each fills only what it knows, and the status is derived from
+//! flags: cancelled > rejected > shipped > confirmed > pending.
+
+use chrono::{DateTime, Utc};
+use contracts::checkout::{OrderCancelledV1, OrderLineV1, OrderPlacedV1, OrderRejectedV1};
+use contracts::finance::{InvoiceIssuedV1, PaymentAuthorizedV1};
+use contracts::subjects::evt;
+use contracts::{Money, RawEnvelope};
+use platform::delivery::{Delivery, HandlerError};
+use platform::{Db, Tx};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+use uuid::Uuid;
+
+const STATUS: &str =
+    "status = CASE WHEN cancelled = 1 THEN 'cancelled' WHEN rejected = 1 THEN 'rejected'
+    WHEN shipped = 1 THEN 'shipped' WHEN confirmed = 1 THEN 'confirmed' ELSE 'pending' END";
+
+/// Checkout's order events.
+pub async fn apply_checkout(tx: &mut Tx, d: &Delivery) -> Result<bool, HandlerError> {
+    let subject = d.subject.as_str();
+    if !matches!(
+        subject,
+        evt::ORDER_PLACED_V1
+            | evt::ORDER_CONFIRMED_V1
+            | evt::ORDER_REJECTED_V1
+            | evt::ORDER_CANCELLED_V1
+    ) {
+        return Ok(false);
+    }
+    let raw = d.raw()?;
+    let order_id = order_id_of(&raw)?;
+    touch(tx, order_id, d, &raw).await?;
+    match subject {
+        evt::ORDER_PLACED_V1 => {
+            let e = raw.decode::<OrderPlacedV1>()?.data;
+            let lines =
+                serde_json::to_string(&e.lines).map_err(|e| HandlerError::Poison(e.to_string()))?;
+            sqlx::query(
+                "UPDATE orders_view SET customer_id = $1, lines = $2, net_minor = $3, currency = $4, created_at = $5
+                 WHERE order_id = $6",
+            )
+            .bind(&e.customer_id)
+            .bind(lines)
+            .bind(e.net.amount_minor)
+            .bind(&e.net.currency)
+            .bind(time(&e.placed_at))
+            .bind(order_id.to_string())
+            .execute(&mut **tx)
+            .await?;
+        }
+        evt::ORDER_CONFIRMED_V1 => flag(tx, order_id, "confirmed", None).await?,
+        evt::ORDER_REJECTED_V1 => {
+            let e = raw.decode::<OrderRejectedV1>()?.data;
+            flag(tx, order_id, "rejected", Some(e.reason)).await?;
+        }
+        _ => {
+            let _ = raw.decode::<OrderCancelledV1>()?;
+            flag(
+                tx,
+                order_id,
+                "cancelled",
+                Some("cancelled_by_customer".into()),
+            )
+            .await?;
+        }
+    }
+    Ok(true)
+}
+
+/// Warehouse's steps of an order (stock levels are catalog's business).
+pub async fn apply_warehouse(tx: &mut Tx, d: &Delivery) -> Result<bool, HandlerError> {
+    if !matches!(
+        d.subject.as_str(),
+        evt::STOCK_RESERVED_V1
+            | evt::STOCK_RESERVATION_FAILED_V1
+            | evt::STOCK_RELEASED_V1
+            | evt::SHIPMENT_DISPATCHED_V1
+    ) {
+        return Ok(false);
+    }
+    let raw = d.raw()?;
+    let order_id = order_id_of(&raw)?;
+    touch(tx, order_id, d, &raw).await?;
+    if d.subject == evt::SHIPMENT_DISPATCHED_V1 {
+        flag(tx, order_id, "shipped", None).await?;
+    }
+    Ok(true)
+}
+
+/// Finance's steps: amounts with tax, payment outcomes, the invoice.
+pub async fn apply_finance(tx: &mut Tx, d: &Delivery) -> Result<bool, HandlerError> {
+    if !d.subject.starts_with("evt.finance.")
+        || contracts::catalog::by_subject(&d.subject).is_none()
+    {
+        return Ok(false);
+    }
+    let raw = d.raw()?;
+    let order_id = order_id_of(&raw)?;
+    touch(tx, order_id, d, &raw).await?;
+    match d.subject.as_str() {
+        evt::PAYMENT_AUTHORIZED_V1 => {
+            let e = raw.decode::<PaymentAuthorizedV1>()?.data;
+            sqlx::query(
+                "UPDATE orders_view SET tax_minor = $1, total_minor = $2 WHERE order_id = $3",
+            )
+            .bind(e.tax.amount_minor)
+            .bind(e.total.amount_minor)
+            .bind(order_id.to_string())
+            .execute(&mut **tx)
+            .await?;
+        }
+        evt::INVOICE_ISSUED_V1 => {
+            let e = raw.decode::<InvoiceIssuedV1>()?.data;
+            let body =
+                serde_json::to_string(&e).map_err(|e| HandlerError::Poison(e.to_string()))?;
+            sqlx::query(
+                "INSERT INTO invoice_view (order_id, number, body, issued_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (order_id) DO UPDATE SET number = $2, body = $3, issued_at = $4",
+            )
+            .bind(order_id.to_string())
+            .bind(&e.number)
+            .bind(body)
+            .bind(time(&e.issued_at))
+            .execute(&mut **tx)
+            .await?;
+        }
+        _ => {}
+    }
+    Ok(true)
+}
+
+fn order_id_of(raw: &RawEnvelope) -> Result<Uuid, HandlerError> {
+    raw.data
+        .get("order_id")
+        .and_then(|v| v.as_str())
+        .and_then(|s| Uuid::parse_str(s).ok())
+        .ok_or_else(|| HandlerError::Poison(format!("{} without a valid order_id", raw.event_type)))
+}
+
+fn time(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// Makes sure the order row exists and records the step on the timeline.
+async fn touch(
+    tx: &mut Tx,
+    order_id: Uuid,
+    d: &Delivery,
+    raw: &RawEnvelope,
+) -> Result<(), sqlx::Error> {
+    let at = time(&raw.time);
+    sqlx::query(
+        "INSERT INTO orders_view (order_id, updated_at) VALUES ($1, $2)
+         ON CONFLICT (order_id) DO UPDATE SET updated_at = $2",
+    )
+    .bind(order_id.to_string())
+    .bind(&at)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO order_timeline (order_id, stream, seq, event_type, at) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (order_id, stream, seq) DO NOTHING",
+    )
+    .bind(order_id.to_string())
+    .bind(&d.stream)
+    .bind(i64::try_from(d.stream_seq).unwrap_or(i64::MAX))
+    .bind(&raw.event_type)
+    .bind(&at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn flag(
+    tx: &mut Tx,
+    order_id: Uuid,
+    column: &'static str,
+    reason: Option<String>,
+) -> Result<(), sqlx::Error> {
+    // `column` is one of our constants, never input.
+    sqlx::query(&format!(
+        "UPDATE orders_view SET {column} = 1, reason = COALESCE($1, reason), {STATUS} WHERE order_id = $2"
+    ))
+    .bind(reason)
+    .bind(order_id.to_string())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// An order as the view holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderView {
+    pub order_id: Uuid,
+    pub customer_id: String,
+    pub status: String,
+    pub lines: Vec<OrderLineV1>,
+    pub net: Money,
+    pub tax: Option<Money>,
+    pub total: Option<Money>,
+    pub reason: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub timeline: Vec<(String, String)>,
+}
+
+const COLUMNS: &str =
+    "order_id, customer_id, status, lines, net_minor, tax_minor, total_minor, currency, reason,
+    created_at, updated_at";
+
+/// The order, if it has been placed and belongs to `customer`.
+pub async fn find(
+    db: &Db,
+    order_id: Uuid,
+    customer: &str,
+) -> Result<Option<OrderView>, sqlx::Error> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM orders_view WHERE order_id = $1 AND customer_id = $2 AND lines IS NOT NULL"
+    ))
+    .bind(order_id.to_string())
+    .bind(customer)
+    .fetch_optional(db.pool())
+    .await?;
+    match row {
+        Some(row) => {
+            let mut order = from_row(&row)?;
+            order.timeline = timeline(db, order_id).await?;
+            Ok(Some(order))
+        }
+        None => Ok(None),
+    }
+}
+
+/// A customer's orders, newest first, after the `before` position.
+pub async fn list(
+    db: &Db,
+    customer: &str,
+    before: Option<(String, Uuid)>,
+    limit: i64,
+) -> Result<Vec<OrderView>, sqlx::Error> {
+    let rows = match before {
+        None => {
+            sqlx::query(&format!(
+                "SELECT {COLUMNS} FROM orders_view WHERE customer_id = $1 AND lines IS NOT NULL
+                 ORDER BY created_at DESC, order_id DESC LIMIT $2"
+            ))
+            .bind(customer)
+            .bind(limit)
+            .fetch_all(db.pool())
+            .await?
+        }
+        Some((created_at, id)) => {
+            sqlx::query(&format!(
+                "SELECT {COLUMNS} FROM orders_view WHERE customer_id = $1 AND lines IS NOT NULL
+                   AND (created_at < $2 OR (created_at = $2 AND order_id < $3))
+                 ORDER BY created_at DESC, order_id DESC LIMIT $4"
+            ))
+            .bind(customer)
+            .bind(created_at)
+            .bind(id.to_string())
+            .bind(limit)
+            .fetch_all(db.pool())
+            .await?
+        }
+    };
+    let mut orders = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let mut order = from_row(row)?;
+        order.timeline = timeline(db, order.order_id).await?;
+        orders.push(order);
+    }
+    Ok(orders)
+}
+
+async fn timeline(db: &Db, order_id: Uuid) -> Result<Vec<(String, String)>, sqlx::Error> {
+    sqlx::query_as::<_, (String, String)>(
+        "SELECT event_type, at FROM order_timeline WHERE order_id = $1 ORDER BY at, stream, seq",
+    )
+    .bind(order_id.to_string())
+    .fetch_all(db.pool())
+    .await
+}
+
+fn from_row(r: &AnyRow) -> Result<OrderView, sqlx::Error> {
+    let decode = |e: Box<dyn std::error::Error + Send + Sync>| sqlx::Error::Decode(e);
+    let id: String = r.try_get("order_id")?;
+    let lines: String = r.try_get("lines")?;
+    let currency: Option<String> = r.try_get("currency")?;
+    let currency = currency.unwrap_or_else(|| "EUR".into());
+    let money = |minor: Option<i64>| {
+        minor.map(|amount_minor| Money {
+            amount_minor,
+            currency: currency.clone(),
+        })
+    };
+    let net: Option<i64> = r.try_get("net_minor")?;
+    Ok(OrderView {
+        order_id: Uuid::parse_str(&id).map_err(|e| decode(Box::new(e)))?,
+        customer_id: r
+            .try_get::<Option<String>, _>("customer_id")?
+            .unwrap_or_default(),
+        status: r.try_get("status")?,
+        lines: serde_json::from_str(&lines).map_err(|e| decode(Box::new(e)))?,
+        net: money(net).unwrap_or_else(|| Money::zero(&currency)),
+        tax: money(r.try_get("tax_minor")?),
+        total: money(r.try_get("total_minor")?),
+        reason: r.try_get("reason")?,
+        created_at: r
+            .try_get::<Option<String>, _>("created_at")?
+            .unwrap_or_default(),
+        updated_at: r.try_get("updated_at")?,
+        timeline: Vec::new(),
+    })
+}
+
+/// The invoice of an order, as issued.
+pub async fn invoice(db: &Db, order_id: Uuid) -> Result<Option<InvoiceIssuedV1>, sqlx::Error> {
+    let body: Option<String> =
+        sqlx::query_scalar("SELECT body FROM invoice_view WHERE order_id = $1")
+            .bind(order_id.to_string())
+            .fetch_optional(db.pool())
+            .await?;
+    body.map(|b| serde_json::from_str(&b).map_err(|e| sqlx::Error::Decode(Box::new(e))))
+        .transpose()
+}
