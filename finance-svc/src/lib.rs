@@ -1,13 +1,36 @@
-//! finance-svc: the finance team's service. It will own payments, tax and
-//! invoices and publish `evt.finance.>`; so far (walking skeleton) it starts
-//! on the platform runtime, declares its stream and serves health and
-//! metrics. The order saga issue fills it in.
+//! finance-svc: the finance team's service. It owns payments, tax and
+//! invoices and publishes `evt.finance.>`. It reacts to checkout's order
+//! events: a placed order is taxed by shipping country and authorised with
+//! the (simulated) card provider; a confirmed one is captured and invoiced
+//! with a gap-free number per year; a rejected or cancelled one has its
+//! hold voided or its capture refunded. Every reaction happens exactly once
+//! (inbox and outbox in the reaction's transaction), whatever the number of
+//! instances and the order in which the events arrive.
+
+pub mod domain;
+pub mod handlers;
+pub mod provider;
+pub mod store;
 
 use std::future::Future;
+use std::time::Duration;
 
-use contracts::subjects::FINANCE_SVC;
+use contracts::subjects::{durable, evt, FINANCE_SVC};
 use contracts::Team;
+use platform::streams::ConsumerSpec;
 use platform::{Runtime, ServiceArgs};
+
+/// The checkout events finance consumes (its declared contract versions).
+pub const CONSUMES: &[&str] = &[
+    evt::ORDER_PLACED_V1,
+    evt::ORDER_CONFIRMED_V1,
+    evt::ORDER_REJECTED_V1,
+    evt::ORDER_CANCELLED_V1,
+];
+
+/// Orders handled at once; one order's events stay in order in its lane.
+/// Worth more than one mainly because `tok_slow` keeps its lane waiting.
+const LANES: usize = 8;
 
 /// finance-svc's command line.
 #[derive(Debug, clap::Parser)]
@@ -19,12 +42,41 @@ use platform::{Runtime, ServiceArgs};
 pub struct Args {
     #[command(flatten)]
     pub service: ServiceArgs,
+
+    /// How long the simulated card provider takes to answer for `tok_slow`,
+    /// in milliseconds.
+    #[arg(long, env = "BAZAAR_SLOW_TOKEN_MS", default_value_t = 2000)]
+    pub slow_token_ms: u64,
 }
 
+/// finance's durable consumer of checkout's stream.
+pub fn consumer_spec() -> ConsumerSpec {
+    ConsumerSpec::new(Team::Checkout.stream(), durable::FINANCE, CONSUMES).with_lanes(LANES)
+}
+
+/// Builds the service and runs it until `shutdown` resolves.
 pub async fn run(
     args: Args,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let rt = Runtime::start(FINANCE_SVC, Some(Team::Finance), &args.service, None).await?;
+    let mut rt = Runtime::start(
+        FINANCE_SVC,
+        Some(Team::Finance),
+        &args.service,
+        Some(&platform::migrations!()),
+    )
+    .await?;
+    let spec = consumer_spec();
+    let slow = Duration::from_millis(args.slow_token_ms);
+    // A provider slower than the ack wait would have its order redelivered
+    // (to another instance) while it is still being authorised.
+    anyhow::ensure!(
+        slow < spec.ack_wait,
+        "--slow-token-ms must be shorter than the consumer's ack wait of {:?}",
+        spec.ack_wait
+    );
+    let provider = provider::CardProvider::new(slow);
+    let finance = handlers::Finance::new(rt.db.clone(), rt.outbox.clone(), provider);
+    rt.consume(spec, finance).await?;
     rt.run_until_stopped(None, shutdown).await
 }

@@ -64,10 +64,25 @@ where
             crate::fault::point(crate::fault::OUTBOX_AFTER_COMMIT);
             outbox.notify();
             let stream_seq = outbox.publish_now(&decided.events).await;
-            Reply::Ok {
+            let reply = Reply::Ok {
                 value: decided.value,
                 stream_seq,
+            };
+            // A repeat must get this reply, stream sequence included (for
+            // read-your-writes); the committed one has none yet.
+            if let (Some(_), Ok(stored)) = (stream_seq, serde_json::to_string(&reply)) {
+                let update =
+                    sqlx::query("UPDATE platform_command_log SET reply = $1 WHERE command_id = $2");
+                if let Err(error) = update
+                    .bind(stored)
+                    .bind(command_id)
+                    .execute(db.pool())
+                    .await
+                {
+                    tracing::warn!(command_id, %error, "could not store the reply's stream sequence");
+                }
             }
+            reply
         }
         Err(Refusal::Rejected(error)) => Reply::Error { error },
         Err(Refusal::Failed(error)) => {

@@ -82,15 +82,18 @@ async fn consume<H: EventHandler>(
             };
             match next {
                 None => anyhow::bail!("message stream ended"),
-                Some(Err(error)) => tracing::debug!(consumer = %spec.durable, %error, "pull stream error"),
+                Some(Err(error)) => {
+                    tracing::debug!(consumer = %spec.durable, %error, "pull stream error")
+                }
                 Some(Ok(message)) => process(js, service, spec, handler, message).await,
             }
         }
     }
     // Lanes: each aggregate's messages go to one lane and are handled there
     // in order; different aggregates proceed in parallel.
-    let (senders, receivers): (Vec<_>, Vec<_>) =
-        (0..spec.lanes).map(|_| tokio::sync::mpsc::channel::<jetstream::Message>(spec.batch.max(1))).unzip();
+    let (senders, receivers): (Vec<_>, Vec<_>) = (0..spec.lanes)
+        .map(|_| tokio::sync::mpsc::channel::<jetstream::Message>(spec.batch.max(1)))
+        .unzip();
     let lanes = futures::future::join_all(receivers.into_iter().map(|mut rx| async move {
         while let Some(message) = rx.recv().await {
             process(js, service, spec, handler, message).await;
@@ -104,7 +107,9 @@ async fn consume<H: EventHandler>(
             };
             match next {
                 None => break Err(anyhow::anyhow!("message stream ended")),
-                Some(Err(error)) => tracing::debug!(consumer = %spec.durable, %error, "pull stream error"),
+                Some(Err(error)) => {
+                    tracing::debug!(consumer = %spec.durable, %error, "pull stream error")
+                }
                 Some(Ok(message)) => {
                     let lane = lane_of(&message.payload, senders.len());
                     if senders[lane].send(message).await.is_err() {

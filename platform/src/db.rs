@@ -172,12 +172,25 @@ impl Db {
             )"
             .to_owned(),
         ];
+        // PostgreSQL's CREATE TABLE IF NOT EXISTS is not safe against itself:
+        // instances starting together on a fresh database race on the
+        // catalog. A transaction-scoped advisory lock serialises them.
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .context("creating the platform tables")?;
+        if self.backend == Backend::Postgres {
+            tx.execute("SELECT pg_advisory_xact_lock(7201507361)")
+                .await
+                .context("locking for the platform tables")?;
+        }
         for sql in statements {
-            self.pool
-                .execute(sql.as_str())
+            tx.execute(sql.as_str())
                 .await
                 .context("creating the platform tables")?;
         }
+        tx.commit().await.context("creating the platform tables")?;
         Ok(())
     }
 }

@@ -1,0 +1,10 @@
+//! Integration tests of the platform runtime against a real nats-server
+//! (one per test, without authentication) and real databases: every test
+//! that touches a store runs on each backend of `TestDb::backends()`.
+
+mod commands;
+mod consumer_loop;
+mod database;
+mod outbox_relay;
+mod projections;
+mod support;
