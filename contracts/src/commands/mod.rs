@@ -98,4 +98,3 @@ pub enum Reply<T> {
         error: CommandError,
     },
 }
-

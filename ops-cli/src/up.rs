@@ -1,0 +1,294 @@
+//! `bazaar up`: the whole shop on one machine. Starts nats-server with the
+//! config from `nats/` (unless `--nats-url` names one), then every service
+//! as a child process, waits until each is ready, restarts what dies, and
+//! stops everything in order on Ctrl-C or SIGTERM.
+
+mod broker;
+mod children;
+mod ready;
+mod state;
+
+use std::collections::BTreeMap;
+use std::io::{ErrorKind, IsTerminal};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use contracts::subjects::{EDGE_API, PRODUCT_SVC, SERVICES};
+use platform::nats_server::free_port;
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::info;
+
+use crate::duration::parse_duration;
+use crate::secrets::Secrets;
+use broker::{start_broker, Broker};
+use children::{ChildSpec, Supervisor};
+use state::{ServiceEntry, UpFile, UpState};
+
+const EXAMPLES: &str = "\
+Examples:
+  bazaar up
+  bazaar up --http-addr 127.0.0.1:0 --data-dir /tmp/shop
+  bazaar up --shards 3 --scale checkout-svc=2
+  bazaar up --nats-url nats://127.0.0.1:4222 --nats-user ops --nats-password secret";
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
+pub struct UpArgs {
+    /// Where the shop keeps everything: secrets, the NATS store, databases, logs
+    #[arg(long, env = "BAZAAR_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// Address of the edge (storefront and API); 127.0.0.1:0 picks a free port
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    http_addr: SocketAddr,
+    /// Use this NATS server instead of starting one; every service then
+    /// connects with --nats-user / --nats-password
+    #[arg(long, value_name = "URL")]
+    nats_url: Option<String>,
+    /// User for --nats-url
+    #[arg(long, env = "NATS_USER")]
+    nats_user: Option<String>,
+    /// Password for --nats-url
+    #[arg(long, env = "NATS_PASSWORD", hide_env_values = true)]
+    nats_password: Option<String>,
+    /// Run product-svc as K search shards (`--shard i/K`; no flag when K is 1)
+    #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    shards: u32,
+    /// Run N instances of a service (repeatable); for product-svc, N per shard
+    #[arg(long, value_name = "SERVICE=N", value_parser = parse_scale)]
+    scale: Vec<(String, u32)>,
+    /// Log format of bazaar and of every service
+    #[arg(long, value_enum, env = "BAZAAR_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// How long the services may take to become ready
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    ready_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+impl LogFormat {
+    fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
+fn parse_scale(text: &str) -> Result<(String, u32), String> {
+    let (service, n) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: expected SERVICE=N"))?;
+    if !SERVICES.contains(&service) {
+        return Err(format!(
+            "unknown service {service:?}; one of {}",
+            SERVICES.join(", ")
+        ));
+    }
+    let n: u32 = n
+        .parse()
+        .map_err(|_| format!("{text:?}: N must be a number"))?;
+    if n > 16 {
+        return Err(format!("{text:?}: at most 16 instances"));
+    }
+    Ok((service.to_owned(), n))
+}
+
+pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
+    init_logging(args.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(up(args))
+}
+
+fn init_logging(format: LogFormat) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
+    // Listen for Ctrl-C and SIGTERM before starting anything, so a signal
+    // during start-up still stops what was started.
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    // The children run in process groups of their own (see children.rs):
+    // when the terminal goes away, only `bazaar up` hears of it.
+    let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+
+    std::fs::create_dir_all(args.data_dir.join("logs"))
+        .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
+    let data_dir = args
+        .data_dir
+        .canonicalize()
+        .with_context(|| format!("cannot resolve {}", args.data_dir.display()))?;
+    state::refuse_if_running(&data_dir)?;
+    let bin_dir = children::binaries_dir(&SERVICES)?;
+    let counts = instance_counts(&args)?;
+    let edge_listener = reserve_edge_addr(args.http_addr)?;
+    let edge_addr = edge_listener
+        .local_addr()
+        .context("cannot read the edge address")?;
+    let secrets = Secrets::load_or_create(&data_dir)?;
+    let mut broker = start_broker(&args, &data_dir, &secrets).await?;
+
+    let specs = plan(
+        &args, &data_dir, &bin_dir, &counts, edge_addr, &broker, &secrets,
+    )?;
+    let (ops_user, ops_password) = broker.credentials.of("ops").unwrap_or_default();
+    let up_file = UpFile {
+        http_url: format!("http://{edge_addr}"),
+        nats_url: broker.url.clone(),
+        nats_user: ops_user,
+        nats_password: ops_password,
+        pid: std::process::id(),
+        services: specs
+            .iter()
+            .map(|s| ServiceEntry {
+                instance: s.instance.clone(),
+                pid: None,
+                health_url: s.health_url.clone(),
+            })
+            .collect(),
+    };
+    let up_state = Arc::new(UpState::create(&data_dir, up_file)?);
+    drop(edge_listener);
+    let supervisor = Supervisor::start(specs.clone(), up_state.clone());
+
+    let outcome = tokio::select! {
+        ready = ready::wait_until_ready(&specs, args.ready_timeout) => ready.map(|()| true),
+        _ = terminate.recv() => Ok(false),
+        _ = interrupt.recv() => Ok(false),
+        _ = hangup.recv() => Ok(false),
+    };
+    if let Ok(true) = outcome {
+        ready::print_banner(edge_addr, &broker.url, &data_dir);
+        tokio::select! {
+            _ = terminate.recv() => info!("SIGTERM: stopping"),
+            _ = interrupt.recv() => info!("interrupted: stopping"),
+            _ = hangup.recv() => info!("SIGHUP: stopping"),
+        }
+    }
+
+    supervisor.shutdown().await;
+    if let Some(mut nats) = broker.own.take() {
+        tokio::task::spawn_blocking(move || nats.stop())
+            .await
+            .context("nats-server stop task")??;
+        info!("nats-server stopped");
+    }
+    up_state.remove();
+    outcome.map(|_| ExitCode::SUCCESS)
+}
+
+/// How many instances of each service to run.
+fn instance_counts(args: &UpArgs) -> anyhow::Result<BTreeMap<&'static str, u32>> {
+    let mut counts: BTreeMap<&'static str, u32> = SERVICES.iter().map(|s| (*s, 1)).collect();
+    for (service, n) in &args.scale {
+        if let Some(count) = SERVICES
+            .iter()
+            .find(|s| *s == service)
+            .and_then(|s| counts.get_mut(s))
+        {
+            *count = *n;
+        }
+    }
+    if counts.get(EDGE_API).copied().unwrap_or(0) > 1 {
+        bail!("edge-api listens on --http-addr, so `bazaar up` runs one; compose.yaml runs more");
+    }
+    if let Some(product) = counts.get_mut(PRODUCT_SVC) {
+        *product *= args.shards;
+    }
+    Ok(counts)
+}
+
+/// Binds the edge address now, so a busy port fails before anything starts.
+fn reserve_edge_addr(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    match TcpListener::bind(addr) {
+        Ok(listener) => Ok(listener),
+        Err(e) if e.kind() == ErrorKind::AddrInUse => bail!(
+            "{addr} is already in use; pass --http-addr 127.0.0.1:0 for a free port, or another port \
+             (e.g. --http-addr 127.0.0.1:8081)"
+        ),
+        Err(e) => Err(e).with_context(|| format!("cannot listen on {addr}")),
+    }
+}
+
+/// Every instance to run, with its arguments and environment.
+fn plan(
+    args: &UpArgs,
+    data_dir: &Path,
+    bin_dir: &Path,
+    counts: &BTreeMap<&'static str, u32>,
+    edge_addr: SocketAddr,
+    broker: &Broker,
+    secrets: &Secrets,
+) -> anyhow::Result<Vec<ChildSpec>> {
+    let mut specs = Vec::new();
+    for service in SERVICES {
+        for i in 0..counts.get(service).copied().unwrap_or(0) {
+            let instance = format!("{service}-{i}");
+            let http_addr = match service {
+                EDGE_API => edge_addr,
+                _ => SocketAddr::from((
+                    [127, 0, 0, 1],
+                    free_port().context("cannot find a free port")?,
+                )),
+            };
+            let mut env = vec![
+                ("NATS_URL".to_owned(), broker.url.clone()),
+                ("BAZAAR_DATA_DIR".to_owned(), data_dir.display().to_string()),
+                ("BAZAAR_HTTP_ADDR".to_owned(), http_addr.to_string()),
+                (
+                    "BAZAAR_LOG_FORMAT".to_owned(),
+                    args.log_format.as_str().to_owned(),
+                ),
+                ("BAZAAR_INSTANCE".to_owned(), instance.clone()),
+            ];
+            if let Some((user, password)) = broker.credentials.of(service) {
+                env.push(("NATS_USER".to_owned(), user));
+                env.push(("NATS_PASSWORD".to_owned(), password));
+            }
+            if service == EDGE_API {
+                env.push(("BAZAAR_JWT_SECRET".to_owned(), secrets.jwt_secret.clone()));
+            }
+            // One shard needs no flag, so the default runs before
+            // product-svc knows about shards.
+            let shard_args = match service {
+                PRODUCT_SVC if args.shards > 1 => vec![
+                    "--shard".to_owned(),
+                    format!("{}/{}", i % args.shards, args.shards),
+                ],
+                _ => Vec::new(),
+            };
+            specs.push(ChildSpec {
+                log: data_dir.join("logs").join(format!("{instance}.log")),
+                health_url: format!("http://{http_addr}"),
+                bin: bin_dir.join(service),
+                args: shard_args,
+                instance,
+                env,
+            });
+        }
+    }
+    Ok(specs)
+}

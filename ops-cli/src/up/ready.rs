@@ -1,0 +1,92 @@
+//! Waiting for every instance to be ready, and telling the user the shop is up.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use tokio::time::Instant;
+use tracing::info;
+
+use super::children::{self, ChildSpec};
+
+/// Polls every instance's `GET /readyz` until all answer 200.
+pub async fn wait_until_ready(specs: &[ChildSpec], timeout: Duration) -> anyhow::Result<()> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .context("cannot build an HTTP client")?;
+    let deadline = Instant::now() + timeout;
+    let mut waiting: Vec<&ChildSpec> = specs.iter().collect();
+    let mut last_error: BTreeMap<String, String> = BTreeMap::new();
+    while !waiting.is_empty() {
+        let mut still = Vec::new();
+        for spec in waiting {
+            match http.get(format!("{}/readyz", spec.health_url)).send().await {
+                Ok(answer) if answer.status() == reqwest::StatusCode::OK => {
+                    info!(instance = %spec.instance, "ready")
+                }
+                Ok(answer) => {
+                    last_error.insert(
+                        spec.instance.clone(),
+                        format!("answered {}", answer.status()),
+                    );
+                    still.push(spec);
+                }
+                Err(e) => {
+                    last_error.insert(spec.instance.clone(), error_chain(&e));
+                    still.push(spec);
+                }
+            }
+        }
+        waiting = still;
+        if waiting.is_empty() {
+            break;
+        }
+        if Instant::now() >= deadline {
+            let spec = waiting[0];
+            let names: Vec<&str> = waiting.iter().map(|s| s.instance.as_str()).collect();
+            bail!(
+                "not ready after {timeout:?}: {} (GET {}/readyz: {}); the end of {}:\n{}",
+                names.join(", "),
+                spec.health_url,
+                last_error
+                    .get(&spec.instance)
+                    .map_or("no answer", String::as_str),
+                spec.log.display(),
+                children::log_tail(&spec.log, 20)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Ok(())
+}
+
+/// An error and its sources, e.g. `error sending request: connection refused`.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+pub fn print_banner(edge: SocketAddr, nats_url: &str, data_dir: &Path) {
+    let bazaar = std::env::args()
+        .next()
+        .unwrap_or_else(|| "bazaar".to_owned());
+    let data = data_dir.display();
+    println!(
+        "\nBazaar is up.\n\n  \
+         storefront  http://{edge}/\n  \
+         API docs    http://{edge}/docs\n  \
+         NATS        {nats_url}  (user ops; password in {data}/up.json)\n  \
+         logs        {data}/logs/\n  \
+         a token     {bazaar} token --customer alice --data-dir {data}\n              \
+         (add --admin for catalog and stock writes)\n\n\
+         Stop with Ctrl-C.\n"
+    );
+}

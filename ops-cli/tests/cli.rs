@@ -1,0 +1,402 @@
+//! The `bazaar` binary as a user runs it. `up` is tested against stand-in
+//! services (the test kit's fakes) next to a copy of the binary, so these
+//! tests check the launcher, not the services.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use bazaar_testkit::{fake_started_with, wait_for, wait_until, write_fake_services};
+use contracts::auth::{Claims, Role};
+use jsonwebtoken::{decode, DecodingKey, Validation};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use tempfile::TempDir;
+
+const BAZAAR: &str = env!("CARGO_BIN_EXE_bazaar");
+
+fn bazaar(bin: &Path) -> Command {
+    let mut cmd = Command::new(bin);
+    for key in [
+        "BAZAAR_DATA_DIR",
+        "BAZAAR_LOG_FORMAT",
+        "NATS_USER",
+        "NATS_PASSWORD",
+    ] {
+        cmd.env_remove(key);
+    }
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+fn run(bin: &Path, args: &[&str]) -> Output {
+    bazaar(bin).args(args).output().expect("bazaar runs")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A copy of `bazaar` in a directory of its own, with fake services (or
+/// none) beside it, and a data dir.
+struct Sandbox {
+    dir: TempDir,
+}
+
+impl Sandbox {
+    fn new(with_services: bool) -> Sandbox {
+        let dir = tempfile::tempdir().expect("temp dir");
+        fs::create_dir(dir.path().join("bin")).expect("bin dir");
+        fs::copy(BAZAAR, dir.path().join("bin/bazaar")).expect("bazaar copied");
+        if with_services {
+            write_fake_services(&dir.path().join("bin")).expect("fakes written");
+        }
+        Sandbox { dir }
+    }
+    fn bin(&self) -> PathBuf {
+        self.dir.path().join("bin/bazaar")
+    }
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+    fn data_arg(&self) -> String {
+        self.data().display().to_string()
+    }
+    fn up_json(&self) -> Option<serde_json::Value> {
+        serde_json::from_str(&fs::read_to_string(self.data().join("up.json")).ok()?).ok()
+    }
+}
+
+/// A running `bazaar up`; SIGKILLed on drop (with what it started) if a
+/// test failed before stopping it.
+struct Up {
+    child: Child,
+    sandbox: Sandbox,
+}
+
+impl Up {
+    fn start(sandbox: Sandbox, extra: &[&str]) -> Up {
+        let out = fs::File::create(sandbox.dir.path().join("up.out")).expect("out file");
+        let err = fs::File::create(sandbox.dir.path().join("up.err")).expect("err file");
+        let child = bazaar(&sandbox.bin())
+            .args([
+                "up",
+                "--data-dir",
+                &sandbox.data_arg(),
+                "--http-addr",
+                "127.0.0.1:0",
+                "--ready-timeout",
+                "30s",
+            ])
+            .args(extra)
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("bazaar up starts");
+        Up { child, sandbox }
+    }
+
+    fn output(&self) -> String {
+        let read =
+            |name: &str| fs::read_to_string(self.sandbox.dir.path().join(name)).unwrap_or_default();
+        format!("{}{}", read("up.out"), read("up.err"))
+    }
+
+    async fn wait_until_up(&self) {
+        wait_until(
+            Duration::from_secs(40),
+            "bazaar up prints its banner",
+            || async { self.output().contains("Bazaar is up") },
+        )
+        .await;
+    }
+
+    fn signal(&self, signal: Signal) {
+        kill(Pid::from_raw(self.child.id() as i32), signal).expect("signal sent");
+    }
+
+    async fn wait_for_exit(&mut self) -> std::process::ExitStatus {
+        wait_for(Duration::from_secs(30), "bazaar up exits", || {
+            let exited = self.child.try_wait().ok().flatten();
+            async move { exited }
+        })
+        .await
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            for pid in pids(&self.sandbox.up_json().unwrap_or_default()) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+fn pids(up: &serde_json::Value) -> Vec<i32> {
+    let services = up["services"].as_array().cloned().unwrap_or_default();
+    services
+        .iter()
+        .filter_map(|s| s["pid"].as_i64())
+        .map(|p| p as i32)
+        .collect()
+}
+
+fn pid_of(up: &serde_json::Value, instance: &str) -> Option<i64> {
+    up["services"]
+        .as_array()?
+        .iter()
+        .find(|s| s["instance"] == instance)?["pid"]
+        .as_i64()
+}
+
+#[tokio::test]
+async fn up_runs_every_service_restarts_a_killed_one_and_stops_everything_on_ctrl_c() {
+    let mut up = Up::start(Sandbox::new(true), &["--shards", "2"]);
+    up.wait_until_up().await;
+    let data = up.sandbox.data();
+    let state = up.sandbox.up_json().expect("up.json written");
+    let instances: Vec<&str> = state["services"]
+        .as_array()
+        .expect("services")
+        .iter()
+        .filter_map(|s| s["instance"].as_str())
+        .collect();
+    assert_eq!(
+        instances,
+        [
+            "product-svc-0",
+            "product-svc-1",
+            "checkout-svc-0",
+            "warehouse-svc-0",
+            "finance-svc-0",
+            "edge-api-0"
+        ]
+    );
+    assert_eq!(state["nats_user"], "ops");
+    let secrets: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(data.join("secrets.json")).expect("secrets"))
+            .expect("json");
+    assert_eq!(state["nats_password"], secrets["nats_passwords"]["ops"]);
+
+    let edge = fake_started_with(&data, "edge-api-0").expect("edge started");
+    assert_eq!(edge["env"]["NATS_USER"], "edge-api");
+    assert_eq!(
+        edge["env"]["NATS_PASSWORD"],
+        secrets["nats_passwords"]["edge-api"]
+    );
+    assert_eq!(edge["env"]["BAZAAR_JWT_SECRET"], secrets["jwt_secret"]);
+    assert_eq!(
+        format!(
+            "http://{}",
+            edge["env"]["BAZAAR_HTTP_ADDR"].as_str().unwrap_or_default()
+        ),
+        state["http_url"].as_str().unwrap_or_default()
+    );
+    let product = fake_started_with(&data, "product-svc-1").expect("product started");
+    assert_eq!(product["args"], serde_json::json!(["--shard", "1/2"]));
+    assert_eq!(product["env"]["BAZAAR_INSTANCE"], "product-svc-1");
+    assert_eq!(
+        product["env"]["BAZAAR_DATA_DIR"],
+        data.canonicalize().expect("data dir").display().to_string()
+    );
+
+    // A customer token verifies with the secret the edge was given.
+    let token = run(
+        &up.sandbox.bin(),
+        &[
+            "token",
+            "--customer",
+            "alice",
+            "--data-dir",
+            &up.sandbox.data_arg(),
+        ],
+    );
+    assert!(token.status.success(), "{}", stderr(&token));
+    let secret = edge["env"]["BAZAAR_JWT_SECRET"]
+        .as_str()
+        .unwrap_or_default()
+        .as_bytes()
+        .to_vec();
+    let claims = decode::<Claims>(
+        String::from_utf8_lossy(&token.stdout).trim(),
+        &DecodingKey::from_secret(&secret),
+        &Validation::default(),
+    )
+    .expect("the edge's secret verifies the token")
+    .claims;
+    assert_eq!(
+        (claims.sub.as_str(), claims.role),
+        ("alice", Role::Customer)
+    );
+
+    // A second shop on the same data dir is refused.
+    let second = run(
+        &up.sandbox.bin(),
+        &[
+            "up",
+            "--data-dir",
+            &up.sandbox.data_arg(),
+            "--http-addr",
+            "127.0.0.1:0",
+        ],
+    );
+    assert_eq!(second.status.code(), Some(1));
+    assert!(
+        stderr(&second).contains("a shop is already running from this data dir"),
+        "{}",
+        stderr(&second)
+    );
+
+    // A killed child comes back.
+    let old = pid_of(&state, "checkout-svc-0").expect("checkout pid");
+    kill(Pid::from_raw(old as i32), Signal::SIGKILL).expect("killed");
+    let health = state["services"][2]["health_url"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    wait_until(
+        Duration::from_secs(20),
+        "checkout-svc-0 is restarted and ready",
+        || async {
+            let restarted = up
+                .sandbox
+                .up_json()
+                .and_then(|s| pid_of(&s, "checkout-svc-0"))
+                .is_some_and(|p| p != old);
+            let ready = reqwest::get(format!("{health}/readyz"))
+                .await
+                .is_ok_and(|r| r.status() == 200);
+            restarted && ready
+        },
+    )
+    .await;
+
+    // Ctrl-C stops everything and removes up.json.
+    let running = pids(&up.sandbox.up_json().expect("up.json"));
+    up.signal(Signal::SIGINT);
+    let status = up.wait_for_exit().await;
+
+    assert!(status.success(), "{status}: {}", up.output());
+    assert!(up.sandbox.up_json().is_none(), "up.json is removed");
+    for pid in running {
+        assert!(
+            kill(Pid::from_raw(pid), None).is_err(),
+            "pid {pid} still runs"
+        );
+    }
+    assert!(
+        up.output().contains("nats-server stopped"),
+        "{}",
+        up.output()
+    );
+}
+
+#[tokio::test]
+async fn up_fails_clearly_when_the_http_addr_is_busy() {
+    let sandbox = Sandbox::new(true);
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bound");
+    let addr = busy.local_addr().expect("addr").to_string();
+
+    let output = run(
+        &sandbox.bin(),
+        &[
+            "up",
+            "--data-dir",
+            &sandbox.data_arg(),
+            "--http-addr",
+            &addr,
+        ],
+    );
+
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(
+        err.contains("already in use") && err.contains("--http-addr 127.0.0.1:0"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn up_names_the_missing_service_binaries_and_how_to_build_them() {
+    let sandbox = Sandbox::new(false);
+
+    let output = run(
+        &sandbox.bin(),
+        &[
+            "up",
+            "--data-dir",
+            &sandbox.data_arg(),
+            "--http-addr",
+            "127.0.0.1:0",
+        ],
+    );
+
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(
+        err.contains("product-svc") && err.contains("cargo build --release --workspace"),
+        "{err}"
+    );
+}
+
+#[test]
+fn token_without_a_data_dir_says_to_run_up_first() {
+    let dir = tempfile::tempdir().expect("temp dir");
+
+    let output = run(
+        Path::new(BAZAAR),
+        &[
+            "token",
+            "--customer",
+            "alice",
+            "--data-dir",
+            &dir.path().display().to_string(),
+        ],
+    );
+
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("run `bazaar up` first or pass --data-dir"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn commands_not_built_yet_say_so_and_exit_with_2() {
+    for command in ["streams", "tail", "replay", "dlq", "seed", "load"] {
+        let output = run(Path::new(BAZAAR), &[command, "--json"]);
+
+        assert_eq!(output.status.code(), Some(2), "{command}");
+        assert!(
+            stderr(&output).contains("not yet implemented (issue"),
+            "{command}: {}",
+            stderr(&output)
+        );
+    }
+}
+
+#[test]
+fn help_lists_every_command_with_examples() {
+    let output = run(Path::new(BAZAAR), &["--help"]);
+
+    let help = String::from_utf8_lossy(&output.stdout);
+    for command in [
+        "up",
+        "token",
+        "streams",
+        "tail",
+        "replay",
+        "dlq",
+        "seed",
+        "load",
+        "Examples:",
+    ] {
+        assert!(help.contains(command), "{command} missing from:\n{help}");
+    }
+}

@@ -1,0 +1,25 @@
+//! Test support for every Bazaar crate, in one place: a real nats-server per
+//! test with the real users and permissions ([`TestNats`]), a fresh database
+//! per test on SQLite or PostgreSQL ([`TestDb`]), the whole shop as real
+//! processes ([`Shop`]), and [`wait_until`] so tests wait on conditions with
+//! a deadline instead of sleeping.
+//!
+//! Everything a test starts is stopped when the handle drops, and every
+//! test gets its own ports and directories, so tests run in parallel.
+//! Helpers panic with a descriptive message instead of returning errors:
+//! a failed set-up is a failed test.
+
+mod db;
+mod fake;
+mod nats;
+mod process;
+mod shop;
+mod token;
+mod wait;
+
+pub use db::{Backend, TestDb};
+pub use fake::{fake_started_with, write_fake_services, write_scripts};
+pub use nats::{ConnectionEvents, TestNats};
+pub use shop::{Service, Shop, ShopBuilder};
+pub use token::mint_token;
+pub use wait::{wait_for, wait_until};

@@ -1,0 +1,294 @@
+//! The whole shop as real processes, for system tests: a [`TestNats`] and
+//! the service binaries, each with the environment `bazaar up` gives it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use contracts::auth::Role;
+use contracts::subjects;
+use platform::nats_server::free_port;
+use tempfile::TempDir;
+
+mod builder;
+
+pub use builder::ShopBuilder;
+
+use crate::process::{stop_all, ServiceProcess};
+use crate::{mint_token, TestDb, TestNats};
+
+/// A service binary the shop runs; its name is also its NATS user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Service {
+    Product,
+    Checkout,
+    Warehouse,
+    Finance,
+    Edge,
+}
+
+impl Service {
+    pub const ALL: [Service; 5] = [
+        Service::Product,
+        Service::Checkout,
+        Service::Warehouse,
+        Service::Finance,
+        Service::Edge,
+    ];
+
+    /// The binary, and the NATS user it connects as.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Service::Product => subjects::PRODUCT_SVC,
+            Service::Checkout => subjects::CHECKOUT_SVC,
+            Service::Warehouse => subjects::WAREHOUSE_SVC,
+            Service::Finance => subjects::FINANCE_SVC,
+            Service::Edge => subjects::EDGE_API,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Instance {
+    service: Service,
+    process: ServiceProcess,
+}
+
+/// A running shop. Every process it started is stopped when it drops.
+#[derive(Debug)]
+pub struct Shop {
+    instances: Vec<Instance>,
+    nats: TestNats,
+    dbs: BTreeMap<Service, TestDb>,
+    jwt_secret: String,
+    http: reqwest::Client,
+    ready_timeout: Duration,
+    dir: TempDir,
+}
+
+impl Shop {
+    pub fn builder() -> ShopBuilder {
+        ShopBuilder::new()
+    }
+
+    /// The edge's base URL, e.g. `http://127.0.0.1:40123`.
+    pub fn http_url(&self) -> String {
+        let edge = self.instances.iter().find(|i| i.service == Service::Edge);
+        match edge.and_then(|i| i.process.env.get("BAZAAR_HTTP_ADDR")) {
+            Some(addr) => format!("http://{addr}"),
+            None => panic!("this shop runs no edge-api"),
+        }
+    }
+
+    /// The health/metrics base URL of one instance, e.g. `checkout-svc-0`.
+    pub fn health_url(&self, instance: &str) -> String {
+        match self
+            .instances
+            .iter()
+            .find(|i| i.process.instance == instance)
+        {
+            Some(i) => format!(
+                "http://{}",
+                i.process
+                    .env
+                    .get("BAZAAR_HTTP_ADDR")
+                    .map_or("", String::as_str)
+            ),
+            None => panic!("no instance {instance:?} in this shop"),
+        }
+    }
+
+    /// The instance names, e.g. `product-svc-0`.
+    pub fn instances(&self) -> Vec<&str> {
+        self.instances
+            .iter()
+            .map(|i| i.process.instance.as_str())
+            .collect()
+    }
+
+    pub fn nats(&self) -> &TestNats {
+        &self.nats
+    }
+
+    pub fn nats_mut(&mut self) -> &mut TestNats {
+        &mut self.nats
+    }
+
+    /// The data directory every service shares (`BAZAAR_DATA_DIR`).
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The `DATABASE_URL` of a service that runs on PostgreSQL.
+    pub fn database_url(&self, service: Service) -> Option<&str> {
+        self.dbs.get(&service).map(TestDb::url)
+    }
+
+    /// The log output of one instance so far (its last 200 lines).
+    pub fn log_of(&self, instance: &str) -> String {
+        self.instances
+            .iter()
+            .find(|i| i.process.instance == instance)
+            .map(|i| i.process.log_tail(200))
+            .unwrap_or_default()
+    }
+
+    pub fn admin_token(&self) -> String {
+        mint_token(
+            &self.jwt_secret,
+            "admin",
+            Role::Admin,
+            Duration::from_secs(3600),
+        )
+    }
+
+    pub fn customer_token(&self, customer: &str) -> String {
+        mint_token(
+            &self.jwt_secret,
+            customer,
+            Role::Customer,
+            Duration::from_secs(3600),
+        )
+    }
+
+    /// Kills every instance of `service` with SIGKILL, as a crash would.
+    pub fn kill(&mut self, service: Service) {
+        self.of(service).for_each(|p| p.kill());
+    }
+
+    /// Kills one instance (e.g. `product-svc-1`) with SIGKILL.
+    pub fn kill_instance(&mut self, instance: &str) {
+        self.instances
+            .iter_mut()
+            .filter(|i| i.process.instance == instance)
+            .for_each(|i| i.process.kill());
+    }
+
+    /// Stops every instance of `service` gracefully (SIGTERM, 10 s grace).
+    pub fn stop(&mut self, service: Service) {
+        stop_all(self.of(service), Duration::from_secs(10));
+    }
+
+    /// Starts the instances of `service` that do not run, with the same
+    /// environment as before, and waits until they are ready.
+    pub async fn start(&mut self, service: Service) {
+        let stopped: Vec<usize> = (0..self.instances.len())
+            .filter(|&n| {
+                self.instances[n].service == service && !self.instances[n].process.is_running()
+            })
+            .collect();
+        if let Err(e) = self.launch(&stopped).await {
+            panic!("cannot start {}: {e:#}", service.name());
+        }
+    }
+
+    /// Stops every process (the services, then the broker).
+    pub fn stop_all(&mut self) {
+        stop_all(
+            self.instances.iter_mut().map(|i| &mut i.process),
+            Duration::from_secs(10),
+        );
+        self.nats.stop();
+    }
+
+    fn of(&mut self, service: Service) -> impl Iterator<Item = &mut ServiceProcess> {
+        self.instances
+            .iter_mut()
+            .filter(move |i| i.service == service)
+            .map(|i| &mut i.process)
+    }
+
+    /// The environment contract of `bazaar up` (ops-cli/src/up/children.rs).
+    fn env_for(
+        &self,
+        service: Service,
+        instance: &str,
+    ) -> anyhow::Result<BTreeMap<String, String>> {
+        let user = service.name();
+        let port = free_port().context("cannot find a free port")?;
+        let mut env = BTreeMap::from([
+            ("NATS_URL".to_owned(), self.nats.url()),
+            ("NATS_USER".to_owned(), user.to_owned()),
+            (
+                "NATS_PASSWORD".to_owned(),
+                self.nats.password_for(user).to_owned(),
+            ),
+            (
+                "BAZAAR_DATA_DIR".to_owned(),
+                self.dir.path().display().to_string(),
+            ),
+            ("BAZAAR_HTTP_ADDR".to_owned(), format!("127.0.0.1:{port}")),
+            ("BAZAAR_LOG_FORMAT".to_owned(), "text".to_owned()),
+            ("BAZAAR_INSTANCE".to_owned(), instance.to_owned()),
+        ]);
+        if service == Service::Edge {
+            env.insert("BAZAAR_JWT_SECRET".to_owned(), self.jwt_secret.clone());
+        }
+        if let Some(db) = self.dbs.get(&service) {
+            env.insert("DATABASE_URL".to_owned(), db.url().to_owned());
+        }
+        Ok(env)
+    }
+
+    /// Spawns the given instances and waits until each answers `/readyz`
+    /// with 200. An instance that dies because another process took its
+    /// port first is given a new port, a few times.
+    async fn launch(&mut self, which: &[usize]) -> anyhow::Result<()> {
+        for &n in which {
+            self.instances[n].process.spawn()?;
+        }
+        for &n in which {
+            let mut port_retries = 3;
+            let deadline = Instant::now() + self.ready_timeout;
+            loop {
+                let process = &mut self.instances[n].process;
+                if let Some(status) = process.exit_status() {
+                    let tail = process.log_tail(30);
+                    if port_retries > 0 && tail.contains("in use") {
+                        port_retries -= 1;
+                        let port = free_port().context("cannot find a free port")?;
+                        process
+                            .env
+                            .insert("BAZAAR_HTTP_ADDR".to_owned(), format!("127.0.0.1:{port}"));
+                        process.spawn()?;
+                        continue;
+                    }
+                    bail!(
+                        "{} exited ({status}) before it was ready; its log ends with:\n{tail}",
+                        process.instance
+                    );
+                }
+                let addr = process
+                    .env
+                    .get("BAZAAR_HTTP_ADDR")
+                    .cloned()
+                    .unwrap_or_default();
+                let ready = self.http.get(format!("http://{addr}/readyz")).send().await;
+                if ready.is_ok_and(|r| r.status() == reqwest::StatusCode::OK) {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    let process = &self.instances[n].process;
+                    bail!(
+                        "{} did not answer GET /readyz with 200 within {:?}; its log ends with:\n{}",
+                        process.instance,
+                        self.ready_timeout,
+                        process.log_tail(30)
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Shop {
+    fn drop(&mut self) {
+        stop_all(
+            self.instances.iter_mut().map(|i| &mut i.process),
+            Duration::from_secs(10),
+        );
+    }
+}
