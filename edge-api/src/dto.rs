@@ -229,9 +229,19 @@ pub struct Invoice {
     #[schema(example = "2026-000042")]
     pub number: String,
     pub order_id: Uuid,
-    pub lines: Vec<OrderLine>,
+    pub lines: Vec<InvoiceLine>,
     pub net: Money,
     pub tax: Money,
     pub total: Money,
     pub issued_at: String,
+}
+
+/// One line of an invoice.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct InvoiceLine {
+    pub product_id: Uuid,
+    pub name: String,
+    pub quantity: i64,
+    pub unit_price: Money,
+    pub line_total: Money,
 }

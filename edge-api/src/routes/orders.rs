@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::{caught_up, command_id, parse_id};
 use crate::auth::{Caller, StreamCaller};
-use crate::dto::{Invoice, NewOrder, Order, OrderLine, OrderPage, TimelineEntry};
+use crate::dto::{Invoice, InvoiceLine, NewOrder, Order, OrderLine, OrderPage, TimelineEntry};
 use crate::json::ApiJson;
 use crate::problem::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -251,9 +251,8 @@ pub async fn invoice(
         lines: issued
             .lines
             .into_iter()
-            .map(|l| OrderLine {
+            .map(|l| InvoiceLine {
                 product_id: l.product_id,
-                sku: String::new(),
                 name: l.name,
                 quantity: l.quantity,
                 unit_price: l.unit_price.into(),

@@ -180,11 +180,19 @@ async fn flag(
     column: &'static str,
     reason: Option<String>,
 ) -> Result<(), sqlx::Error> {
-    // `column` is one of our constants, never input.
+    // `column` is one of our constants, never input. The status is derived
+    // in a second statement: within one UPDATE the CASE would still see the
+    // flag's old value.
     sqlx::query(&format!(
-        "UPDATE orders_view SET {column} = 1, reason = COALESCE($1, reason), {STATUS} WHERE order_id = $2"
+        "UPDATE orders_view SET {column} = 1, reason = COALESCE($1, reason) WHERE order_id = $2"
     ))
     .bind(reason)
+    .bind(order_id.to_string())
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(&format!(
+        "UPDATE orders_view SET {STATUS} WHERE order_id = $1"
+    ))
     .bind(order_id.to_string())
     .execute(&mut **tx)
     .await?;
