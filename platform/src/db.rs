@@ -116,8 +116,15 @@ impl Db {
         Ok(())
     }
 
+    /// A transaction. On SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`): a deferred transaction that reads first and writes later
+    /// fails with SQLITE_BUSY, without waiting, when another process (an
+    /// instance sharing the file) wrote in between.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
-        self.pool.begin().await
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
     }
 
     /// A cheap round trip, for readiness.

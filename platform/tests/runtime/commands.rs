@@ -110,3 +110,60 @@ async fn idempotent_command_returns_the_first_reply(backend: Backend) {
         "[{backend}] events published"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_from_instances_sharing_one_database_all_succeed() {
+    on_every_backend(commands_from_instances_all_succeed).await;
+}
+
+async fn commands_from_instances_all_succeed(backend: Backend) {
+    // Arrange: three "instances" (pools) on one database, as `bazaar up
+    // --shards 3` runs three product-svc processes on one SQLite file.
+    let broker = broker().await;
+    let (test_db, first) = database(backend).await;
+    execute(
+        &first,
+        "CREATE TABLE test_product (id TEXT PRIMARY KEY, sku TEXT NOT NULL)",
+    )
+    .await;
+    let mut instances = vec![first];
+    for _ in 0..2 {
+        let db = platform::Db::connect(&platform::Secret::new(test_db.url()))
+            .await
+            .expect("another instance connects");
+        instances.push(db);
+    }
+
+    // Act: 60 different commands, spread over the instances, all at once.
+    let runs = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..60)
+        .map(|i| {
+            let db = instances[i % instances.len()].clone();
+            let outbox = Outbox::new(db.clone(), broker.js.clone());
+            let runs = runs.clone();
+            tokio::spawn(async move {
+                command::execute(
+                    &db,
+                    &outbox,
+                    "create-product",
+                    &format!("cmd-{i:04}"),
+                    create_product(runs, product_created(&format!("chair-{i}"))),
+                )
+                .await
+            })
+        })
+        .collect();
+
+    // Assert: none was refused for lack of the database's lock.
+    for task in tasks {
+        let reply = task.await.expect("command task panicked");
+        assert!(
+            matches!(reply, Reply::Ok { .. }),
+            "[{backend}] a command failed: {reply:?}"
+        );
+    }
+    assert_eq!(
+        scalar(&instances[0], "SELECT COUNT(*) FROM test_product").await,
+        60
+    );
+}
