@@ -181,7 +181,15 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         _ = hangup.recv() => Ok(false),
     };
     if let Ok(true) = outcome {
-        ready::print_banner(edge_addr, &broker.url, &data_dir);
+        // A week-long customer token for the storefront link, so a person can
+        // click through the shop at once.
+        let demo = crate::token::mint(
+            &secrets.jwt_secret,
+            "demo",
+            contracts::auth::Role::Customer,
+            Duration::from_secs(7 * 24 * 3600),
+        )?;
+        ready::print_banner(edge_addr, &broker.url, &data_dir, &demo);
         tokio::select! {
             _ = terminate.recv() => info!("SIGTERM: stopping"),
             _ = interrupt.recv() => info!("interrupted: stopping"),

@@ -3,6 +3,7 @@
 pub mod basket;
 pub mod orders;
 pub mod products;
+pub mod search;
 pub mod stock;
 pub mod system;
 
@@ -25,7 +26,7 @@ use crate::state::AppState;
 /// The whole API (health routes are merged in by the caller).
 pub fn app(state: AppState) -> Router {
     let api = Router::new()
-        .route("/api/v1/products", post(products::create))
+        .route("/api/v1/products", get(search::list).post(products::create))
         .route(
             "/api/v1/products/{id}",
             get(products::get).patch(products::update),
@@ -43,6 +44,8 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/orders/{id}/updates", get(orders::updates))
         .route("/api/openapi.json", get(system::openapi))
         .route("/docs", get(system::docs))
+        .route("/static/store.js", get(system::store_js))
+        .route("/static/store.css", get(system::store_css))
         .route("/", get(system::home));
     api.fallback(|| async { ApiError::NotFound("no such resource".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

@@ -18,3 +18,18 @@ pub async fn home() -> impl IntoResponse {
         include_str!("../../static/index.html"),
     )
 }
+
+/// The storefront's script and styles (embedded: no build step, no CDN).
+pub async fn store_js() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../../static/store.js"),
+    )
+}
+
+pub async fn store_css() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../../static/store.css"),
+    )
+}

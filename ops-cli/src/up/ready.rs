@@ -74,7 +74,7 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-pub fn print_banner(edge: SocketAddr, nats_url: &str, data_dir: &Path) {
+pub fn print_banner(edge: SocketAddr, nats_url: &str, data_dir: &Path, demo_token: &str) {
     let bazaar = std::env::args()
         .next()
         .unwrap_or_else(|| "bazaar".to_owned());
@@ -82,6 +82,8 @@ pub fn print_banner(edge: SocketAddr, nats_url: &str, data_dir: &Path) {
     println!(
         "\nBazaar is up.\n\n  \
          storefront  http://{edge}/\n  \
+         sign in     http://{edge}/#token={demo_token}\n              \
+         (the storefront as customer \"demo\")\n  \
          API docs    http://{edge}/docs\n  \
          NATS        {nats_url}  (user ops; password in {data}/up.json)\n  \
          logs        {data}/logs/\n  \

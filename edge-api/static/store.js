@@ -1,0 +1,302 @@
+// Bazaar's storefront: plain JavaScript over the REST API (DESIGN §7).
+// Sign-in: the page reads a token from the URL fragment (/#token=…), keeps it
+// for the tab's session and removes it from the address bar.
+"use strict";
+
+const state = { token: null, customer: null, q: "", category: "", offset: 0, limit: 12, product: null, orderStream: null, ordersCursor: null };
+const $ = (id) => document.getElementById(id);
+
+function readToken() {
+  const match = /(?:^|[#&])token=([^&]+)/.exec(location.hash);
+  if (match) {
+    sessionStorage.setItem("bazaar-token", decodeURIComponent(match[1]));
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  state.token = sessionStorage.getItem("bazaar-token");
+  if (state.token) {
+    try {
+      const claims = JSON.parse(atob(state.token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
+      state.customer = claims.sub;
+    } catch (_) { state.token = null; }
+  }
+  $("who").textContent = state.customer ? `Signed in as ${state.customer}` : "Not signed in (open the link `bazaar up` prints)";
+}
+
+function money(m) {
+  if (!m) return "–";
+  return new Intl.NumberFormat(undefined, { style: "currency", currency: m.currency }).format(m.amount_minor / 100);
+}
+
+function notify(text, isError) {
+  const n = $("notice");
+  n.textContent = text;
+  n.hidden = !text;
+  n.classList.toggle("error", !!isError);
+}
+
+async function api(method, path, body) {
+  const headers = { Accept: "application/json" };
+  if (state.token) headers.Authorization = `Bearer ${state.token}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await response.text();
+  const data = text ? JSON.parse(text) : null;
+  if (!response.ok) {
+    const detail = data && (data.errors && data.errors.length ? data.errors.map((e) => `${e.field ? e.field + ": " : ""}${e.message}`).join("; ") : data.detail);
+    throw new Error(detail || `${response.status} ${response.statusText}`);
+  }
+  return data;
+}
+
+function needSignIn() {
+  if (state.token) return false;
+  notify("Sign in first: open the storefront link that `bazaar up` prints (it ends in #token=…).", true);
+  return true;
+}
+
+function show(section) {
+  for (const id of ["results", "detail", "basket", "order", "orders"]) $(id).hidden = id !== section;
+}
+
+// --- search -----------------------------------------------------------------
+
+async function search() {
+  const params = new URLSearchParams({ limit: String(state.limit), offset: String(state.offset) });
+  if (state.q) params.set("q", state.q);
+  if (state.category) params.set("category", state.category);
+  try {
+    const page = await api("GET", `/api/v1/products?${params}`);
+    renderResults(page);
+  } catch (e) {
+    notify(`Search failed: ${e.message}`, true);
+  }
+}
+
+function renderResults(page) {
+  show("results");
+  const list = $("result-list");
+  list.replaceChildren();
+  for (const p of page.items) {
+    const li = document.createElement("li");
+    const h = document.createElement("h3");
+    const a = document.createElement("a");
+    a.href = `#product=${p.id}`;
+    a.textContent = p.name;
+    a.addEventListener("click", (ev) => { ev.preventDefault(); openProduct(p.id); });
+    h.append(a);
+    const price = document.createElement("span");
+    price.className = "price";
+    price.textContent = money(p.price);
+    const avail = document.createElement("span");
+    avail.className = p.available > 0 ? "meta" : "meta out";
+    avail.textContent = p.available > 0 ? `${p.available} available` : "Out of stock";
+    const cat = document.createElement("span");
+    cat.className = "meta";
+    cat.textContent = p.category;
+    const add = document.createElement("button");
+    add.type = "button";
+    add.textContent = "Add to basket";
+    add.setAttribute("aria-label", `Add ${p.name} to basket`);
+    add.disabled = !(p.available > 0);
+    add.addEventListener("click", () => addToBasket(p.id, 1));
+    li.append(h, cat, price, avail, add);
+    list.append(li);
+    addCategory(p.category);
+  }
+  const partial = page.partial ? ` · partial results (missing shards: ${(page.missing_shards || []).join(", ")})` : "";
+  $("results-meta").textContent = `${page.total} found in ${page.took_ms} ms${partial}`;
+  $("prev").disabled = state.offset === 0;
+  $("next").disabled = state.offset + state.limit >= page.total;
+}
+
+function addCategory(category) {
+  const select = $("category");
+  if (!category || [...select.options].some((o) => o.value === category)) return;
+  const option = document.createElement("option");
+  option.value = category;
+  option.textContent = category;
+  select.append(option);
+}
+
+async function openProduct(id) {
+  try {
+    const p = await api("GET", `/api/v1/products/${id}`);
+    state.product = p;
+    $("detail-title").textContent = p.name;
+    $("detail-category").textContent = `${p.category} · SKU ${p.sku}`;
+    $("detail-description").textContent = p.description;
+    $("detail-price").textContent = money(p.price);
+    $("detail-available").textContent = p.available > 0 ? `${p.available} available` : "Out of stock";
+    $("add-button").disabled = !(p.available > 0);
+    show("detail");
+  } catch (e) {
+    notify(`Could not load the product: ${e.message}`, true);
+  }
+}
+
+// --- basket -----------------------------------------------------------------
+
+async function addToBasket(productId, quantity) {
+  if (needSignIn()) return;
+  try {
+    const current = await api("GET", "/api/v1/basket");
+    const line = current.items.find((l) => l.product_id === productId);
+    const basket = await api("PUT", `/api/v1/basket/items/${productId}`, { quantity: (line ? line.quantity : 0) + quantity });
+    renderBasketCount(basket);
+    notify("Added to your basket.");
+  } catch (e) {
+    notify(`Could not add it: ${e.message}`, true);
+  }
+}
+
+function renderBasketCount(basket) {
+  $("basket-count").textContent = String(basket.items.reduce((n, l) => n + l.quantity, 0));
+}
+
+async function openBasket() {
+  if (needSignIn()) return;
+  try {
+    const basket = await api("GET", "/api/v1/basket");
+    renderBasket(basket);
+    show("basket");
+  } catch (e) {
+    notify(`Could not load your basket: ${e.message}`, true);
+  }
+}
+
+function renderBasket(basket) {
+  renderBasketCount(basket);
+  const body = $("basket-lines");
+  body.replaceChildren();
+  for (const l of basket.items) {
+    const tr = document.createElement("tr");
+    const name = document.createElement("td");
+    name.textContent = l.name;
+    const qty = document.createElement("td");
+    qty.textContent = String(l.quantity);
+    const total = document.createElement("td");
+    total.textContent = money(l.line_total);
+    const remove = document.createElement("td");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "link";
+    button.textContent = "Remove";
+    button.setAttribute("aria-label", `Remove ${l.name}`);
+    button.addEventListener("click", async () => {
+      try { renderBasket(await api("DELETE", `/api/v1/basket/items/${l.product_id}`)); } catch (e) { notify(e.message, true); }
+    });
+    remove.append(button);
+    tr.append(name, qty, total, remove);
+    body.append(tr);
+  }
+  $("basket-total").textContent = money(basket.total);
+  $("place-order").disabled = basket.items.length === 0;
+}
+
+async function placeOrder(form) {
+  if (needSignIn()) return;
+  const f = new FormData(form);
+  const body = {
+    shipping_address: { name: f.get("name"), line1: f.get("line1"), city: f.get("city"), postal_code: f.get("postal_code"), country: f.get("country") },
+    payment_method: f.get("payment_method"),
+  };
+  $("place-order").disabled = true;
+  try {
+    const order = await api("POST", "/api/v1/orders", body);
+    renderBasketCount({ items: [] });
+    followOrder(order.id, order);
+  } catch (e) {
+    notify(`The order was not placed: ${e.message}`, true);
+    $("place-order").disabled = false;
+  }
+}
+
+// --- orders -----------------------------------------------------------------
+
+function renderOrder(o) {
+  $("order-title").textContent = `Order ${o.id.slice(0, 8)}…`;
+  $("order-status").textContent = o.status;
+  $("order-reason").textContent = o.reason ? `(${o.reason.replace(/_/g, " ")})` : "";
+  $("order-totals").textContent = `Net ${money(o.net)} · VAT ${money(o.tax)} · Total ${money(o.total)}`;
+  const tl = $("order-timeline");
+  tl.replaceChildren();
+  for (const step of o.timeline) {
+    const li = document.createElement("li");
+    li.textContent = `${new Date(step.at).toLocaleTimeString()} — ${step.type.replace(/^bazaar\./, "").replace(/\.v\d+$/, "")}`;
+    tl.append(li);
+  }
+  const invoiced = o.timeline.some((t) => t.type.includes("invoice.issued"));
+  $("order-invoice").hidden = !invoiced;
+  $("order-invoice").onclick = async (ev) => {
+    ev.preventDefault();
+    try {
+      const inv = await api("GET", `/api/v1/orders/${o.id}/invoice`);
+      const pre = $("invoice");
+      pre.textContent = `Invoice ${inv.number}\n` + inv.lines.map((l) => `${l.quantity} × ${l.name}  ${money(l.line_total)}`).join("\n") +
+        `\nNet ${money(inv.net)}  VAT ${money(inv.tax)}  Total ${money(inv.total)}`;
+      pre.hidden = false;
+    } catch (e) { notify(e.message, true); }
+  };
+}
+
+function followOrder(id, first) {
+  if (state.orderStream) state.orderStream.close();
+  $("invoice").hidden = true;
+  show("order");
+  if (first) renderOrder(first);
+  notify("Order placed. Its status updates live below.");
+  const source = new EventSource(`/api/v1/orders/${id}/updates?access_token=${encodeURIComponent(state.token)}`);
+  state.orderStream = source;
+  source.addEventListener("order", (ev) => renderOrder(JSON.parse(ev.data)));
+  source.onerror = () => { if (source.readyState === EventSource.CLOSED) state.orderStream = null; };
+}
+
+async function openOrders(more) {
+  if (needSignIn()) return;
+  if (!more) { state.ordersCursor = null; $("order-list").replaceChildren(); }
+  const params = new URLSearchParams({ limit: "10" });
+  if (state.ordersCursor) params.set("cursor", state.ordersCursor);
+  try {
+    const page = await api("GET", `/api/v1/orders?${params}`);
+    for (const o of page.items) {
+      const li = document.createElement("li");
+      const a = document.createElement("a");
+      a.href = `#order=${o.id}`;
+      a.textContent = `${new Date(o.created_at).toLocaleString()} — ${o.status} — ${money(o.total || o.net)}`;
+      a.addEventListener("click", (ev) => { ev.preventDefault(); followOrder(o.id, o); notify(""); });
+      li.append(a);
+      $("order-list").append(li);
+    }
+    state.ordersCursor = page.next_cursor;
+    $("orders-more").hidden = !page.next_cursor;
+    show("orders");
+  } catch (e) {
+    notify(`Could not load your orders: ${e.message}`, true);
+  }
+}
+
+// --- wiring -----------------------------------------------------------------
+
+$("search-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  state.q = $("q").value.trim();
+  state.category = $("category").value;
+  state.offset = 0;
+  notify("");
+  search();
+});
+$("prev").addEventListener("click", () => { state.offset = Math.max(0, state.offset - state.limit); search(); });
+$("next").addEventListener("click", () => { state.offset += state.limit; search(); });
+$("detail-back").addEventListener("click", () => show("results"));
+$("add-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  if (state.product) addToBasket(state.product.id, Number($("add-qty").value) || 1);
+});
+$("basket-button").addEventListener("click", openBasket);
+$("orders-button").addEventListener("click", () => openOrders(false));
+$("orders-more").addEventListener("click", () => openOrders(true));
+$("checkout-form").addEventListener("submit", (ev) => { ev.preventDefault(); placeOrder(ev.target); });
+
+readToken();
+search();
+if (state.token) api("GET", "/api/v1/basket").then(renderBasketCount).catch(() => {});
