@@ -3,6 +3,7 @@
 //! Prices come from its own replica of product events (never a call to
 //! product-svc); warehouse's and finance's answers arrive as events and move
 //! each order's state machine; pending orders past the timeout are rejected.
+//! What it reads is declared in `contracts::consumers::checkout_svc`.
 
 pub mod domain;
 pub mod handlers;
@@ -15,15 +16,6 @@ use std::time::Duration;
 use contracts::subjects::{cmd, CHECKOUT_SVC};
 use contracts::Team;
 use platform::{Runtime, ServiceArgs};
-
-/// Every event version checkout consumes (its declared contract).
-pub fn consumes() -> Vec<&'static str> {
-    let mut all: Vec<&str> = prices::CONSUMES.to_vec();
-    for (_, subjects) in handlers::SAGA_INPUTS {
-        all.extend_from_slice(subjects);
-    }
-    all
-}
 
 /// checkout-svc's command line.
 #[derive(Debug, clap::Parser)]

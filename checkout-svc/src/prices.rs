@@ -1,27 +1,22 @@
 //! checkout's price replica: product events → `price_replica`, each event
 //! applied exactly once (inbox in the same transaction as the upsert).
 
+use contracts::consumers::checkout_svc;
 use contracts::product::{
     ProductCreatedV1, ProductDiscontinuedV1, ProductPriceChangedV1, ProductUpdatedV1,
 };
 use contracts::subjects::{durable, evt};
-use contracts::{Money, Team};
+use contracts::Money;
 use platform::consumer::EventHandler;
 use platform::delivery::{Delivery, HandlerError, Outcome};
 use platform::streams::ConsumerSpec;
 use platform::{Db, Tx};
 use uuid::Uuid;
 
-/// The product events checkout consumes (its declared contract versions).
-pub const CONSUMES: [&str; 4] = [
-    evt::PRODUCT_CREATED_V1,
-    evt::PRODUCT_UPDATED_V1,
-    evt::PRODUCT_PRICE_CHANGED_V1,
-    evt::PRODUCT_DISCONTINUED_V1,
-];
-
+/// The durable consumer of the product events checkout declares it reads.
 pub fn consumer_spec() -> ConsumerSpec {
-    ConsumerSpec::new(Team::Product.stream(), durable::CHECKOUT, &CONSUMES)
+    let reads = checkout_svc::PRICES;
+    ConsumerSpec::new(reads.from.stream(), durable::CHECKOUT, reads.subjects)
 }
 
 pub struct PriceReplica {

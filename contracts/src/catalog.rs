@@ -23,6 +23,18 @@ pub struct EventDescriptor {
     /// Decodes a whole envelope as its Rust type and encodes it again: what
     /// a consumer that understood the event would write back.
     pub reencode: fn(&[u8]) -> Result<Value, DecodeError>,
+    /// For a version superseded by a newer major: the upcaster into it.
+    /// History of this version stays in the stream, so it stays here too.
+    pub upcast: Option<Upcaster>,
+}
+
+/// How history of a superseded event version is read as its successor.
+pub struct Upcaster {
+    /// The subject of the next major version.
+    pub to: &'static str,
+    /// Decodes a whole envelope of the old version and returns the
+    /// envelope of the next version that its upcaster makes of it.
+    pub apply: fn(&[u8]) -> Result<Value, DecodeError>,
 }
 
 impl EventDescriptor {
@@ -37,6 +49,12 @@ impl EventDescriptor {
             .unwrap_or(self.subject)
             .to_owned()
     }
+
+    /// Whether a newer major version replaces this one (it is still read
+    /// from history, never published again).
+    pub fn is_superseded(&self) -> bool {
+        self.upcast.is_some()
+    }
 }
 
 const fn describe<T: Event>() -> EventDescriptor {
@@ -47,7 +65,24 @@ const fn describe<T: Event>() -> EventDescriptor {
         envelope_schema: envelope_schema_of::<T>,
         check: check_as::<T>,
         reencode: reencode_as::<T>,
+        upcast: None,
     }
+}
+
+/// An event version that `New` supersedes, with its upcaster.
+const fn describe_superseded<Old: Event, New: Event + From<Old>>() -> EventDescriptor {
+    EventDescriptor {
+        upcast: Some(Upcaster {
+            to: New::SUBJECT,
+            apply: upcast_as::<Old, New>,
+        }),
+        ..describe::<Old>()
+    }
+}
+
+fn upcast_as<Old: Event, New: Event + From<Old>>(bytes: &[u8]) -> Result<Value, DecodeError> {
+    let envelope = Envelope::<Old>::from_slice(bytes)?.upcast::<New>();
+    serde_json::to_value(envelope).map_err(DecodeError::Envelope)
 }
 
 fn schema_of<T: Event>() -> Value {
@@ -136,7 +171,8 @@ pub static EVENTS: &[EventDescriptor] = &[
     describe::<product::ProductPriceChangedV1>(),
     describe::<product::ProductDiscontinuedV1>(),
     describe::<checkout::BasketChangedV1>(),
-    describe::<checkout::OrderPlacedV1>(),
+    describe_superseded::<checkout::OrderPlacedV1, checkout::OrderPlacedV2>(),
+    describe::<checkout::OrderPlacedV2>(),
     describe::<checkout::OrderConfirmedV1>(),
     describe::<checkout::OrderRejectedV1>(),
     describe::<checkout::OrderCancelledV1>(),
@@ -184,7 +220,34 @@ mod tests {
         subjects.dedup();
         assert_eq!(subjects.len(), EVENTS.len(), "an event is listed twice");
         for d in EVENTS {
-            assert_eq!(Team::owning(d.subject), Some(d.team), "{}", d.subject);
+            assert_eq!(
+                Team::owning(d.subject),
+                Some(d.team),
+                "{} is declared with `event!(…, Team::{:?}, …)`, but its subject names another \
+                 team: only the owning team publishes on `evt.<team>.>`. Declare the event in \
+                 the owning team's module with its own team, or give it a subject under your \
+                 team's prefix",
+                d.subject,
+                d.team
+            );
+        }
+    }
+
+    #[test]
+    fn every_upcaster_leads_to_the_next_major_of_the_same_event() {
+        for d in EVENTS {
+            let Some(upcast) = &d.upcast else { continue };
+            let next = by_subject(upcast.to)
+                .unwrap_or_else(|| panic!("{} upcasts to {}, not in EVENTS", d.subject, upcast.to));
+            let (old, old_major) = d.subject.rsplit_once(".v").expect("versioned subject");
+            let (new, new_major) = next.subject.rsplit_once(".v").expect("versioned subject");
+            assert_eq!(old, new, "{} upcasts to another event", d.subject);
+            assert_eq!(
+                old_major.parse::<u32>().map(|m| m + 1),
+                new_major.parse::<u32>(),
+                "{} must upcast to the next major version",
+                d.subject
+            );
         }
     }
 }

@@ -171,7 +171,44 @@ impl RawEnvelope {
     }
 }
 
+impl RawEnvelope {
+    /// Decodes an event published as either `Old` or its successor `New`,
+    /// upcasting `Old`: what a consumer of `New` uses while the stream
+    /// still holds history of `Old`.
+    pub fn decode_or_upcast<Old, New>(self) -> Result<Envelope<New>, DecodeError>
+    where
+        Old: Event,
+        New: Event + From<Old>,
+    {
+        if self.event_type == Old::event_type() {
+            Ok(self.decode::<Old>()?.upcast())
+        } else {
+            self.decode::<New>()
+        }
+    }
+}
+
 impl<T: Event> Envelope<T> {
+    /// The same event as the next major version of its contract. Identity,
+    /// time and causal chain stay; `type` and `dataschema` become those of
+    /// `U`, so the result is indistinguishable from a `U` published then.
+    pub fn upcast<U: Event + From<T>>(self) -> Envelope<U> {
+        Envelope {
+            specversion: self.specversion,
+            id: self.id,
+            source: self.source,
+            event_type: U::event_type(),
+            subject: self.subject,
+            time: self.time,
+            datacontenttype: self.datacontenttype,
+            dataschema: schema_uri(U::SUBJECT),
+            data: U::from(self.data),
+            correlationid: self.correlationid,
+            causationid: self.causationid,
+            traceparent: self.traceparent,
+        }
+    }
+
     /// Decodes a typed envelope straight from bytes.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, DecodeError> {
         RawEnvelope::parse(bytes)?.decode()

@@ -20,14 +20,17 @@ macro_rules! event {
     };
 }
 
+pub mod asyncapi;
 pub mod auth;
 pub mod catalog;
 pub mod checkout;
 pub mod commands;
+pub mod consumers;
 pub mod envelope;
 pub mod finance;
 pub mod money;
 pub mod product;
+pub mod search;
 pub mod subjects;
 pub mod warehouse;
 

@@ -96,6 +96,28 @@ pub fn dlq_subject(service: &str, consumer: &str) -> String {
     format!("dlq.{service}.{consumer}")
 }
 
+/// Operators' control endpoints, served by every service's platform runtime
+/// (request/reply, one queue group per service) and called by the `bazaar`
+/// CLI as the `ops` user. A service user may subscribe to `ops.<service>.>`
+/// and publish only the progress of its own replays.
+pub mod ops {
+    /// Rebuild the service's projections from their streams.
+    pub fn replay(service: &str) -> String {
+        format!("ops.{service}.replay")
+    }
+
+    /// Where the service reports the progress of one replay (`id` chosen by
+    /// the caller, so it can subscribe before asking).
+    pub fn replay_progress(service: &str, id: &str) -> String {
+        format!("ops.{service}.replay.progress.{id}")
+    }
+
+    /// Run one dead letter through the consumer that failed it.
+    pub fn redeliver(service: &str) -> String {
+        format!("ops.{service}.redeliver")
+    }
+}
+
 /// Command subjects (request/reply on a queue group per service).
 pub mod cmd {
     pub const PRODUCT_CREATE: &str = "cmd.product.create-product";
@@ -121,7 +143,9 @@ pub mod evt {
     pub const PRODUCT_DISCONTINUED_V1: &str = "evt.product.product.discontinued.v1";
 
     pub const BASKET_CHANGED_V1: &str = "evt.checkout.basket.changed.v1";
+    /// Deprecated: history only; checkout publishes [`ORDER_PLACED_V2`].
     pub const ORDER_PLACED_V1: &str = "evt.checkout.order.placed.v1";
+    pub const ORDER_PLACED_V2: &str = "evt.checkout.order.placed.v2";
     pub const ORDER_CONFIRMED_V1: &str = "evt.checkout.order.confirmed.v1";
     pub const ORDER_REJECTED_V1: &str = "evt.checkout.order.rejected.v1";
     pub const ORDER_CANCELLED_V1: &str = "evt.checkout.order.cancelled.v1";

@@ -175,6 +175,11 @@ pub struct NewOrder {
     /// A card token: `tok_visa`, `tok_mastercard`, `tok_declined`, `tok_slow`.
     #[schema(example = "tok_visa")]
     pub payment_method: String,
+    /// Where mail about the order goes: at most 254 characters, one '@',
+    /// no whitespace.
+    #[serde(default)]
+    #[schema(example = "jana@example.org", max_length = 254)]
+    pub contact_email: Option<String>,
 }
 
 /// An order as the customer sees it.
@@ -244,4 +249,38 @@ pub struct InvoiceLine {
     pub quantity: i64,
     pub unit_price: Money,
     pub line_total: Money,
+}
+
+/// A product found by a search, with its relevance.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SearchItem {
+    pub id: Uuid,
+    pub sku: String,
+    pub name: String,
+    pub description: String,
+    pub category: String,
+    pub price: Money,
+    /// Units that can be ordered now.
+    pub available: i64,
+    /// `active` (discontinued products are never found).
+    pub status: String,
+    /// Relevance to `q` (higher first); 0 when listing without `q`.
+    #[schema(example = 27.6)]
+    pub score: f32,
+}
+
+/// `GET /api/v1/products`: a page of search results.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SearchPage {
+    pub items: Vec<SearchItem>,
+    /// Matching products over the shards that answered.
+    pub total: u64,
+    /// True when a search shard did not answer in time: then `total` and
+    /// `items` cover only the shards that did.
+    pub partial: bool,
+    /// The shards that did not answer (empty unless `partial`).
+    pub missing_shards: Vec<u32>,
+    /// How long the search took at the edge, in milliseconds.
+    #[schema(example = 3.2)]
+    pub took_ms: f64,
 }

@@ -10,6 +10,7 @@ pub mod json;
 pub mod openapi;
 pub mod problem;
 pub mod routes;
+pub mod search;
 pub mod state;
 pub mod views;
 
@@ -45,6 +46,23 @@ pub struct Args {
     /// How long a command may take before the request fails with 503.
     #[arg(long, env = "BAZAAR_COMMAND_TIMEOUT_MS", default_value_t = 5000)]
     pub command_timeout_ms: u64,
+
+    /// How many search shards product-svc runs (its `--shard i/K`'s K).
+    #[arg(long, env = "BAZAAR_SEARCH_SHARDS", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(contracts::search::MAX_SHARDS)))]
+    pub search_shards: u32,
+
+    /// How long a search waits for the shards; later answers are left out
+    /// and the result is marked partial.
+    #[arg(long, env = "BAZAAR_SEARCH_DEADLINE_MS", default_value_t = 250,
+          value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub search_deadline_ms: u64,
+}
+
+/// The edge's migrations (its view tables), for tools that build the views
+/// outside the service (`bench replay`).
+pub fn migrations() -> platform::db::Migrations {
+    platform::migrations!()
 }
 
 /// Builds the gateway and serves until `shutdown` resolves.
@@ -76,10 +94,20 @@ pub async fn run(
         .try_into()
         .map_err(|_| anyhow::anyhow!("one projection per team expected"))?;
     let state = state::AppState {
-        db: rt.db.clone(),
+        // Requests only read, and must not wait behind a replay's long
+        // write transaction on SQLite's single writer connection.
+        db: rt.db.reader(),
         bus: bus::Bus::new(
             rt.nats.clone(),
             Duration::from_millis(args.command_timeout_ms),
+        ),
+        search: Arc::new(
+            search::Gatherer::new(
+                rt.nats.clone(),
+                args.search_shards,
+                Duration::from_millis(args.search_deadline_ms),
+            )
+            .await?,
         ),
         verifier: Arc::new(auth::Verifier::new(args.jwt_secret.expose().as_bytes())),
         views: state::Views {

@@ -8,11 +8,15 @@ use platform::Db;
 
 use crate::auth::Verifier;
 use crate::bus::Bus;
+use crate::search::Gatherer;
 
 #[derive(Clone)]
 pub struct AppState {
+    /// The views, for reading only (`Db::reader`): the projections write.
     pub db: Db,
     pub bus: Bus,
+    /// Scatters searches over the product search shards.
+    pub search: Arc<Gatherer>,
     pub verifier: Arc<Verifier>,
     pub views: Views,
     /// How long a write waits for the edge's own view (read-your-writes).

@@ -3,7 +3,7 @@
 // for the tab's session and removes it from the address bar.
 "use strict";
 
-const state = { token: null, customer: null, q: "", category: "", offset: 0, limit: 12, product: null, orderStream: null, ordersCursor: null };
+const state = { token: null, customer: null, q: "", category: "", offset: 0, limit: 12, product: null, orderStream: null, ordersCursor: null, searches: 0 };
 const $ = (id) => document.getElementById(id);
 
 function readToken() {
@@ -56,6 +56,9 @@ function needSignIn() {
 
 function show(section) {
   for (const id of ["results", "detail", "basket", "order", "orders"]) $(id).hidden = id !== section;
+  // A notice belongs to the view it was given in ("Order placed. Its status
+  // updates live below." must not stay above the order history).
+  notify("");
 }
 
 // --- search -----------------------------------------------------------------
@@ -64,11 +67,15 @@ async function search() {
   const params = new URLSearchParams({ limit: String(state.limit), offset: String(state.offset) });
   if (state.q) params.set("q", state.q);
   if (state.category) params.set("category", state.category);
+  // Only the newest search may render: the first page load's search can
+  // answer after the one the customer typed.
+  const mine = ++state.searches;
   try {
     const page = await api("GET", `/api/v1/products?${params}`);
+    if (mine !== state.searches) return;
     renderResults(page);
   } catch (e) {
-    notify(`Search failed: ${e.message}`, true);
+    if (mine === state.searches) notify(`Search failed: ${e.message}`, true);
   }
 }
 

@@ -5,7 +5,9 @@
 //! never seen before, so a duplicate `placed` never reaches it again.
 
 use chrono::{SubsecRound, Utc};
-use contracts::checkout::{OrderCancelledV1, OrderConfirmedV1, OrderPlacedV1, OrderRejectedV1};
+use contracts::checkout::{
+    decode_order_placed, OrderCancelledV1, OrderConfirmedV1, OrderPlacedV2, OrderRejectedV1,
+};
 use contracts::finance::{
     InvoiceIssuedV1, PaymentAuthorizedV1, PaymentCapturedV1, PaymentFailedV1, PaymentRefundedV1,
     PaymentVoidedV1,
@@ -50,7 +52,10 @@ impl Finance {
 
     async fn dispatch(&self, d: &Delivery) -> Result<(), HandlerError> {
         match d.subject.as_str() {
-            evt::ORDER_PLACED_V1 => self.placed(d.decode::<OrderPlacedV1>()?).await,
+            // History still holds v1: both are read as v2.
+            evt::ORDER_PLACED_V1 | evt::ORDER_PLACED_V2 => {
+                self.placed(decode_order_placed(&d.payload)?).await
+            }
             evt::ORDER_CONFIRMED_V1 => {
                 let e = d.decode::<OrderConfirmedV1>()?;
                 self.react(&e, e.data.order_id, Input::Confirmed).await
@@ -72,7 +77,7 @@ impl Finance {
     /// Computes the tax, asks the provider (first time only), then records
     /// the order and its payment's first step.
     #[tracing::instrument(skip_all, fields(order_id = %cause.data.order_id))]
-    async fn placed(&self, cause: Envelope<OrderPlacedV1>) -> Result<(), HandlerError> {
+    async fn placed(&self, cause: Envelope<OrderPlacedV2>) -> Result<(), HandlerError> {
         let order = &cause.data;
         let charge = domain::charge(&order.net, &order.shipping_address.country)
             .map_err(|e| HandlerError::Poison(e.to_string()))?;
@@ -83,7 +88,7 @@ impl Finance {
         }
         let answer = self
             .provider
-            .authorise(order.order_id, &order.payment_token)
+            .authorise(order.order_id, &order.payment.token)
             .await;
         let Some(mut tx) = self.claim(&cause).await? else {
             return Ok(());

@@ -5,7 +5,8 @@
 //! with a gap-free number per year; a rejected or cancelled one has its
 //! hold voided or its capture refunded. Every reaction happens exactly once
 //! (inbox and outbox in the reaction's transaction), whatever the number of
-//! instances and the order in which the events arrive.
+//! instances and the order in which the events arrive. Both versions of
+//! `order.placed` are read (history still holds v1, upcast to v2).
 
 pub mod domain;
 pub mod handlers;
@@ -15,18 +16,11 @@ pub mod store;
 use std::future::Future;
 use std::time::Duration;
 
-use contracts::subjects::{durable, evt, FINANCE_SVC};
+use contracts::consumers::finance_svc;
+use contracts::subjects::{durable, FINANCE_SVC};
 use contracts::Team;
 use platform::streams::ConsumerSpec;
 use platform::{Runtime, ServiceArgs};
-
-/// The checkout events finance consumes (its declared contract versions).
-pub const CONSUMES: &[&str] = &[
-    evt::ORDER_PLACED_V1,
-    evt::ORDER_CONFIRMED_V1,
-    evt::ORDER_REJECTED_V1,
-    evt::ORDER_CANCELLED_V1,
-];
 
 /// Orders handled at once; one order's events stay in order in its lane.
 /// Worth more than one mainly because `tok_slow` keeps its lane waiting.
@@ -49,9 +43,11 @@ pub struct Args {
     pub slow_token_ms: u64,
 }
 
-/// finance's durable consumer of checkout's stream.
+/// finance's durable consumer of the order events it declares it reads
+/// (`contracts::consumers::finance_svc`).
 pub fn consumer_spec() -> ConsumerSpec {
-    ConsumerSpec::new(Team::Checkout.stream(), durable::FINANCE, CONSUMES).with_lanes(LANES)
+    let reads = finance_svc::ORDERS;
+    ConsumerSpec::new(reads.from.stream(), durable::FINANCE, reads.subjects).with_lanes(LANES)
 }
 
 /// Builds the service and runs it until `shutdown` resolves.

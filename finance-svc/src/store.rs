@@ -6,7 +6,7 @@
 //! no row changed and decides again from what the winner committed.
 
 use chrono::{DateTime, Datelike, Utc};
-use contracts::checkout::{OrderLineV1, OrderPlacedV1};
+use contracts::checkout::{OrderLineV1, OrderPlacedV2};
 use contracts::finance::InvoiceLineV1;
 use contracts::Money;
 use platform::db::now_text;
@@ -63,14 +63,14 @@ pub async fn status(db: &Db, order_id: Uuid) -> Result<Option<Status>, sqlx::Err
 }
 
 /// Keeps a placed order's lines for its invoice; a repeat changes nothing.
-pub async fn keep_order(tx: &mut Tx, order: &OrderPlacedV1) -> Result<(), sqlx::Error> {
+pub async fn keep_order(tx: &mut Tx, order: &OrderPlacedV2) -> Result<(), sqlx::Error> {
     let lines = serde_json::to_string(&order.lines).map_err(|e| sqlx::Error::Encode(e.into()))?;
     sqlx::query(
         "INSERT INTO orders (order_id, customer_id, country, lines, placed_at)
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT (order_id) DO NOTHING",
     )
     .bind(order.order_id.to_string())
-    .bind(&order.customer_id)
+    .bind(&order.customer.id)
     .bind(&order.shipping_address.country)
     .bind(lines)
     .bind(order.placed_at.to_rfc3339())

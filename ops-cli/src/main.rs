@@ -1,10 +1,22 @@
 //! `bazaar`: the operator CLI. `up` runs the whole shop locally, `token`
-//! mints bearer tokens for it; the inspection and repair commands are
-//! listed but not built yet, and say so.
+//! mints bearer tokens for it, `seed` fills its catalog and `load` drives
+//! orders through it; `streams`, `tail`, `replay` and `dlq` let operators
+//! see what flows, rebuild read models from history and repair what failed
+//! (exit codes: 0 done, 1 failed, 2 usage or configuration, 3 unreachable).
 
+mod connect;
+mod dlq;
 mod duration;
-mod not_yet;
+mod exit;
+mod load;
+mod progress;
+mod replay;
 mod secrets;
+mod seed;
+mod shop_client;
+mod streams;
+mod tail;
+mod time;
 mod token;
 mod up;
 
@@ -19,6 +31,12 @@ Examples:
   bazaar up --shards 2 --scale checkout-svc=2 two search shards, two checkout instances
   bazaar token --customer alice               a customer token for the local shop
   bazaar token --customer root --admin --ttl 1h
+  bazaar seed                                 a demo catalog with stock (run it again: nothing new)
+  bazaar load --orders 200 --concurrency 16   order load with latency percentiles
+  bazaar streams                              streams, consumers, pending and lag
+  bazaar tail --since 10m --follow            decoded events, then new ones as they come
+  bazaar replay edge-api --from-start         rebuild the edge's views from history
+  bazaar dlq list                             dead letters: who failed, on what, why
 ";
 
 /// Operate a Bazaar shop: run it locally, mint tokens, inspect streams.
@@ -35,18 +53,18 @@ enum Command {
     Up(up::UpArgs),
     /// Print a bearer token (HS256 JWT) for the local shop
     Token(token::TokenArgs),
-    /// Show streams and consumers with pending messages and lag (not yet implemented)
-    Streams(not_yet::Args),
-    /// Print decoded events as they flow, filtered by subject, type or order (not yet implemented)
-    Tail(not_yet::Args),
-    /// Rebuild one service's projections from the stream (not yet implemented)
-    Replay(not_yet::Args),
-    /// List, show, retry or drop dead letters (not yet implemented)
-    Dlq(not_yet::Args),
-    /// Load a demo catalog with stock into the running shop (not yet implemented)
-    Seed(not_yet::Args),
-    /// Generate order load and report latency percentiles (not yet implemented)
-    Load(not_yet::Args),
+    /// Show streams and consumers with pending messages and lag
+    Streams(streams::StreamsArgs),
+    /// Print decoded events, filtered by subject, type or order; --follow for new ones
+    Tail(tail::TailArgs),
+    /// Rebuild a service's projections from the streams, while traffic flows
+    Replay(replay::ReplayArgs),
+    /// List, show, retry or drop dead letters
+    Dlq(dlq::DlqArgs),
+    /// Create a demo catalog with stock in the running shop (idempotent)
+    Seed(seed::SeedArgs),
+    /// Place and follow orders as virtual customers; report rates and latency percentiles
+    Load(load::LoadArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,11 +84,11 @@ fn run() -> anyhow::Result<ExitCode> {
     match Cli::parse().command {
         Command::Up(args) => up::run(args),
         Command::Token(args) => token::run(args),
-        Command::Streams(_) => Ok(not_yet::report("streams", 5)),
-        Command::Tail(_) => Ok(not_yet::report("tail", 5)),
-        Command::Replay(_) => Ok(not_yet::report("replay", 5)),
-        Command::Dlq(_) => Ok(not_yet::report("dlq", 5)),
-        Command::Seed(_) => Ok(not_yet::report("seed", 3)),
-        Command::Load(_) => Ok(not_yet::report("load", 3)),
+        Command::Streams(args) => streams::run(args),
+        Command::Tail(args) => tail::run(args),
+        Command::Replay(args) => replay::run(args),
+        Command::Dlq(args) => dlq::run(args),
+        Command::Seed(args) => seed::run(args),
+        Command::Load(args) => load::run(args),
     }
 }

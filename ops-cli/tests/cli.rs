@@ -368,14 +368,23 @@ fn token_without_a_data_dir_says_to_run_up_first() {
 }
 
 #[test]
-fn commands_not_built_yet_say_so_and_exit_with_2() {
-    for command in ["streams", "tail", "replay", "dlq", "seed", "load"] {
-        let output = run(Path::new(BAZAAR), &[command, "--json"]);
+fn ops_commands_without_a_shop_exit_with_2_and_say_how_to_find_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = dir.path().display().to_string();
+    for args in [
+        vec!["streams"],
+        vec!["tail"],
+        vec!["replay", "edge-api", "--from-start"],
+        vec!["dlq", "list"],
+    ] {
+        let mut args = args.clone();
+        args.extend(["--json", "--data-dir", &data_dir]);
+        let output = run(Path::new(BAZAAR), &args);
 
-        assert_eq!(output.status.code(), Some(2), "{command}");
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
         assert!(
-            stderr(&output).contains("not yet implemented (issue"),
-            "{command}: {}",
+            stderr(&output).contains("no shop found") && stderr(&output).contains("up.json"),
+            "{args:?}: {}",
             stderr(&output)
         );
     }

@@ -4,10 +4,12 @@
 //! `max_deliver` is reached; `Poison` → dead-letter, then terminate.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{self, AckKind, Context};
+use futures::future::BoxFuture;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -19,6 +21,40 @@ use crate::telemetry::TraceParent;
 /// Handles events of one durable consumer.
 pub trait EventHandler: Send + Sync + 'static {
     fn handle(&self, delivery: &Delivery) -> impl Future<Output = Outcome> + Send;
+}
+
+impl<H: EventHandler> EventHandler for Arc<H> {
+    fn handle(&self, delivery: &Delivery) -> impl Future<Output = Outcome> + Send {
+        H::handle(self, delivery)
+    }
+}
+
+/// An [`EventHandler`] behind a pointer, for the control plane's registry
+/// (a dead letter is retried through the very handler that failed it).
+pub trait DynHandler: Send + Sync + 'static {
+    fn handle_dyn<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Outcome>;
+}
+
+impl<H: EventHandler> DynHandler for H {
+    fn handle_dyn<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Outcome> {
+        Box::pin(self.handle(delivery))
+    }
+}
+
+/// The handler's outcome, unless a test switched on the fault that makes
+/// this consumer refuse its stream (see [`crate::fault::poisons`]).
+pub async fn handle_checked<H: DynHandler + ?Sized>(
+    handler: &H,
+    durable: &str,
+    delivery: &Delivery,
+) -> Outcome {
+    if crate::fault::poisons(durable, &delivery.stream) {
+        return Outcome::Poison(format!(
+            "injected fault: {durable} refuses {}",
+            delivery.stream
+        ));
+    }
+    handler.handle_dyn(delivery).await
 }
 
 /// Runs until `stop` is cancelled; the message in hand is finished first.
@@ -163,7 +199,7 @@ async fn process<H: EventHandler>(
         seq = delivery.stream_seq, delivered = delivery.delivered, trace_id = %trace.trace_id);
     async {
         let started = Instant::now();
-        let outcome = handler.handle(&delivery).await;
+        let outcome = handle_checked(handler, &spec.durable, &delivery).await;
         let elapsed = started.elapsed();
         let (label, ack) = match outcome {
             Outcome::Done => ("done", AckKind::Ack),

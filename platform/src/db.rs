@@ -46,8 +46,13 @@ macro_rules! migrations {
 #[derive(Debug, Clone)]
 pub struct Db {
     pool: AnyPool,
+    /// Connections for reads only (see [`Db::reader`]).
+    reader: AnyPool,
     backend: Backend,
 }
+
+/// Read-only connections to an SQLite file: enough for an API's readers.
+const SQLITE_READERS: u32 = 4;
 
 impl Db {
     /// Connects (creating an SQLite file and its directory if needed), sets
@@ -90,13 +95,36 @@ impl Db {
             .connect(raw)
             .await
             .with_context(|| format!("connecting to the {backend:?} database"))?;
-        let db = Db { pool, backend };
+        let reader = match backend {
+            Backend::Sqlite if !is_in_memory(raw) => sqlite_readers(raw)?,
+            // PostgreSQL readers see the last committed state through MVCC
+            // on any connection; an in-memory SQLite database exists only on
+            // the one connection.
+            _ => pool.clone(),
+        };
+        let db = Db {
+            pool,
+            reader,
+            backend,
+        };
         db.create_platform_tables().await?;
         Ok(db)
     }
 
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// A handle on the same database for reads only. With SQLite, the one
+    /// writing connection may be held by a long transaction (a projection
+    /// replay); these connections keep answering from the last committed
+    /// state meanwhile (WAL). With PostgreSQL it is the same pool.
+    pub fn reader(&self) -> Db {
+        Db {
+            pool: self.reader.clone(),
+            reader: self.reader.clone(),
+            backend: self.backend,
+        }
     }
 
     pub fn backend(&self) -> Backend {
@@ -109,11 +137,20 @@ impl Db {
             Backend::Sqlite => migrations.sqlite,
             Backend::Postgres => migrations.postgres,
         };
-        migrator
-            .run(&self.pool)
-            .await
-            .context("running migrations")?;
-        Ok(())
+        // sqlx takes no migration lock on SQLite: instances starting together
+        // on one file race, and the loser fails on DDL the winner committed.
+        // Each migration commits with its record, so running again skips it.
+        let mut attempt = 0;
+        loop {
+            match migrator.run(&self.pool).await {
+                Ok(()) => return Ok(()),
+                Err(_) if self.backend == Backend::Sqlite && attempt < 5 => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+                }
+                Err(e) => return Err(e).context("running migrations"),
+            }
+        }
     }
 
     /// A transaction. On SQLite it takes the write lock at once (`BEGIN
@@ -127,10 +164,11 @@ impl Db {
         }
     }
 
-    /// A cheap round trip, for readiness.
+    /// A cheap round trip, for readiness. It goes through the readers, so a
+    /// long write transaction does not make the service look unhealthy.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT 1")
-            .execute(&self.pool)
+            .execute(&self.reader)
             .await
             .map(|_| ())
     }
@@ -200,6 +238,28 @@ impl Db {
         tx.commit().await.context("creating the platform tables")?;
         Ok(())
     }
+}
+
+fn is_in_memory(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
+}
+
+/// The read-only pool of an SQLite file. Opened lazily, so the writer has
+/// created the file and switched it to WAL (a property of the file) before
+/// the first reader connects.
+fn sqlite_readers(url: &str) -> anyhow::Result<AnyPool> {
+    AnyPoolOptions::new()
+        .acquire_timeout(Duration::from_secs(10))
+        .max_connections(SQLITE_READERS)
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                conn.execute("PRAGMA busy_timeout=10000").await?;
+                conn.execute("PRAGMA query_only=ON").await?;
+                Ok(())
+            })
+        })
+        .connect_lazy(url)
+        .context("opening the SQLite readers")
 }
 
 fn ensure_sqlite_dir(url: &str) -> anyhow::Result<()> {

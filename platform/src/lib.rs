@@ -2,12 +2,14 @@
 //! plumbing from another: configuration, the NATS connection, declarative
 //! streams and consumers, the transactional outbox and its relay, the inbox,
 //! the consumer loop (ack / retry / dead-letter in one place), projections
-//! with checkpoints, command responders, trace context, health and metrics,
+//! with checkpoints and their replay, command responders, the operators'
+//! control plane (replay, redeliver), trace context, health and metrics,
 //! graceful shutdown, and the SQLite/PostgreSQL database layer.
 
 pub mod command;
 pub mod config;
 pub mod consumer;
+pub mod control;
 pub mod db;
 pub mod delivery;
 pub mod dlq;
@@ -20,6 +22,7 @@ pub mod nats;
 pub mod nats_server;
 pub mod outbox;
 pub mod projection;
+pub mod replay;
 pub mod responder;
 pub mod runtime;
 pub mod shutdown;

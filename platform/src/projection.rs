@@ -6,28 +6,116 @@
 //!
 //! Projections never have effects outside their own tables; reactions (which
 //! must never run twice, not even on replay) use the consumer loop + inbox.
+//!
+//! The live follower holds its projection's pause lock around each apply,
+//! so a replay (`crate::replay`) can stop it between two events, rebuild
+//! the view in one transaction and let it go on from the new checkpoint.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::pull::OrderedConfig;
 use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::Context;
+use futures::future::BoxFuture;
 use futures::StreamExt;
 use sqlx::Row;
-use tokio::sync::watch;
+use tokio::sync::{watch, Mutex};
 use tokio_util::sync::CancellationToken;
 
 use crate::db::{Db, Tx};
 use crate::delivery::{Delivery, HandlerError};
 
 /// Applies events to a view inside the given transaction.
+///
+/// Applying must depend only on the event and the view, and applying a
+/// suffix of the stream again on top of the view must leave it as it was
+/// (last writer wins per field, insert-if-absent): that is what lets a
+/// replay from a sequence re-apply events the view already has.
 pub trait Projector: Send + Sync + 'static {
     fn apply(
         &self,
         tx: &mut Tx,
         delivery: &Delivery,
     ) -> impl Future<Output = Result<(), HandlerError>> + Send;
+
+    /// Applies a run of events, in stream order, as if one by one (the
+    /// default does just that). A replay hands its events over in batches:
+    /// a projector may write a batch in fewer statements, since a statement
+    /// costs a round trip to the database, provided the view ends exactly
+    /// as with [`Projector::apply`] per event. An error fails the batch,
+    /// which the replay then applies event by event.
+    fn apply_batch<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        batch: &'a [Delivery],
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send + 'a {
+        async move {
+            for delivery in batch {
+                self.apply(tx, delivery).await?;
+            }
+            Ok(())
+        }
+    }
+
+    /// The tables this projector writes. A replay from the start empties
+    /// them first, together with every other projection of the service
+    /// that writes one of them. None declared: it can only be replayed
+    /// from a sequence or a time.
+    fn tables(&self) -> &'static [&'static str] {
+        &[]
+    }
+}
+
+/// A [`Projector`] behind a pointer, for the control plane's registry.
+pub trait DynProjector: Send + Sync + 'static {
+    fn apply_dyn<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        delivery: &'a Delivery,
+    ) -> BoxFuture<'a, Result<(), HandlerError>>;
+
+    fn apply_batch_dyn<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        batch: &'a [Delivery],
+    ) -> BoxFuture<'a, Result<(), HandlerError>>;
+
+    fn tables(&self) -> &'static [&'static str];
+}
+
+impl<P: Projector> DynProjector for P {
+    fn apply_dyn<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        delivery: &'a Delivery,
+    ) -> BoxFuture<'a, Result<(), HandlerError>> {
+        Box::pin(self.apply(tx, delivery))
+    }
+
+    fn apply_batch_dyn<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        batch: &'a [Delivery],
+    ) -> BoxFuture<'a, Result<(), HandlerError>> {
+        Box::pin(self.apply_batch(tx, batch))
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        Projector::tables(self)
+    }
+}
+
+/// A running projection as the control plane sees it.
+pub struct Live {
+    pub spec: ProjectionSpec,
+    pub projector: Arc<dyn DynProjector>,
+    /// Held by the live follower around each apply; a replay holds it for
+    /// its whole run, which pauses the follower between two events.
+    pub pause: Arc<Mutex<()>>,
+    /// Where the follower reports progress; a replay moves it too.
+    pub progress: watch::Sender<Progress>,
 }
 
 /// Which stream feeds a projection, and which of its subjects.
@@ -57,6 +145,26 @@ pub struct ProjectionHandle {
 }
 
 impl ProjectionHandle {
+    /// A handle for a view kept outside the service's database (a search
+    /// index keeps its checkpoint in the index itself), with the sender its
+    /// owner reports progress on; register it with `Runtime::track` so
+    /// readiness waits for it.
+    pub fn detached(
+        name: impl Into<String>,
+        stream: &'static str,
+    ) -> (ProjectionHandle, watch::Sender<Progress>) {
+        let (tx, rx) = watch::channel(Progress {
+            applied: 0,
+            caught_up: false,
+        });
+        let handle = ProjectionHandle {
+            name: name.into(),
+            stream,
+            rx,
+        };
+        (handle, tx)
+    }
+
     pub fn progress(&self) -> Progress {
         self.rx.borrow().clone()
     }
@@ -111,6 +219,34 @@ async fn advance(tx: &mut Tx, name: &str, seq: u64) -> Result<bool, sqlx::Error>
     Ok(moved == 1)
 }
 
+/// The checkpoint, read inside a transaction (0 when it never ran).
+pub(crate) async fn checkpoint_in(tx: &mut Tx, name: &str) -> Result<u64, sqlx::Error> {
+    let row = sqlx::query("SELECT last_seq FROM platform_checkpoint WHERE projection = $1")
+        .bind(name)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(match row {
+        Some(row) => u64::try_from(row.try_get::<i64, _>("last_seq")?).unwrap_or(0),
+        None => 0,
+    })
+}
+
+/// Sets the checkpoint inside a transaction, backwards or forwards. On
+/// PostgreSQL this locks the checkpoint's row until commit, so another
+/// instance's follower (which moves it first) waits instead of interleaving.
+pub(crate) async fn set_in(tx: &mut Tx, name: &str, seq: u64) -> Result<(), sqlx::Error> {
+    let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+    sqlx::query(
+        "INSERT INTO platform_checkpoint (projection, last_seq) VALUES ($1, $2)
+         ON CONFLICT (projection) DO UPDATE SET last_seq = $2",
+    )
+    .bind(name)
+    .bind(seq)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Sets the checkpoint (a replay from `seq + 1`), outside any view change.
 pub async fn reset(db: &Db, name: &str, seq: u64) -> Result<(), sqlx::Error> {
     let seq = i64::try_from(seq).unwrap_or(i64::MAX);
@@ -134,6 +270,20 @@ pub fn spawn<P: Projector>(
     projector: P,
     stop: CancellationToken,
 ) -> (ProjectionHandle, tokio::task::JoinHandle<()>) {
+    let (handle, task, _) = start(js, db, service, spec, projector, stop);
+    (handle, task)
+}
+
+/// Starts a projection task; returns its handle, the task, and what the
+/// control plane needs to replay it.
+pub(crate) fn start<P: Projector>(
+    js: Context,
+    db: Db,
+    service: &'static str,
+    spec: ProjectionSpec,
+    projector: P,
+    stop: CancellationToken,
+) -> (ProjectionHandle, tokio::task::JoinHandle<()>, Arc<Live>) {
     let (tx, rx) = watch::channel(Progress {
         applied: 0,
         caught_up: false,
@@ -143,10 +293,19 @@ pub fn spawn<P: Projector>(
         stream: spec.stream,
         rx,
     };
+    let projector = Arc::new(projector);
+    let live = Arc::new(Live {
+        spec: spec.clone(),
+        projector: projector.clone(),
+        pause: Arc::new(Mutex::new(())),
+        progress: tx,
+    });
+    let follower = live.clone();
     let task = tokio::spawn(async move {
+        let live = follower;
         let mut failures: u32 = 0;
         while !stop.is_cancelled() {
-            match follow(&js, &db, service, &spec, &projector, &tx, &stop).await {
+            match follow(&js, &db, service, &live, projector.as_ref(), &stop).await {
                 Ok(()) => break,
                 Err(error) => {
                     failures = failures.saturating_add(1);
@@ -160,19 +319,24 @@ pub fn spawn<P: Projector>(
             }
         }
     });
-    (handle, task)
+    (handle, task, live)
 }
 
 async fn follow<P: Projector>(
     js: &Context,
     db: &Db,
     service: &'static str,
-    spec: &ProjectionSpec,
+    live: &Live,
     projector: &P,
-    progress: &watch::Sender<Progress>,
     stop: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let start = checkpoint(db, &spec.name).await?;
+    let spec = &live.spec;
+    let progress = &live.progress;
+    let start = {
+        // Not while a replay runs: it is about to move the checkpoint.
+        let _paused = live.pause.lock().await;
+        checkpoint(db, &spec.name).await?
+    };
     progress.send_modify(|p| p.applied = p.applied.max(start));
     let consumer = js
         .create_consumer_on_stream(
@@ -217,7 +381,10 @@ async fn follow<P: Projector>(
             delivered: info.delivered,
         };
         let pending = info.pending;
-        apply_one(js, db, service, spec, projector, &delivery, stop).await?;
+        {
+            let _paused = live.pause.lock().await;
+            apply_one(js, db, service, spec, projector, &delivery, stop).await?;
+        }
         progress.send_modify(|p| {
             p.applied = p.applied.max(delivery.stream_seq);
             if pending == 0 {

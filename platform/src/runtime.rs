@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ServiceArgs;
 use crate::consumer::EventHandler;
+use crate::control::{RegisteredConsumer, Registry};
 use crate::db::{Db, Migrations};
 use crate::health::Readiness;
 use crate::outbox::Outbox;
@@ -46,6 +47,8 @@ pub struct Runtime {
     relay: Option<JoinHandle<()>>,
     endpoints: Option<async_nats::service::Service>,
     projections: Vec<ProjectionHandle>,
+    /// Projectors and handlers, for the operators' control plane.
+    registry: Registry,
     listener: tokio::net::TcpListener,
 }
 
@@ -99,6 +102,7 @@ impl Runtime {
             relay: Some(relay),
             endpoints: None,
             projections: Vec::new(),
+            registry: Registry::default(),
             listener,
         })
     }
@@ -120,6 +124,16 @@ impl Runtime {
         H: Fn(Request<Req>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Reply<Resp>> + Send + 'static,
     {
+        let stop = self.intake.clone();
+        let service = self.service_api().await?;
+        let task = crate::responder::serve(service, subject, handler, stop).await?;
+        self.workers.push(task);
+        Ok(())
+    }
+
+    /// The NATS service API (started on first use) that serves commands,
+    /// queries and the control plane.
+    async fn service_api(&mut self) -> anyhow::Result<&async_nats::service::Service> {
         if self.endpoints.is_none() {
             let service = self
                 .nats
@@ -130,11 +144,25 @@ impl Runtime {
                 .map_err(|e| anyhow::anyhow!("starting the NATS service API: {e}"))?;
             self.endpoints = Some(service);
         }
-        let Some(service) = self.endpoints.as_ref() else {
-            anyhow::bail!("service API not started");
-        };
-        let task = crate::responder::serve(service, subject, handler, self.intake.clone()).await?;
-        self.workers.push(task);
+        self.endpoints
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("service API not started"))
+    }
+
+    /// Serves `ops.<service>.replay` and `ops.<service>.redeliver` (see
+    /// [`crate::control`]) over what the service registered.
+    async fn serve_control(&mut self) -> anyhow::Result<()> {
+        let registry = std::mem::take(&mut self.registry);
+        let (service, nats, js, db, stop) = (
+            self.service,
+            self.nats.clone(),
+            self.js.clone(),
+            self.db.clone(),
+            self.intake.clone(),
+        );
+        let endpoints = self.service_api().await?;
+        let tasks = crate::control::serve(endpoints, service, nats, js, db, registry, stop).await?;
+        self.workers.extend(tasks);
         Ok(())
     }
 
@@ -145,6 +173,12 @@ impl Runtime {
         handler: H,
     ) -> anyhow::Result<()> {
         self.ensure_stream_of(spec.stream).await?;
+        let handler = Arc::new(handler);
+        self.registry.consumers.push(RegisteredConsumer {
+            stream: spec.stream,
+            durable: spec.durable.clone(),
+            handler: handler.clone(),
+        });
         let task = tokio::spawn(crate::consumer::run(
             self.js.clone(),
             self.service,
@@ -163,7 +197,7 @@ impl Runtime {
         projector: P,
     ) -> anyhow::Result<ProjectionHandle> {
         self.ensure_stream_of(spec.stream).await?;
-        let (handle, task) = crate::projection::spawn(
+        let (handle, task, live) = crate::projection::start(
             self.js.clone(),
             self.db.clone(),
             self.service,
@@ -171,9 +205,16 @@ impl Runtime {
             projector,
             self.intake.clone(),
         );
+        self.registry.projections.push(live);
         self.workers.push(task);
         self.projections.push(handle.clone());
         Ok(handle)
+    }
+
+    /// Counts a view the service feeds itself (see
+    /// [`ProjectionHandle::detached`]) in readiness.
+    pub fn track(&mut self, handle: ProjectionHandle) {
+        self.projections.push(handle);
     }
 
     /// Runs a background task (a timer, a sweeper) that stops with the
@@ -214,6 +255,7 @@ impl Runtime {
         router: Option<axum::Router>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        self.serve_control().await?;
         let router = router.unwrap_or_else(|| self.health_router());
         let addr = self.http_addr()?;
         tracing::info!(service = self.service, %addr, "listening");

@@ -1,13 +1,17 @@
 //! product-svc: the product team's service. It owns the catalog (products,
 //! prices) and publishes `evt.product.>` events; it answers the
-//! `cmd.product.*` commands. (Search shards arrive with the search issue.)
+//! `cmd.product.*` commands. Each instance is also one search shard
+//! (`--shard i/K`): it indexes its share of the catalog from the product
+//! and warehouse streams and answers `qry.product.search` for it.
 
 pub mod domain;
 pub mod handlers;
+pub mod search;
 pub mod store;
 
 use std::future::Future;
 
+use contracts::search::Shard;
 use contracts::subjects::{cmd, PRODUCT_SVC};
 use contracts::Team;
 use platform::{Runtime, ServiceArgs};
@@ -22,6 +26,11 @@ use platform::{Runtime, ServiceArgs};
 pub struct Args {
     #[command(flatten)]
     pub service: ServiceArgs,
+
+    /// The search shard this instance serves: `i/K` with 0 <= i < K <= 64.
+    /// A product belongs to shard `contracts::search::shard_of(id, K)`.
+    #[arg(long, env = "BAZAAR_SHARD", default_value = "0/1")]
+    pub shard: Shard,
 }
 
 /// Builds the service and runs it until `shutdown` resolves.
@@ -49,5 +58,23 @@ pub async fn run(
         async move { h.update(req).await }
     })
     .await?;
-    rt.run_until_stopped(None, shutdown).await
+    let failure = search::start(
+        &mut rt,
+        search::SearchConfig {
+            shard: args.shard,
+            data_dir: args.service.data_dir.clone(),
+            stream_replicas: args.service.stream_replicas,
+            commit: search::indexer::CommitPolicy::default(),
+        },
+    )
+    .await?;
+    let failed = failure.clone();
+    rt.run_until_stopped(None, async move {
+        tokio::select! {
+            _ = shutdown => {}
+            _ = failed.occurred() => {}
+        }
+    })
+    .await?;
+    failure.into_result()
 }

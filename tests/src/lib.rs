@@ -2,14 +2,20 @@
 //! test with the real users and permissions ([`TestNats`]), a fresh database
 //! per test on SQLite or PostgreSQL ([`TestDb`]), the whole shop as real
 //! processes ([`Shop`]), and [`wait_until`] so tests wait on conditions with
-//! a deadline instead of sleeping.
+//! a deadline instead of sleeping. System tests drive the edge through
+//! the typed REST client [`Api`] and read what every team published with
+//! [`Streams`].
 //!
 //! Everything a test starts is stopped when the handle drops, and every
 //! test gets its own ports and directories, so tests run in parallel.
 //! Helpers panic with a descriptive message instead of returning errors:
 //! a failed set-up is a failed test.
 
+pub mod api;
+pub mod browser;
 mod db;
+mod diagnostics;
+mod events;
 mod fake;
 mod nats;
 mod process;
@@ -17,9 +23,12 @@ mod shop;
 mod token;
 mod wait;
 
+pub use api::Api;
 pub use db::{Backend, TestDb};
+pub use diagnostics::LogsOnFailure;
+pub use events::{StoredEvent, Streams};
 pub use fake::{fake_started_with, write_fake_services, write_scripts};
 pub use nats::{ConnectionEvents, TestNats};
 pub use shop::{Service, Shop, ShopBuilder};
-pub use token::mint_token;
+pub use token::{mint_expired_token, mint_token};
 pub use wait::{wait_for, wait_until};

@@ -143,6 +143,12 @@ impl Shop {
         )
     }
 
+    /// The secret the edge verifies tokens with (`BAZAAR_JWT_SECRET`), for
+    /// minting unusual tokens (expired, wrong claims).
+    pub fn jwt_secret(&self) -> &str {
+        &self.jwt_secret
+    }
+
     pub fn customer_token(&self, customer: &str) -> String {
         mint_token(
             &self.jwt_secret,
@@ -181,6 +187,26 @@ impl Shop {
         if let Err(e) = self.launch(&stopped).await {
             panic!("cannot start {}: {e:#}", service.name());
         }
+    }
+
+    /// Sets (`Some`) or removes (`None`) an environment variable of every
+    /// instance of `service`, for its next start: e.g. stop a service,
+    /// drop its `BAZAAR_FAULTS`, and [`Shop::start`] it again.
+    pub fn set_env(&mut self, service: Service, key: &str, value: Option<&str>) {
+        for instance in self.instances.iter_mut().filter(|i| i.service == service) {
+            match value {
+                Some(value) => instance
+                    .process
+                    .env
+                    .insert(key.to_owned(), value.to_owned()),
+                None => instance.process.env.remove(key),
+            };
+        }
+    }
+
+    /// Whether any instance of `service` runs (reaping those that exited).
+    pub fn is_running(&mut self, service: Service) -> bool {
+        self.of(service).any(|p| p.is_running())
     }
 
     /// Stops every process (the services, then the broker).

@@ -26,3 +26,26 @@ pub fn mint_token(secret: &str, sub: &str, role: Role, ttl: Duration) -> String 
         Err(e) => panic!("cannot sign a token: {e}"),
     }
 }
+
+/// An HS256 JWT for `sub` with `role` that expired `ago` before now (and
+/// was issued an hour before that), signed like [`mint_token`].
+pub fn mint_expired_token(secret: &str, sub: &str, role: Role, ago: Duration) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let ago = i64::try_from(ago.as_secs()).unwrap_or(i64::MAX / 2);
+    let exp = now.saturating_sub(ago);
+    let claims = Claims {
+        sub: sub.to_owned(),
+        role,
+        exp,
+        iat: Some(exp.saturating_sub(3600)),
+        nbf: None,
+    };
+    match encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    ) {
+        Ok(token) => token,
+        Err(e) => panic!("cannot sign a token: {e}"),
+    }
+}

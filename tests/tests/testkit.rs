@@ -12,6 +12,8 @@ use bazaar_testkit::{
     fake_started_with, wait_for, wait_until, write_fake_services, write_scripts, Backend, Service,
     Shop, TestDb, TestNats,
 };
+use contracts::subjects::{cmd, evt};
+use contracts::Team;
 use sqlx::{Connection, PgConnection};
 
 async fn stream_messages(js: &jetstream::Context, name: &str) -> u64 {
@@ -72,25 +74,22 @@ async fn a_client_reconnects_after_the_broker_restarts() {
 async fn product_svc_publishing_a_checkout_event_is_refused_by_the_broker() {
     let nats = TestNats::start();
     let ops = jetstream::new(nats.connect().await);
-    create_stream(&ops, "EVT_CHECKOUT", "evt.checkout.>").await;
+    create_stream(&ops, Team::Checkout.stream(), Team::Checkout.event_prefix()).await;
     let (client, mut events) = nats.connect_as_with_events("product-svc").await;
     let js = jetstream::ContextBuilder::new()
         .timeout(Duration::from_millis(500))
         .build(client);
 
     let ack = js
-        .publish("evt.checkout.order.placed.v1", "{}".into())
+        .publish(evt::ORDER_PLACED_V2, "{}".into())
         .await
         .expect("sent")
         .await;
 
     assert!(ack.is_err(), "a refused publish is never acknowledged");
     let violation = events.permission_violation(Duration::from_secs(5)).await;
-    assert!(
-        violation.contains("evt.checkout.order.placed.v1"),
-        "{violation}"
-    );
-    assert_eq!(stream_messages(&ops, "EVT_CHECKOUT").await, 0);
+    assert!(violation.contains(evt::ORDER_PLACED_V2), "{violation}");
+    assert_eq!(stream_messages(&ops, Team::Checkout.stream()).await, 0);
 }
 
 #[tokio::test]
@@ -98,14 +97,14 @@ async fn product_svc_may_publish_its_own_events() {
     let nats = TestNats::start();
     create_stream(
         &jetstream::new(nats.connect().await),
-        "EVT_PRODUCT",
-        "evt.product.>",
+        Team::Product.stream(),
+        Team::Product.event_prefix(),
     )
     .await;
     let js = jetstream::new(nats.connect_as("product-svc").await);
 
     let ack = js
-        .publish("evt.product.product.created.v1", "{}".into())
+        .publish(evt::PRODUCT_CREATED_V1, "{}".into())
         .await
         .expect("sent")
         .await;
@@ -119,20 +118,17 @@ async fn edge_api_may_send_commands_but_not_publish_events() {
     let (client, mut events) = nats.connect_as_with_events("edge-api").await;
 
     client
-        .publish("cmd.checkout.place-order", "{}".into())
+        .publish(cmd::CHECKOUT_PLACE_ORDER, "{}".into())
         .await
         .expect("sent");
     client
-        .publish("evt.product.product.created.v1", "{}".into())
+        .publish(evt::PRODUCT_CREATED_V1, "{}".into())
         .await
         .expect("sent");
     client.flush().await.expect("flushed");
 
     let violation = events.permission_violation(Duration::from_secs(5)).await;
-    assert!(
-        violation.contains("evt.product.product.created.v1"),
-        "{violation}"
-    );
+    assert!(violation.contains(evt::PRODUCT_CREATED_V1), "{violation}");
 }
 
 #[tokio::test]

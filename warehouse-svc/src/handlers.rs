@@ -6,7 +6,9 @@
 
 use std::time::Duration;
 
-use contracts::checkout::{OrderCancelledV1, OrderConfirmedV1, OrderPlacedV1, OrderRejectedV1};
+use contracts::checkout::{
+    decode_order_placed, OrderCancelledV1, OrderConfirmedV1, OrderPlacedV2, OrderRejectedV1,
+};
 use contracts::commands::{
     CommandError, ErrorKind, FieldError, Reply, Request, SetStock, StockLevel,
 };
@@ -123,7 +125,10 @@ impl Reactions {
 
     async fn react(&self, d: &Delivery) -> Result<(), HandlerError> {
         match d.subject.as_str() {
-            evt::ORDER_PLACED_V1 => self.placed(d.decode()?).await,
+            // History still holds v1: both are read as v2.
+            evt::ORDER_PLACED_V1 | evt::ORDER_PLACED_V2 => {
+                self.placed(decode_order_placed(&d.payload)?).await
+            }
             evt::ORDER_CONFIRMED_V1 => self.confirmed(d.decode()?).await,
             evt::ORDER_REJECTED_V1 => {
                 let e: Envelope<OrderRejectedV1> = d.decode()?;
@@ -141,7 +146,7 @@ impl Reactions {
 
     /// Holds stock for every line of the order, or for none of it.
     #[instrument(skip_all, fields(order_id = %e.data.order_id, event_id = %e.id))]
-    async fn placed(&self, e: Envelope<OrderPlacedV1>) -> Result<(), HandlerError> {
+    async fn placed(&self, e: Envelope<OrderPlacedV2>) -> Result<(), HandlerError> {
         let order_id = e.data.order_id;
         let demand =
             domain::demand(&e.data.lines).map_err(|err| HandlerError::Poison(err.to_string()))?;

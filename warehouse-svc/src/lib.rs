@@ -4,7 +4,9 @@
 //! rest: `order.placed` reserves every line or none (never overselling, with
 //! any number of instances), `order.rejected` / `order.cancelled` release
 //! what is held, `order.confirmed` schedules a shipment that the dispatcher
-//! sends once due, taking the stock off the shelf.
+//! sends once due, taking the stock off the shelf. Both versions of
+//! `order.placed` are read (history still holds v1, upcast to v2); what it
+//! reads is declared in `contracts::consumers::warehouse_svc`.
 
 pub mod dispatcher;
 pub mod domain;
@@ -14,18 +16,11 @@ pub mod store;
 use std::future::Future;
 use std::time::Duration;
 
-use contracts::subjects::{cmd, durable, evt, WAREHOUSE_SVC};
+use contracts::consumers::warehouse_svc;
+use contracts::subjects::{cmd, durable, WAREHOUSE_SVC};
 use contracts::Team;
 use platform::streams::ConsumerSpec;
 use platform::{Runtime, ServiceArgs};
-
-/// The event versions the warehouse consumes (its declared contract).
-pub const CONSUMES: &[&str] = &[
-    evt::ORDER_PLACED_V1,
-    evt::ORDER_CONFIRMED_V1,
-    evt::ORDER_REJECTED_V1,
-    evt::ORDER_CANCELLED_V1,
-];
 
 /// Orders handled at once per instance; one order's events share a lane.
 const LANES: usize = 8;
@@ -51,9 +46,11 @@ pub struct Args {
     pub dispatch_delay_ms: u64,
 }
 
-/// The durable consumer of checkout's order events.
+/// The durable consumer of the order events the warehouse declares it
+/// reads (`contracts::consumers::warehouse_svc`).
 pub fn consumer_spec() -> ConsumerSpec {
-    ConsumerSpec::new(Team::Checkout.stream(), durable::WAREHOUSE, CONSUMES).with_lanes(LANES)
+    let reads = warehouse_svc::ORDERS;
+    ConsumerSpec::new(reads.from.stream(), durable::WAREHOUSE, reads.subjects).with_lanes(LANES)
 }
 
 /// Builds the service and runs it until `shutdown` resolves.

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::domain::{self, Decision, Input, SagaError};
 use crate::store;
 
-pub use saga::{SagaEvents, SAGA_INPUTS};
+pub use saga::SagaEvents;
 pub use timeout::sweep_overdue;
 
 #[derive(Clone)]

@@ -1,7 +1,7 @@
 //! `cmd.checkout.place-order` and `cmd.checkout.cancel-order`.
 
 use chrono::Utc;
-use contracts::checkout::{BasketChangedV1, OrderPlacedV1};
+use contracts::checkout::{BasketChangedV1, CustomerV2, OrderPlacedV2, PaymentMethodV2, PaymentV2};
 use contracts::commands::{
     CancelOrder, CommandError, ErrorKind, FieldError, OrderItem, OrderRecord, PlaceOrder, Reply,
     Request,
@@ -29,8 +29,7 @@ impl Handlers {
             &req.command_id,
             move |tx| {
                 Box::pin(async move {
-                    domain::check_address_and_payment(&body.shipping_address, &body.payment_method)
-                        .map_err(CommandError::invalid)?;
+                    check_body(&body).map_err(CommandError::invalid)?;
                     let from_basket = body.items.is_none();
                     let items = match body.items {
                         Some(items) => items,
@@ -65,13 +64,20 @@ impl Handlers {
                         };
                         events.push(push(tx, emptied, &ctx).await?);
                     }
-                    let placed = OrderPlacedV1 {
+                    let placed = OrderPlacedV2 {
                         order_id: order.order_id,
-                        customer_id: customer,
+                        customer: CustomerV2 {
+                            id: customer,
+                            email: body.contact_email,
+                        },
                         lines,
                         net,
                         shipping_address: body.shipping_address,
-                        payment_token: body.payment_method,
+                        // Cards are the only method the shop takes so far.
+                        payment: PaymentV2 {
+                            method: PaymentMethodV2::Card,
+                            token: body.payment_method,
+                        },
                         placed_at: now,
                     };
                     events.push(push(tx, placed, &ctx).await?);
@@ -116,6 +122,17 @@ impl Handlers {
             },
         )
         .await
+    }
+}
+
+/// Every invalid field of the order's body at once, so the customer can
+/// fix them in one go.
+fn check_body(body: &PlaceOrder) -> Result<(), Vec<FieldError>> {
+    let address = domain::check_address_and_payment(&body.shipping_address, &body.payment_method);
+    let contact = domain::check_contact_email(body.contact_email.as_deref());
+    match (address, contact) {
+        (Ok(()), Ok(())) => Ok(()),
+        (a, c) => Err([a.err(), c.err()].into_iter().flatten().flatten().collect()),
     }
 }
 

@@ -1,9 +1,10 @@
 //! The saga's inputs from other teams: warehouse's and finance's answers.
 
+use contracts::consumers::checkout_svc;
 use contracts::finance::{PaymentAuthorizedV1, PaymentFailedV1};
 use contracts::subjects::{durable, evt};
 use contracts::warehouse::{ShipmentDispatchedV1, StockReservationFailedV1, StockReservedV1};
-use contracts::{Envelope, Event, EventContext, Team};
+use contracts::{Envelope, Event, EventContext};
 use platform::consumer::EventHandler;
 use platform::delivery::{Delivery, HandlerError, Outcome};
 use platform::streams::ConsumerSpec;
@@ -12,32 +13,18 @@ use uuid::Uuid;
 use super::{apply, Applied, Handlers};
 use crate::domain::Input;
 
-/// The saga inputs checkout consumes, per stream.
-pub const SAGA_INPUTS: [(&str, &[&str]); 2] = [
-    (
-        Team::Warehouse.stream(),
-        &[
-            evt::STOCK_RESERVED_V1,
-            evt::STOCK_RESERVATION_FAILED_V1,
-            evt::SHIPMENT_DISPATCHED_V1,
-        ],
-    ),
-    (
-        Team::Finance.stream(),
-        &[evt::PAYMENT_AUTHORIZED_V1, evt::PAYMENT_FAILED_V1],
-    ),
-];
-
 /// Reacts to warehouse and finance events on behalf of each order.
 pub struct SagaEvents(pub Handlers);
 
 impl SagaEvents {
-    /// The durable consumers, one per stream, named after checkout.
+    /// The durable consumers of the saga's inputs checkout declares, one
+    /// per stream, named after checkout.
     pub fn specs() -> Vec<ConsumerSpec> {
-        SAGA_INPUTS
+        [checkout_svc::SAGA_STOCK, checkout_svc::SAGA_PAYMENT]
             .iter()
-            .map(|(stream, subjects)| {
-                ConsumerSpec::new(stream, durable::CHECKOUT, subjects).with_lanes(8)
+            .map(|reads| {
+                ConsumerSpec::new(reads.from.stream(), durable::CHECKOUT, reads.subjects)
+                    .with_lanes(8)
             })
             .collect()
     }

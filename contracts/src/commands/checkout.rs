@@ -48,6 +48,10 @@ pub struct PlaceOrder {
     pub items: Option<Vec<OrderItem>>,
     pub shipping_address: AddressV1,
     pub payment_method: String,
+    /// Where mail about the order goes (checked by checkout: at most 254
+    /// characters, one '@', no whitespace); carried in `order.placed.v2`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_email: Option<String>,
 }
 
 /// `cmd.checkout.cancel-order`

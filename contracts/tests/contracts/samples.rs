@@ -176,3 +176,32 @@ fn remove(doc: &mut Value, pointer: &str) {
         .and_then(|object| object.remove(key))
         .unwrap_or_else(|| panic!("{pointer} is not a field"));
 }
+
+/// History of a superseded version stays in the stream: each of its
+/// samples must still reach the newest version through the upcasters, and
+/// come out as a valid event of that version.
+#[test]
+fn every_sample_of_a_superseded_version_upcasts_into_the_newest_version() {
+    for sample in samples().iter().filter(|s| s.descriptor.is_superseded()) {
+        let mut descriptor = sample.descriptor;
+        let mut doc = sample.json.clone();
+        while let Some(upcast) = &descriptor.upcast {
+            let bytes = serde_json::to_vec(&doc).expect("a JSON value serialises");
+            doc = (upcast.apply)(&bytes).unwrap_or_else(|e| {
+                panic!(
+                    "{}: no longer decodes for its upcaster into {}: {e}\n  Samples record \
+                     published history: fix the type or the upcaster, never the sample.",
+                    sample.name, upcast.to
+                )
+            });
+            descriptor = contracts::catalog::by_subject(upcast.to)
+                .unwrap_or_else(|| panic!("{} upcasts to unknown {}", sample.name, upcast.to));
+        }
+        check(descriptor, &doc).assert_accepted(&format!(
+            "{} upcast to {}",
+            sample.name,
+            descriptor.event_type()
+        ));
+        assert_eq!(doc["id"], sample.json["id"], "{}: identity", sample.name);
+    }
+}

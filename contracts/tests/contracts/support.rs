@@ -11,15 +11,17 @@ use contracts::envelope::DecodeError;
 use contracts::{EventDescriptor, EVENTS};
 use serde_json::{Map, Value};
 
+use crate::{compat, manifest};
+
 /// The file stem of the schema of any envelope, `data` left open.
 pub const ENVELOPE: &str = "envelope";
 
 pub fn schemas_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas")
+    contracts_dir().join("schemas")
 }
 
 pub fn samples_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("samples")
+    contracts_dir().join("samples")
 }
 
 pub fn blessing() -> bool {
@@ -51,27 +53,66 @@ pub fn committed_text(stem: &str) -> Option<String> {
     std::fs::read_to_string(schemas_dir().join(format!("{stem}.json"))).ok()
 }
 
-/// The stems written by blessing (empty unless `BAZAAR_BLESS=1`). Runs
-/// once per test binary, before any test reads a schema, so tests of
-/// new samples see the schemas they are blessed together with.
-pub fn bless_once() -> &'static [String] {
-    static WRITTEN: OnceLock<Vec<String>> = OnceLock::new();
-    WRITTEN.get_or_init(|| {
+/// What `BAZAAR_BLESS=1` did to the committed files.
+#[derive(Debug, Default)]
+pub struct Blessed {
+    /// Files rewritten from the Rust types (relative to `contracts/`).
+    pub written: Vec<String>,
+    /// Schemas left alone because the change would break consumers.
+    pub refused: Vec<String>,
+}
+
+/// Blesses once per test binary (nothing unless `BAZAAR_BLESS=1`), before
+/// any test reads a committed file, so tests of new samples see the
+/// schemas they are blessed together with. Blessing accepts additive
+/// changes only: a schema whose change breaks consumers is left as it is,
+/// and the compatibility test says why.
+pub fn bless_once() -> &'static Blessed {
+    static BLESSED: OnceLock<Blessed> = OnceLock::new();
+    BLESSED.get_or_init(|| {
+        let mut blessed = Blessed::default();
         if !blessing() {
-            return Vec::new();
+            return blessed;
         }
         std::fs::create_dir_all(schemas_dir()).expect("create contracts/schemas");
-        let mut written = Vec::new();
         for (stem, schema) in generated_schemas() {
             let path = schemas_dir().join(format!("{stem}.json"));
             let text = render(&schema);
-            if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
-                std::fs::write(&path, text).expect("write a blessed schema");
-                written.push(stem);
+            let current = std::fs::read_to_string(&path).ok();
+            if current.as_deref() == Some(text.as_str()) {
+                continue;
             }
+            let committed = current.and_then(|t| serde_json::from_str::<Value>(&t).ok());
+            if committed.is_some_and(|c| !compat::compare(&c, &schema).breaking.is_empty()) {
+                blessed.refused.push(format!("schemas/{stem}.json"));
+                continue;
+            }
+            std::fs::write(&path, text).expect("write a blessed schema");
+            blessed.written.push(format!("schemas/{stem}.json"));
         }
-        written
+        if manifest::bless() {
+            blessed.written.push(manifest::FILE.to_owned());
+        }
+        // The document embeds the schemas: never ahead of a refused one.
+        let asyncapi = contracts::asyncapi::render();
+        if blessed.refused.is_empty() && read(ASYNCAPI).as_deref() != Some(asyncapi.as_str()) {
+            std::fs::write(contracts_dir().join(ASYNCAPI), asyncapi).expect("write asyncapi");
+            blessed.written.push(ASYNCAPI.to_owned());
+        }
+        blessed
     })
+}
+
+/// The AsyncAPI document, relative to `contracts/`.
+pub const ASYNCAPI: &str = "asyncapi.yaml";
+
+pub fn contracts_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A file under `contracts/` as it is now (call [`bless_once`] first).
+pub fn read(relative: &str) -> Option<String> {
+    std::fs::read_to_string(contracts_dir().join(relative)).ok()
 }
 
 /// Pretty-printed with a trailing newline; keys are sorted by

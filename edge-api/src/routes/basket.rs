@@ -16,7 +16,7 @@ use crate::state::AppState;
 use crate::views::baskets;
 
 /// The caller's basket.
-#[utoipa::path(get, path = "/api/v1/basket", tag = "basket", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/basket", operation_id = "getBasket", tag = "basket", security(("bearer" = [])),
     responses(
         (status = 200, description = "the basket", body = Basket),
         (status = 401, description = "no or invalid token", body = crate::dto::Problem, content_type = "application/problem+json"),
@@ -26,7 +26,7 @@ pub async fn get(State(state): State<AppState>, Caller(caller): Caller) -> ApiRe
 }
 
 /// Set the quantity of a product in the basket (0 removes it).
-#[utoipa::path(put, path = "/api/v1/basket/items/{product_id}", tag = "basket",
+#[utoipa::path(put, path = "/api/v1/basket/items/{product_id}", operation_id = "putBasketItem", tag = "basket",
     request_body = BasketItemBody,
     params(("product_id" = uuid::Uuid, Path, description = "product id")),
     security(("bearer" = [])),
@@ -48,7 +48,7 @@ pub async fn put_item(
 }
 
 /// Remove a product from the basket.
-#[utoipa::path(delete, path = "/api/v1/basket/items/{product_id}", tag = "basket",
+#[utoipa::path(delete, path = "/api/v1/basket/items/{product_id}", operation_id = "deleteBasketItem", tag = "basket",
     params(("product_id" = uuid::Uuid, Path, description = "product id")),
     security(("bearer" = [])),
     responses(

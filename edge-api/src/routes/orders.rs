@@ -26,7 +26,7 @@ use crate::state::AppState;
 use crate::views::orders::{self, OrderView};
 
 /// Place an order, from explicit items or from the basket.
-#[utoipa::path(post, path = "/api/v1/orders", tag = "orders",
+#[utoipa::path(post, path = "/api/v1/orders", operation_id = "placeOrder", tag = "orders",
     request_body = NewOrder,
     params(("Idempotency-Key" = Option<String>, Header, description = "the same key returns the first order")),
     security(("bearer" = [])),
@@ -61,6 +61,7 @@ pub async fn place(
             country: body.shipping_address.country,
         },
         payment_method: body.payment_method,
+        contact_email: body.contact_email,
     };
     let done = state
         .bus
@@ -82,7 +83,7 @@ pub async fn place(
 }
 
 /// Cancel an order that has not shipped.
-#[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", tag = "orders",
+#[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", operation_id = "cancelOrder", tag = "orders",
     params(("id" = Uuid, Path, description = "order id")),
     security(("bearer" = [])),
     responses(
@@ -168,7 +169,7 @@ pub struct ListQuery {
 }
 
 /// The caller's orders, newest first.
-#[utoipa::path(get, path = "/api/v1/orders", tag = "orders",
+#[utoipa::path(get, path = "/api/v1/orders", operation_id = "listOrders", tag = "orders",
     params(
         ("limit" = Option<i64>, Query, description = "1 to 100, default 20"),
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
@@ -209,7 +210,7 @@ pub async fn list(
 }
 
 /// One of the caller's orders, with its timeline.
-#[utoipa::path(get, path = "/api/v1/orders/{id}", tag = "orders",
+#[utoipa::path(get, path = "/api/v1/orders/{id}", operation_id = "getOrder", tag = "orders",
     params(("id" = Uuid, Path, description = "order id")),
     security(("bearer" = [])),
     responses(
@@ -227,7 +228,7 @@ pub async fn get(
 }
 
 /// The invoice of one of the caller's orders.
-#[utoipa::path(get, path = "/api/v1/orders/{id}/invoice", tag = "orders",
+#[utoipa::path(get, path = "/api/v1/orders/{id}/invoice", operation_id = "getInvoice", tag = "orders",
     params(("id" = Uuid, Path, description = "order id")),
     security(("bearer" = [])),
     responses(
@@ -274,7 +275,7 @@ const STREAM_LIMIT: Duration = Duration::from_secs(600);
 /// Server-sent events: the order view on every change (event `order`).
 /// Browsers' EventSource cannot send headers, so the token may also come
 /// as `?access_token=`.
-#[utoipa::path(get, path = "/api/v1/orders/{id}/updates", tag = "orders",
+#[utoipa::path(get, path = "/api/v1/orders/{id}/updates", operation_id = "followOrder", tag = "orders",
     params(("id" = Uuid, Path, description = "order id")),
     security(("bearer" = [])),
     responses(

@@ -17,7 +17,7 @@ use crate::state::AppState;
 use crate::views::products::{self, ProductRow};
 
 /// Create a product.
-#[utoipa::path(post, path = "/api/v1/products", tag = "products",
+#[utoipa::path(post, path = "/api/v1/products", operation_id = "createProduct", tag = "products",
     request_body = NewProduct,
     params(("Idempotency-Key" = Option<String>, Header, description = "repeat a request safely: the same key returns the first outcome")),
     security(("bearer" = [])),
@@ -53,7 +53,7 @@ pub async fn create(
 }
 
 /// Change a product's name, description, category or price.
-#[utoipa::path(patch, path = "/api/v1/products/{id}", tag = "products",
+#[utoipa::path(patch, path = "/api/v1/products/{id}", operation_id = "updateProduct", tag = "products",
     request_body = ProductPatch,
     params(("id" = Uuid, Path, description = "product id")),
     security(("bearer" = [])),
@@ -103,7 +103,7 @@ pub async fn update(
 }
 
 /// A product, with live availability.
-#[utoipa::path(get, path = "/api/v1/products/{id}", tag = "products",
+#[utoipa::path(get, path = "/api/v1/products/{id}", operation_id = "getProduct", tag = "products",
     params(("id" = Uuid, Path, description = "product id")),
     responses(
         (status = 200, description = "the product", body = Product),

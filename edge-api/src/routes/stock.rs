@@ -16,7 +16,7 @@ use crate::state::AppState;
 use crate::views::{catalog, products};
 
 /// Set the units on hand of a product.
-#[utoipa::path(put, path = "/api/v1/products/{id}/stock", tag = "products",
+#[utoipa::path(put, path = "/api/v1/products/{id}/stock", operation_id = "setStock", tag = "products",
     request_body = StockBody,
     params(("id" = uuid::Uuid, Path, description = "product id")),
     security(("bearer" = [])),

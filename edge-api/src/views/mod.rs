@@ -1,24 +1,30 @@
 //! The edge's read models, one projector per team stream (a checkpoint per
 //! stream), each dispatching to the views that event feeds. Rebuildable
-//! from the streams at any time; unknown event versions are skipped so a
-//! team can publish a new version before the edge reads it.
+//! from the streams at any time; versions the edge does not declare are
+//! filtered out, so a team can publish a new version before the edge reads it.
 
 pub mod baskets;
 pub mod catalog;
 pub mod orders;
 pub mod products;
 
+use contracts::consumers::edge_api;
 use contracts::{RawEnvelope, Team};
 use platform::delivery::{Delivery, HandlerError};
 use platform::projection::{ProjectionSpec, Projector};
 use platform::Tx;
 
-/// The projection of one team's stream.
+/// The projection of one team's stream, filtered to the event versions the
+/// edge declares it reads (`contracts::consumers::edge_api`).
 pub fn spec(team: Team) -> ProjectionSpec {
     ProjectionSpec {
         name: format!("edge.{}", team.name()),
         stream: team.stream(),
-        filter_subjects: vec![team.event_prefix().to_owned()],
+        filter_subjects: edge_api::CONSUMER
+            .subjects_from(team)
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
     }
 }
 
@@ -40,6 +46,30 @@ impl Projector for TeamProjector {
             tracing::debug!(subject = %d.subject, "event not projected by the edge");
         }
         Ok(())
+    }
+
+    /// The catalog is written a batch at a time during a replay (see
+    /// `products::batch`); the order views keep the per-event path.
+    async fn apply_batch(&self, tx: &mut Tx, batch: &[Delivery]) -> Result<(), HandlerError> {
+        if self.0 == Team::Product {
+            return products::apply_batch(tx, batch).await;
+        }
+        for d in batch {
+            self.apply(tx, d).await?;
+        }
+        Ok(())
+    }
+
+    /// The tables each stream's events write. The orders' tables are fed by
+    /// three streams, so rebuilding one of those from the start rebuilds
+    /// all three (see `platform::replay::select`).
+    fn tables(&self) -> &'static [&'static str] {
+        match self.0 {
+            Team::Product => &["product_view"],
+            Team::Checkout => &["basket_view", "orders_view", "order_timeline"],
+            Team::Warehouse => &["availability_view", "orders_view", "order_timeline"],
+            Team::Finance => &["orders_view", "order_timeline", "invoice_view"],
+        }
     }
 }
 

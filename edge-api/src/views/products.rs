@@ -1,5 +1,9 @@
 //! The catalog as customers see it, projected from product events.
 
+mod batch;
+
+pub use batch::apply_batch;
+
 use contracts::product::{
     ProductCreatedV1, ProductDiscontinuedV1, ProductPriceChangedV1, ProductUpdatedV1,
 };

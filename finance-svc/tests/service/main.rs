@@ -8,3 +8,4 @@ mod authorisation;
 mod invoices;
 mod settlement;
 mod support;
+mod versions;

@@ -11,9 +11,10 @@ use async_nats::jetstream::{self, Context};
 use bazaar_testkit::{wait_for, wait_until, Backend, TestDb, TestNats};
 use clap::Parser;
 use contracts::checkout::{
-    AddressV1, OrderCancelledV1, OrderConfirmedV1, OrderLineV1, OrderPlacedV1, OrderRejectedV1,
+    AddressV1, CustomerV2, OrderCancelledV1, OrderConfirmedV1, OrderLineV1, OrderPlacedV1,
+    OrderPlacedV2, OrderRejectedV1, PaymentMethodV2, PaymentV2,
 };
-use contracts::subjects::durable;
+use contracts::subjects::{durable, CHECKOUT_SVC};
 use contracts::{Envelope, Event, EventContext, Money, RawEnvelope, Team};
 use platform::{streams, Db, Secret};
 use tempfile::TempDir;
@@ -69,12 +70,27 @@ impl TestApp {
     /// A fresh broker (with checkout's stream) and database, and one
     /// instance of finance-svc running on them.
     pub async fn spawn(backend: Backend) -> TestApp {
+        TestApp::spawn_with_history(backend, &[]).await
+    }
+
+    /// Like [`TestApp::spawn`], with `history` (`(subject, envelope)`)
+    /// already in checkout's stream when finance first starts: what a
+    /// deployment meets on its first start, or a replay from the start.
+    pub async fn spawn_with_history(backend: Backend, history: &[(&str, Vec<u8>)]) -> TestApp {
         let nats = TestNats::start_without_auth();
         let js = jetstream::new(nats.connect().await);
         for team in [Team::Checkout, Team::Finance] {
             streams::ensure(&js, streams::event_stream(team, 1))
                 .await
                 .unwrap_or_else(|e| panic!("declaring {}: {e:#}", team.stream()));
+        }
+        for (subject, payload) in history {
+            let message = PublishMessage::build().payload(payload.clone().into());
+            js.send_publish((*subject).to_owned(), message)
+                .await
+                .unwrap_or_else(|e| panic!("publishing history on {subject}: {e}"))
+                .await
+                .unwrap_or_else(|e| panic!("ack for history on {subject}: {e}"));
         }
         let db = TestDb::new(backend).await;
         let data_dir = tempfile::Builder::new()
@@ -321,6 +337,28 @@ pub fn placed(country: &str, net_minor: i64, token: &str) -> Envelope<OrderPlace
         placed_at: chrono::Utc::now(),
     };
     Envelope::new("checkout-svc", order, &root())
+}
+
+/// The same order as checkout publishes it since v2: with the customer's
+/// contact and a structured payment.
+pub fn placed_v2(country: &str, net_minor: i64, token: &str) -> Envelope<OrderPlacedV2> {
+    let v1 = placed(country, net_minor, token).data;
+    let order = OrderPlacedV2 {
+        order_id: Uuid::now_v7(),
+        customer: CustomerV2 {
+            id: v1.customer_id,
+            email: Some("jana@example.org".to_owned()),
+        },
+        lines: v1.lines,
+        net: v1.net,
+        shipping_address: v1.shipping_address,
+        payment: PaymentV2 {
+            method: PaymentMethodV2::Card,
+            token: v1.payment_token,
+        },
+        placed_at: v1.placed_at,
+    };
+    Envelope::new(CHECKOUT_SVC, order, &root())
 }
 
 pub fn confirmed(order_id: Uuid) -> Envelope<OrderConfirmedV1> {

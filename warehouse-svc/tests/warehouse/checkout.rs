@@ -1,8 +1,10 @@
 //! Checkout's order events, as the tests publish them in checkout's place.
 
 use contracts::checkout::{
-    AddressV1, OrderCancelledV1, OrderConfirmedV1, OrderLineV1, OrderPlacedV1, OrderRejectedV1,
+    AddressV1, CustomerV2, OrderCancelledV1, OrderConfirmedV1, OrderLineV1, OrderPlacedV1,
+    OrderPlacedV2, OrderRejectedV1, PaymentMethodV2, PaymentV2,
 };
+use contracts::subjects::CHECKOUT_SVC;
 use contracts::{Envelope, EventContext, Money};
 use uuid::Uuid;
 
@@ -40,6 +42,28 @@ pub fn placed(lines: &[(Uuid, i64)]) -> Envelope<OrderPlacedV1> {
         placed_at: chrono::Utc::now(),
     };
     Envelope::new("checkout-svc", data, &root())
+}
+
+/// The same order as checkout publishes it since v2: with the customer's
+/// contact and a structured payment.
+pub fn placed_v2(lines: &[(Uuid, i64)]) -> Envelope<OrderPlacedV2> {
+    let v1 = placed(lines).data;
+    let data = OrderPlacedV2 {
+        order_id: Uuid::now_v7(),
+        customer: CustomerV2 {
+            id: v1.customer_id,
+            email: Some("alice@example.org".to_owned()),
+        },
+        lines: v1.lines,
+        net: v1.net,
+        shipping_address: v1.shipping_address,
+        payment: PaymentV2 {
+            method: PaymentMethodV2::Card,
+            token: v1.payment_token,
+        },
+        placed_at: v1.placed_at,
+    };
+    Envelope::new(CHECKOUT_SVC, data, &root())
 }
 
 pub fn confirmed(order_id: Uuid) -> Envelope<OrderConfirmedV1> {

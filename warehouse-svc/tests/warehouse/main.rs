@@ -8,3 +8,4 @@ mod oversell;
 mod shipments;
 mod stock;
 mod support;
+mod versions;

@@ -367,6 +367,13 @@ impl Warehouse {
 
     /// Stops every instance gracefully and waits for them.
     pub async fn stop(mut self) {
+        self.stop_instances().await;
+    }
+
+    /// Stops every instance and waits for each to exit; the broker and the
+    /// database stay, so what is published meanwhile becomes history that
+    /// the next instance reads through the durable consumer.
+    pub async fn stop_instances(&mut self) {
         for mut instance in std::mem::take(&mut self.instances) {
             if let Some(stop) = instance.stop.take() {
                 let _ = stop.send(());
@@ -379,5 +386,12 @@ impl Warehouse {
                 panic!("[{}] the instance failed: {e:#}", self.backend);
             }
         }
+    }
+
+    /// Starts one more instance on the same broker and database.
+    pub async fn start_instance(&mut self) {
+        let n = 100 + self.instances.len();
+        let instance = start_instance(&self._nats, &self._test_db, n, DISPATCH_DELAY_MS).await;
+        self.instances.push(instance);
     }
 }

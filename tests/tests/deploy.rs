@@ -1,7 +1,9 @@
-//! compose.yaml must stay consistent with the workspace: every service
-//! binary runs there with every variable it requires, on the 3-node cluster
-//! with 3 replicas, each with its own database and NATS user. No Docker
-//! engine runs in CI, so this is what keeps the file honest.
+//! What deploys Bazaar must stay consistent with the workspace.
+//! compose.yaml: every service binary runs there with every variable it
+//! requires, on the 3-node cluster with 3 replicas, each with its own
+//! database and NATS user (no Docker engine runs in CI, so this is what
+//! keeps the file honest). The Grafana dashboard: every metric it charts is
+//! one the code exports.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -230,5 +232,30 @@ fn every_variable_a_binary_requires_is_set_for_it() {
                 "{name}: {binary} requires {variable} but compose.yaml does not set it"
             );
         }
+    }
+}
+
+#[test]
+fn every_metric_the_dashboard_charts_is_exported_by_the_code() {
+    let dashboard = read("deploy/grafana/bazaar-dashboard.json");
+    let code = ["platform/src/metrics.rs", "edge-api/src/routes/mod.rs"]
+        .map(read)
+        .join("\n");
+    let mut charted: Vec<&str> = dashboard
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("bazaar_"))
+        .collect();
+    charted.sort();
+    charted.dedup();
+    assert!(
+        !charted.is_empty(),
+        "the dashboard charts no bazaar_ metric"
+    );
+    for metric in charted {
+        let base = metric.strip_suffix("_bucket").unwrap_or(metric);
+        assert!(
+            code.contains(&format!("\"{base}\"")),
+            "the dashboard charts {metric}, but no code exports {base}"
+        );
     }
 }

@@ -1,0 +1,261 @@
+//! `bazaar load`: real REST traffic against a running shop. Virtual
+//! customers place orders for products `bazaar seed` recorded, each order
+//! is followed until the saga settles it, and the run reports rates,
+//! placed→settled latency percentiles and what became of every order.
+//! The run is bounded twice: by `--orders` and by `--timeout`.
+
+mod mix;
+mod order;
+mod report;
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use contracts::auth::Role;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use uuid::Uuid;
+
+use crate::duration::parse_duration;
+use crate::exit;
+use crate::progress::{rate, Progress};
+use crate::seed::record::SeedFile;
+use crate::shop_client::{ShopArgs, ShopClient};
+use mix::{Kind, Mix};
+use order::{Address, Follow, Item, NewOrder, Outcome};
+use report::{Report, Setup};
+
+const EXAMPLES: &str = "\
+Examples:
+  bazaar seed && bazaar load                  100 orders, 8 at a time, all tok_visa
+  bazaar load --orders 2000 --concurrency 32 --json
+  bazaar load --orders 500 --mix succeed=90,decline=5,out_of_stock=5
+  bazaar load --url http://127.0.0.1:8080 --data-dir /tmp/shop --timeout 5m
+
+Orders are placed for the products in <data-dir>/seed.json (run `bazaar seed`
+first). Kinds: succeed pays with tok_visa, decline with tok_declined,
+out_of_stock orders the seeded sold-out product. Succeeding orders use up
+stock: `bazaar seed` again restocks. Exit code 0 when every order was placed
+and settled, 1 when some were not, 2 when the run could not start (no shop,
+no seed.json), 3 when the shop does not answer.";
+
+/// Countries the orders ship to, so that finance computes several VAT rates.
+const ADDRESSES: [(&str, &str, &str); 4] = [
+    ("Berlin", "10115", "DE"),
+    ("Paris", "75001", "FR"),
+    ("Utrecht", "3511 AB", "NL"),
+    ("London", "SW1A 1AA", "GB"),
+];
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
+pub struct LoadArgs {
+    #[command(flatten)]
+    shop: ShopArgs,
+    /// Orders to place
+    #[arg(long, value_name = "N", default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    orders: u64,
+    /// Orders in flight at once (each is followed until it settles)
+    #[arg(long, value_name = "C", default_value_t = 8,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    concurrency: u16,
+    /// Virtual customers the orders are spread over [default: --concurrency]
+    #[arg(long, value_name = "M",
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    customers: Option<u32>,
+    /// Kinds of orders by weight: succeed, decline, out_of_stock
+    #[arg(long, value_name = "KIND=W,…", default_value = "succeed=100", value_parser = mix::parse)]
+    mix: Mix,
+    /// The whole run stops after this; orders not settled by then are reported as such
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    timeout: Duration,
+    /// How to learn that an order settled
+    #[arg(long, value_enum, default_value_t = Follow::Sse)]
+    follow: Follow,
+    /// Print one JSON object with the figures instead of text
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
+    exit::block_on(load(args))
+}
+
+/// What every worker shares.
+struct Run {
+    client: ShopClient,
+    tokens: Vec<String>,
+    catalog: Vec<Uuid>,
+    sold_out: Option<Uuid>,
+    plan: Vec<Kind>,
+    follow: Follow,
+    deadline: tokio::time::Instant,
+    next: AtomicU64,
+    placed: AtomicU64,
+    settled: AtomicU64,
+}
+
+async fn load(args: LoadArgs) -> anyhow::Result<ExitCode> {
+    let client = ShopClient::connect(&args.shop).await?;
+    let seeded = SeedFile::load(client.data_dir())?.ok_or_else(|| {
+        exit::usage(format!(
+            "no seeded catalog in {} (seed.json missing): run `bazaar seed` first",
+            client.data_dir().display()
+        ))
+    })?;
+    let catalog: Vec<Uuid> = seeded
+        .products
+        .iter()
+        .filter(|p| p.stock > 0)
+        .map(|p| p.id)
+        .collect();
+    if catalog.is_empty() && args.mix.weight(Kind::Succeed) + args.mix.weight(Kind::Decline) > 0 {
+        return Err(exit::usage(
+            "seed.json lists no product with stock: run `bazaar seed`",
+        ));
+    }
+    if seeded.sold_out.is_none() && args.mix.weight(Kind::OutOfStock) > 0 {
+        return Err(exit::usage(
+            "seed.json names no sold-out product for out_of_stock orders: run `bazaar seed` again",
+        ));
+    }
+    let customers = args.customers.unwrap_or(u32::from(args.concurrency));
+    // Valid for the whole run and then some, whatever the clock skew.
+    let ttl = args.timeout + Duration::from_secs(600);
+    let tokens = (1..=customers)
+        .map(|n| client.token(&format!("load-{n:05}"), Role::Customer, ttl))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+
+    let setup = Setup {
+        url: client.base_url().to_owned(),
+        requested: args.orders,
+        concurrency: args.concurrency,
+        customers,
+        mix: args.mix.weights().clone(),
+        follow: args.follow,
+        timeout_s: args.timeout.as_secs_f64(),
+    };
+    let started = Instant::now();
+    let run = Arc::new(Run {
+        client,
+        tokens,
+        catalog,
+        sold_out: seeded.sold_out,
+        plan: args.mix.plan(args.orders),
+        follow: args.follow,
+        deadline: tokio::time::Instant::now() + args.timeout,
+        next: AtomicU64::new(0),
+        placed: AtomicU64::new(0),
+        settled: AtomicU64::new(0),
+    });
+    let progress = {
+        let run = Arc::clone(&run);
+        let total = args.orders;
+        Progress::start(started, move |elapsed| {
+            let placed = run.placed.load(Ordering::Relaxed);
+            let settled = run.settled.load(Ordering::Relaxed);
+            format!(
+                "load: placed {placed}/{total}, settled {settled} ({:.1} orders/s settled)",
+                rate(settled, elapsed)
+            )
+        })
+    };
+    let workers: Vec<_> = (0..args.concurrency)
+        .map(|_| tokio::spawn(worker(Arc::clone(&run))))
+        .collect();
+    let mut outcomes = Vec::new();
+    for worker in workers {
+        outcomes.extend(worker.await.context("a load worker panicked")?);
+    }
+    drop(progress);
+
+    let report = Report::new(setup, outcomes, started.elapsed());
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&report).context("cannot encode the report")?
+        );
+    } else {
+        report.print_text();
+    }
+    if !report.ok {
+        eprintln!(
+            "load: {} of {} orders did not settle ({} unsettled, {} failed to place, {} not placed) within {:?}",
+            report.setup.requested - report.settled,
+            report.setup.requested,
+            report.unsettled,
+            report.failed,
+            report.not_placed,
+            args.timeout
+        );
+    }
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Takes the next order of the plan until the plan or the time runs out.
+async fn worker(run: Arc<Run>) -> Vec<(Kind, Outcome)> {
+    let mut outcomes = Vec::new();
+    // Bounded: `next` only grows, and the plan has --orders entries.
+    while tokio::time::Instant::now() < run.deadline {
+        let n = run.next.fetch_add(1, Ordering::Relaxed);
+        let Some(&kind) = usize::try_from(n).ok().and_then(|i| run.plan.get(i)) else {
+            break;
+        };
+        let token = &run.tokens[(n % run.tokens.len() as u64) as usize];
+        let (city, postal_code, country) = ADDRESSES[(n % ADDRESSES.len() as u64) as usize];
+        let order = NewOrder {
+            items: items_for(&run, kind, n),
+            shipping_address: Address {
+                name: "Load Tester",
+                line1: "1 Benchmark Way",
+                city,
+                postal_code,
+                country,
+            },
+            payment_method: kind.payment_method(),
+        };
+        let outcome = order::place_and_follow(
+            &run.client,
+            token,
+            &order,
+            run.follow,
+            run.deadline,
+            &run.placed,
+        )
+        .await;
+        if matches!(outcome, Outcome::Settled { .. }) {
+            run.settled.fetch_add(1, Ordering::Relaxed);
+        }
+        outcomes.push((kind, outcome));
+    }
+    outcomes
+}
+
+/// One to three different in-stock products, one unit each (reproducible
+/// per order number); or the sold-out product for an out-of-stock order.
+fn items_for(run: &Run, kind: Kind, n: u64) -> Vec<Item> {
+    if let (Kind::OutOfStock, Some(product_id)) = (kind, run.sold_out) {
+        return vec![Item {
+            product_id,
+            quantity: 1,
+        }];
+    }
+    let mut rng = StdRng::seed_from_u64(n);
+    let lines = rng.gen_range(1..=3).min(run.catalog.len());
+    run.catalog
+        .choose_multiple(&mut rng, lines)
+        .map(|&product_id| Item {
+            product_id,
+            quantity: 1,
+        })
+        .collect()
+}

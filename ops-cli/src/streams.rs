@@ -1,0 +1,210 @@
+//! `bazaar streams`: what the broker holds and how far each durable
+//! consumer is behind, read as the `ops` user.
+
+use std::process::ExitCode;
+
+use async_nats::jetstream::{self, consumer, stream};
+use futures::TryStreamExt;
+use serde::Serialize;
+
+use crate::connect::ConnectArgs;
+use crate::exit;
+use crate::time::{format_time, to_chrono};
+
+const EXAMPLES: &str = "\
+Examples:
+  bazaar streams                       every stream and its durable consumers
+  bazaar streams --json | jq '.streams[] | {name, messages}'
+  bazaar streams --nats-url nats://127.0.0.1:4222 --nats-user ops --nats-password …";
+
+/// `bazaar streams`
+#[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
+pub struct StreamsArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    /// One JSON document on stdout instead of the table
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct StreamsView {
+    streams: Vec<StreamView>,
+}
+
+#[derive(Debug, Serialize)]
+struct StreamView {
+    name: String,
+    subjects: Vec<String>,
+    messages: u64,
+    bytes: u64,
+    first_seq: u64,
+    first_time: Option<String>,
+    last_seq: u64,
+    last_time: Option<String>,
+    consumers: Vec<ConsumerView>,
+}
+
+#[derive(Debug, Serialize)]
+struct ConsumerView {
+    name: String,
+    /// False for ordered (ephemeral) readers: projections, tails.
+    durable: bool,
+    filter_subjects: Vec<String>,
+    /// Messages of its filter not yet delivered.
+    pending: u64,
+    /// Delivered, not yet acknowledged.
+    ack_pending: u64,
+    /// Delivered more than once.
+    redelivered: u64,
+    /// Stream sequence of the last message delivered.
+    delivered_seq: u64,
+    /// Everything up to this stream sequence is acknowledged.
+    ack_floor_seq: u64,
+    /// Messages of its filter not yet handled: pending + ack pending.
+    lag: u64,
+}
+
+pub fn run(args: StreamsArgs) -> anyhow::Result<ExitCode> {
+    exit::block_on(async move {
+        let client = args.connect.connect().await?;
+        let view = read(&jetstream::new(client)).await?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&view)?);
+        } else {
+            print_table(&view);
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn read(js: &jetstream::Context) -> anyhow::Result<StreamsView> {
+    let mut infos: Vec<stream::Info> = js
+        .streams()
+        .try_collect()
+        .await
+        .map_err(|e| anyhow::anyhow!("listing streams: {e}"))?;
+    infos.sort_by(|a, b| a.config.name.cmp(&b.config.name));
+    let mut streams = Vec::with_capacity(infos.len());
+    for info in infos {
+        let handle = js
+            .get_stream(&info.config.name)
+            .await
+            .map_err(|e| anyhow::anyhow!("reading stream {}: {e}", info.config.name))?;
+        let mut consumers: Vec<consumer::Info> = handle
+            .consumers()
+            .try_collect()
+            .await
+            .map_err(|e| anyhow::anyhow!("listing consumers of {}: {e}", info.config.name))?;
+        consumers.sort_by(|a, b| a.name.cmp(&b.name));
+        let state = &info.state;
+        let has_messages = state.messages > 0;
+        streams.push(StreamView {
+            name: info.config.name.clone(),
+            subjects: info.config.subjects.clone(),
+            messages: state.messages,
+            bytes: state.bytes,
+            first_seq: state.first_sequence,
+            first_time: has_messages.then(|| format_time(&to_chrono(state.first_timestamp))),
+            last_seq: state.last_sequence,
+            last_time: has_messages.then(|| format_time(&to_chrono(state.last_timestamp))),
+            consumers: consumers.iter().map(consumer_view).collect(),
+        });
+    }
+    Ok(StreamsView { streams })
+}
+
+fn consumer_view(c: &consumer::Info) -> ConsumerView {
+    let mut filter_subjects = c.config.filter_subjects.clone();
+    if !c.config.filter_subject.is_empty() {
+        filter_subjects.insert(0, c.config.filter_subject.clone());
+    }
+    let ack_pending = c.num_ack_pending as u64;
+    ConsumerView {
+        name: c.name.clone(),
+        durable: c.config.durable_name.is_some(),
+        filter_subjects,
+        pending: c.num_pending,
+        ack_pending,
+        redelivered: c.num_redelivered as u64,
+        delivered_seq: c.delivered.stream_sequence,
+        ack_floor_seq: c.ack_floor.stream_sequence,
+        lag: c.num_pending.saturating_add(ack_pending),
+    }
+}
+
+fn print_table(view: &StreamsView) {
+    if view.streams.is_empty() {
+        println!("no streams yet (has the shop started?)");
+        return;
+    }
+    for (n, s) in view.streams.iter().enumerate() {
+        if n > 0 {
+            println!();
+        }
+        println!(
+            "{}  ({})  {} messages, {}",
+            s.name,
+            s.subjects.join(", "),
+            s.messages,
+            human_bytes(s.bytes)
+        );
+        match (&s.first_time, &s.last_time) {
+            (Some(first), Some(last)) => println!(
+                "  first #{} at {first}, last #{} at {last}",
+                s.first_seq, s.last_seq
+            ),
+            _ => println!("  empty (last sequence {})", s.last_seq),
+        }
+        let durable: Vec<&ConsumerView> = s.consumers.iter().filter(|c| c.durable).collect();
+        if !durable.is_empty() {
+            println!(
+                "  {:<24} {:>9} {:>12} {:>12} {:>9} {:>10}",
+                "CONSUMER", "PENDING", "ACK PENDING", "REDELIVERED", "LAG", "DELIVERED"
+            );
+            for c in durable {
+                println!(
+                    "  {:<24} {:>9} {:>12} {:>12} {:>9} {:>10}",
+                    c.name,
+                    c.pending,
+                    c.ack_pending,
+                    c.redelivered,
+                    c.lag,
+                    format!("#{}", c.delivered_seq)
+                );
+            }
+        }
+        let ephemeral = s.consumers.iter().filter(|c| !c.durable).count();
+        if ephemeral > 0 {
+            println!("  + {ephemeral} ordered reader(s): projections, tails (--json lists them)");
+        }
+    }
+}
+
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_shown_in_binary_units() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(2048), "2.0 KiB");
+        assert_eq!(human_bytes(3 * 1024 * 1024 + 512 * 1024), "3.5 MiB");
+    }
+}

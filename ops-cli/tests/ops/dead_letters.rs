@@ -1,0 +1,190 @@
+//! `bazaar dlq`: a poison event lands in the DLQ once per consumer that
+//! refused it, is listed and shown, stays when a retry fails, goes through
+//! the consumer that failed it once the cause is fixed, and can be dropped.
+
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use bazaar_testkit::api::{NewProduct, Product};
+use bazaar_testkit::{wait_for, Api, Service, Shop, Streams};
+use contracts::subjects::evt;
+use serde_json::Value;
+
+use crate::support::{bazaar, expect_code, json, stderr, stdout};
+
+/// The dead letters `bazaar dlq list --json` shows.
+async fn dead_letters(shop: &Shop) -> Vec<Value> {
+    json(&bazaar(shop, &["dlq", "list", "--json"]).await)
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Waits for the dead letter of `consumer` about `stream_seq`; its ID.
+async fn wait_for_dead_letter(shop: &Shop, consumer: &str, stream_seq: u64) -> u64 {
+    wait_for(
+        Duration::from_secs(30),
+        &format!("{consumer} dead-letters #{stream_seq}"),
+        || async {
+            dead_letters(shop).await.iter().find_map(|l| {
+                (l["consumer"] == consumer && l["stream_seq"] == stream_seq)
+                    .then(|| l["id"].as_u64())
+                    .flatten()
+            })
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_event_is_listed_shown_kept_when_retry_fails_and_dropped() {
+    // Arrange: a malformed envelope on a subject that the edge's catalog and
+    // checkout's price replica both consume.
+    let shop = Shop::builder().start().await;
+    let streams = Streams::connect(shop.nats()).await;
+    let mut headers = HeaderMap::new();
+    headers.insert("Nats-Msg-Id", uuid::Uuid::now_v7().to_string().as_str());
+    let seq = streams
+        .publish(
+            evt::PRODUCT_CREATED_V1,
+            headers,
+            br#"{"specversion":"1.0","id":"not even a uuid""#.to_vec(),
+        )
+        .await;
+
+    // Act
+    let edge_letter = wait_for_dead_letter(&shop, "edge.product", seq).await;
+    let checkout_letter = wait_for_dead_letter(&shop, "checkout-svc", seq).await;
+    let shown = bazaar(&shop, &["dlq", "show", &edge_letter.to_string()]).await;
+    let retried = bazaar(
+        &shop,
+        &[
+            "dlq",
+            "retry",
+            &edge_letter.to_string(),
+            &checkout_letter.to_string(),
+        ],
+    )
+    .await;
+    let after_retry = dead_letters(&shop).await;
+    let unconfirmed = bazaar(&shop, &["dlq", "drop", &edge_letter.to_string()]).await;
+    let dropped = bazaar(
+        &shop,
+        &[
+            "dlq",
+            "drop",
+            &edge_letter.to_string(),
+            &checkout_letter.to_string(),
+            "--yes",
+            "--json",
+        ],
+    )
+    .await;
+    let after_drop = dead_letters(&shop).await;
+    let missing = bazaar(&shop, &["dlq", "show", "999999"]).await;
+
+    // Assert
+    expect_code(&shown, 0);
+    let text = stdout(&shown);
+    for part in [
+        "edge-api",
+        "edge.product",
+        &format!("EVT_PRODUCT#{seq}"),
+        evt::PRODUCT_CREATED_V1,
+        "not a JSON CloudEvent",
+        "not even a uuid",
+    ] {
+        assert!(text.contains(part), "{part} missing from:\n{text}");
+    }
+    // The cause is in the message itself: both retries fail, both stay.
+    expect_code(&retried, 1);
+    assert_eq!(
+        stdout(&retried).matches("failed, kept").count(),
+        2,
+        "{}",
+        stdout(&retried)
+    );
+    for id in [edge_letter, checkout_letter] {
+        assert!(
+            after_retry.iter().any(|l| l["id"] == id),
+            "{id} was not kept"
+        );
+    }
+    expect_code(&unconfirmed, 2);
+    assert!(
+        stderr(&unconfirmed).contains("--yes"),
+        "{}",
+        stderr(&unconfirmed)
+    );
+    let report = json(&dropped);
+    assert_eq!(
+        report["done"],
+        serde_json::json!([edge_letter, checkout_letter])
+    );
+    for id in [edge_letter, checkout_letter] {
+        assert!(
+            !after_drop.iter().any(|l| l["id"] == id),
+            "{id} was not dropped"
+        );
+    }
+    expect_code(&missing, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_is_retried_into_the_consumer_that_failed_once_the_cause_is_fixed() {
+    // Arrange: checkout's price replica refuses product events (an injected
+    // fault standing in for a bug), so a new product is dead-lettered there
+    // and checkout cannot sell it.
+    let mut shop = Shop::builder()
+        .services([Service::Product, Service::Checkout, Service::Edge])
+        .env_for(
+            Service::Checkout,
+            "BAZAAR_FAULTS",
+            "poison.checkout-svc.EVT_PRODUCT",
+        )
+        .start()
+        .await;
+    let api = Api::new(shop.http_url());
+    let admin = api.with_token(shop.admin_token());
+    let alice = api.with_token(shop.customer_token("alice"));
+    let lamp: Product = admin
+        .create_product(&NewProduct::sample("LAMP-9", 4999))
+        .await
+        .expect(201)
+        .json();
+    let letter = wait_for_dead_letter(&shop, "checkout-svc", 1).await;
+    let refused = alice.put_basket_item(lamp.id, 1).await;
+    let still_broken = bazaar(&shop, &["dlq", "retry", &letter.to_string()]).await;
+
+    // Act: deploy the fix (restart without the fault), then retry.
+    shop.stop(Service::Checkout);
+    shop.set_env(Service::Checkout, "BAZAAR_FAULTS", None);
+    shop.start(Service::Checkout).await;
+    let retried = bazaar(&shop, &["dlq", "retry", &letter.to_string(), "--json"]).await;
+    let again = bazaar(&shop, &["dlq", "retry", &letter.to_string()]).await;
+
+    // Assert
+    assert!(
+        (400..500).contains(&refused.status()),
+        "checkout sold a product it never heard of: {}",
+        refused.text()
+    );
+    expect_code(&still_broken, 1);
+    assert!(
+        stdout(&still_broken).contains("injected fault"),
+        "{}",
+        stdout(&still_broken)
+    );
+    let report = json(&retried);
+    assert_eq!(report["done"], serde_json::json!([letter]), "{report}");
+    assert!(!dead_letters(&shop).await.iter().any(|l| l["id"] == letter));
+    let basket = alice.put_basket_item(lamp.id, 1).await.expect(200).value();
+    assert_eq!(basket["total"]["amount_minor"], 4999, "{basket}");
+    // The dead letter is gone once handled: nothing left to run twice.
+    expect_code(&again, 1);
+    assert!(
+        stdout(&again).contains("no dead letter"),
+        "{}",
+        stdout(&again)
+    );
+}

@@ -1,0 +1,262 @@
+//! `bazaar seed` and `bazaar load` against the real shop (every service as
+//! a process, a real nats-server). `Shop` writes no up.json, so the CLI is
+//! pointed at it with `--url`, `--data-dir` (where seed.json goes) and the
+//! shop's JWT secret in `BAZAAR_JWT_SECRET`.
+
+use std::collections::BTreeSet;
+use std::process::Output;
+use std::time::Duration;
+
+use bazaar_testkit::{wait_until, Shop};
+use contracts::subjects::{durable, Team};
+use serde_json::Value;
+
+const BAZAAR: &str = env!("CARGO_BIN_EXE_bazaar");
+
+async fn start_shop() -> Shop {
+    Shop::builder().start().await
+}
+
+/// Runs `bazaar <args>` against `shop`.
+async fn bazaar(shop: &Shop, args: &[&str]) -> Output {
+    let url = shop.http_url();
+    let data_dir = shop.data_dir().display().to_string();
+    let mut command = tokio::process::Command::new(BAZAAR);
+    command
+        .args(args)
+        .args(["--url", &url, "--data-dir", &data_dir])
+        .env("BAZAAR_JWT_SECRET", shop.jwt_secret())
+        .env_remove("BAZAAR_DATA_DIR");
+    command.output().await.expect("bazaar runs")
+}
+
+/// The JSON object a `--json` run printed; panics with its output otherwise.
+fn json_of(output: &Output) -> Value {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "not one JSON object ({e}):\n{stdout}\nstderr:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+fn count(value: &Value, field: &str) -> u64 {
+    value[field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no count {field:?} in {value}"))
+}
+
+fn seeded_ids(shop: &Shop) -> BTreeSet<String> {
+    let text = std::fs::read_to_string(shop.data_dir().join("seed.json")).expect("seed.json");
+    let record: Value = serde_json::from_str(&text).expect("seed.json is JSON");
+    record["products"]
+        .as_array()
+        .expect("products")
+        .iter()
+        .map(|p| p["id"].as_str().expect("id").to_owned())
+        .collect()
+}
+
+/// Waits until checkout's price replica has taken in every product event,
+/// so that orders right after seeding do not race it.
+async fn wait_until_checkout_knows_the_catalog(shop: &Shop) {
+    let js = async_nats::jetstream::new(shop.nats().connect().await);
+    wait_until(
+        Duration::from_secs(20),
+        "checkout has consumed every product event",
+        || {
+            let js = js.clone();
+            async move {
+                let Ok(stream) = js.get_stream(Team::Product.stream()).await else {
+                    return false;
+                };
+                let Ok(mut consumer) = stream
+                    .get_consumer::<async_nats::jetstream::consumer::pull::Config>(
+                        durable::CHECKOUT,
+                    )
+                    .await
+                else {
+                    return false;
+                };
+                consumer
+                    .info()
+                    .await
+                    .is_ok_and(|i| i.num_pending == 0 && i.num_ack_pending == 0)
+            }
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn seeding_twice_creates_the_catalog_once_and_sets_its_stock() {
+    let shop = start_shop().await;
+
+    let first = bazaar(&shop, &["seed", "--json"]).await;
+    let first_ids = seeded_ids(&shop);
+    let second = bazaar(&shop, &["seed", "--json"]).await;
+
+    assert!(first.status.success(), "{first:?}");
+    assert!(second.status.success(), "{second:?}");
+    let (first, second) = (json_of(&first), json_of(&second));
+    assert_eq!(
+        (count(&first, "created"), count(&first, "already_present")),
+        (25, 0),
+        "{first}"
+    );
+    assert_eq!(
+        (count(&second, "created"), count(&second, "already_present")),
+        (0, 25),
+        "{second}"
+    );
+    assert_eq!(count(&second, "stock_set"), 25);
+    assert_eq!(count(&second, "failed"), 0);
+    assert_eq!(seeded_ids(&shop), first_ids);
+    assert_eq!(first_ids.len(), 25);
+    // The broker saw 25 products created, not 50.
+    let js = async_nats::jetstream::new(shop.nats().connect().await);
+    let mut stream = js
+        .get_stream(Team::Product.stream())
+        .await
+        .expect("product stream");
+    let info = stream.info().await.expect("stream info");
+    assert_eq!(info.state.messages, 25);
+    // Each product shows its stock; the sold-out one none.
+    let http = reqwest::Client::new();
+    let mut available = Vec::new();
+    for id in &first_ids {
+        let product: Value = http
+            .get(format!("{}/api/v1/products/{id}", shop.http_url()))
+            .send()
+            .await
+            .expect("answered")
+            .json()
+            .await
+            .expect("a product");
+        available.push(product["available"].as_i64().expect("available"));
+    }
+    available.sort_unstable();
+    assert_eq!(available[0], 0);
+    assert!(available[1..].iter().all(|&n| n == 100), "{available:?}");
+}
+
+#[tokio::test]
+async fn load_settles_every_order_of_a_mix_and_its_counts_add_up() {
+    let shop = start_shop().await;
+    let seeded = bazaar(&shop, &["seed"]).await;
+    assert!(seeded.status.success(), "{seeded:?}");
+    wait_until_checkout_knows_the_catalog(&shop).await;
+
+    let output = bazaar(
+        &shop,
+        &[
+            "load",
+            "--orders",
+            "20",
+            "--concurrency",
+            "4",
+            "--mix",
+            "succeed=16,decline=2,out_of_stock=2",
+            "--timeout",
+            "60s",
+            "--json",
+        ],
+    )
+    .await;
+
+    let report = json_of(&output);
+    assert_eq!(output.status.code(), Some(0), "{report}");
+    assert_eq!(count(&report, "requested"), 20);
+    assert_eq!(count(&report, "placed"), 20, "{report}");
+    assert_eq!(count(&report, "settled"), 20, "{report}");
+    for field in ["unsettled", "failed", "not_placed"] {
+        assert_eq!(count(&report, field), 0, "{field} in {report}");
+    }
+    let statuses: u64 = report["statuses"]
+        .as_object()
+        .expect("statuses")
+        .values()
+        .filter_map(Value::as_u64)
+        .sum();
+    assert_eq!(statuses, 20);
+    for (kind, orders) in [("succeed", 16), ("decline", 2), ("out_of_stock", 2)] {
+        let figures = &report["kinds"][kind];
+        assert_eq!(count(figures, "orders"), orders, "{kind}: {report}");
+        assert_eq!(count(figures, "as_expected"), orders, "{kind}: {report}");
+    }
+    let settle = &report["latency_ms"]["settle"];
+    let at = |p: &str| settle[p].as_f64().unwrap_or(-1.0);
+    assert!(
+        0.0 < at("p50")
+            && at("p50") <= at("p90")
+            && at("p90") <= at("p99")
+            && at("p99") <= at("max"),
+        "{settle}"
+    );
+    assert!(report["settled_per_s"].as_f64().unwrap_or(0.0) > 0.0);
+    assert!(report["ok"].as_bool().unwrap_or(false));
+}
+
+#[tokio::test]
+async fn seed_and_load_without_a_shop_exit_with_2_and_say_how_to_start_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = dir.path().display().to_string();
+
+    for command in ["seed", "load"] {
+        let output = tokio::process::Command::new(BAZAAR)
+            .args([command, "--data-dir", &data_dir])
+            .env_remove("BAZAAR_DATA_DIR")
+            .env_remove("BAZAAR_JWT_SECRET")
+            .output()
+            .await
+            .expect("bazaar runs");
+
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{command}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "no shop found at {data_dir} (up.json missing): start one with `bazaar up` or pass --url"
+            )),
+            "{command}: {stderr}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn seed_against_a_url_nobody_answers_exits_with_3() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+
+    let output = tokio::process::Command::new(BAZAAR)
+        .args(["seed", "--url", &url])
+        .env("BAZAAR_JWT_SECRET", "a".repeat(40))
+        .env_remove("BAZAAR_DATA_DIR")
+        .output()
+        .await
+        .expect("bazaar runs");
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains(&format!("no shop answers at {url}")),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn load_before_seed_exits_with_2_and_says_to_seed_first() {
+    let shop = start_shop().await;
+
+    let output = bazaar(&shop, &["load", "--orders", "1"]).await;
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("(seed.json missing): run `bazaar seed` first"),
+        "{stderr}"
+    );
+}

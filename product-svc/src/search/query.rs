@@ -1,0 +1,173 @@
+//! Answering a search from a shard's index: the query built from the
+//! user's words, the filters, and the shard's best hits in the order the
+//! edge merges them (`contracts::search::compare_hits`).
+
+use anyhow::Context as _;
+use contracts::search::{Ranking, SearchHit, SearchQuery, MAX_TOP};
+use tantivy::collector::sort_key::{SortBySimilarityScore, SortByStaticFastValue, SortByString};
+use tantivy::collector::{Count, TopDocs};
+use tantivy::query::{BooleanQuery, BoostQuery, ConstScoreQuery, Occur, Query, TermQuery};
+use tantivy::schema::{Field, IndexRecordOption};
+use tantivy::tokenizer::TextAnalyzer;
+use tantivy::{DocAddress, IndexReader, Order, TantivyDocument, Term};
+
+use super::index::{self, category_key};
+use super::record::Status;
+use super::schema::{self, Fields, FixedStatistics};
+
+/// Searches one shard's committed index; cheap to clone.
+#[derive(Clone)]
+pub struct ShardSearcher {
+    reader: IndexReader,
+    fields: Fields,
+    analyzer: TextAnalyzer,
+}
+
+/// A shard's answer before it is sent: every match counted, the best kept.
+#[derive(Debug)]
+pub struct Found {
+    pub total: u64,
+    pub hits: Vec<SearchHit>,
+}
+
+impl ShardSearcher {
+    pub fn new(reader: IndexReader, fields: Fields) -> Self {
+        ShardSearcher {
+            reader,
+            fields,
+            analyzer: schema::text_analyzer(),
+        }
+    }
+
+    /// The `query.top` best hits of this shard and how many matched.
+    pub fn search(&self, query: &SearchQuery) -> anyhow::Result<Found> {
+        let top = usize::try_from(query.top.clamp(1, MAX_TOP)).unwrap_or(1);
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(
+            Occur::Must,
+            filter(self.fields.status, Status::Active.as_str()),
+        )];
+        if let Some(category) = query.category.as_deref().map(category_key) {
+            if !category.is_empty() {
+                clauses.push((Occur::Must, filter(self.fields.category, &category)));
+            }
+        }
+        let searcher = self.reader.searcher();
+        let ranking = Ranking::for_query(&query.q);
+        let (addresses, total) = match ranking {
+            Ranking::Relevance => {
+                let Some(text) = self.text_query(&query.q) else {
+                    return Ok(Found {
+                        total: 0,
+                        hits: Vec::new(),
+                    });
+                };
+                clauses.push((Occur::Must, text));
+                // Equal scores are ordered by id, so which of several equal
+                // hits make a shard's cut never depends on the shard layout.
+                let best = TopDocs::with_limit(top).order_by((
+                    (SortBySimilarityScore, Order::Desc),
+                    (SortByStaticFastValue::<u64>::for_field("id_hi"), Order::Asc),
+                    (SortByStaticFastValue::<u64>::for_field("id_lo"), Order::Asc),
+                ));
+                let (best, total) = searcher
+                    .search_with_statistics_provider(
+                        &BooleanQuery::new(clauses),
+                        &(best, Count),
+                        &FixedStatistics::new(self.fields),
+                    )
+                    .context("searching the index")?;
+                let best: Vec<(f32, DocAddress)> = best
+                    .into_iter()
+                    .map(|((score, _, _), address)| (score, address))
+                    .collect();
+                (best, total)
+            }
+            Ranking::Name => {
+                let best = TopDocs::with_limit(top).order_by((
+                    (SortByString::for_field("name_key"), Order::Asc),
+                    (SortByStaticFastValue::<u64>::for_field("id_hi"), Order::Asc),
+                    (SortByStaticFastValue::<u64>::for_field("id_lo"), Order::Asc),
+                ));
+                let (best, total) = searcher
+                    .search(&BooleanQuery::new(clauses), &(best, Count))
+                    .context("listing the index")?;
+                let best: Vec<(f32, DocAddress)> = best
+                    .into_iter()
+                    .map(|(_, address)| (0.0, address))
+                    .collect();
+                (best, total)
+            }
+        };
+        let mut hits = Vec::with_capacity(addresses.len());
+        for (score, address) in addresses {
+            let doc: TantivyDocument = searcher.doc(address).context("reading a hit")?;
+            hits.push(index::record_of(&self.fields, &doc)?.hit(score));
+        }
+        Ok(Found {
+            total: u64::try_from(total).unwrap_or(u64::MAX),
+            hits,
+        })
+    }
+
+    /// Every word must appear in the name or the description (a name match
+    /// weighs more); or the whole text is the SKU. None when the text has
+    /// no searchable word and cannot be a SKU.
+    ///
+    /// Clauses are nested two at a time on purpose: tantivy adds the scores
+    /// of a conjunction in the order of its clauses' posting list sizes,
+    /// which differ between shards, and float addition of three or more
+    /// terms depends on the order. Two terms commute, so a product's score
+    /// is the same bits whatever the shard layout.
+    fn text_query(&self, q: &str) -> Option<Box<dyn Query>> {
+        let mut analyzer = self.analyzer.clone();
+        let words = schema::tokens(&mut analyzer, q);
+        let mut all_words: Option<Box<dyn Query>> = None;
+        for word in words.iter().rev() {
+            let either: Box<dyn Query> = Box::new(BooleanQuery::new(vec![
+                (
+                    Occur::Should,
+                    boosted(self.fields.name, word, schema::NAME_BOOST),
+                ),
+                (
+                    Occur::Should,
+                    boosted(self.fields.description, word, schema::DESCRIPTION_BOOST),
+                ),
+            ]));
+            all_words = Some(match all_words {
+                None => either,
+                Some(rest) => Box::new(BooleanQuery::new(vec![
+                    (Occur::Must, either),
+                    (Occur::Must, rest),
+                ])),
+            });
+        }
+        let sku = q.trim().to_lowercase();
+        let sku = (!sku.is_empty() && !sku.contains(char::is_whitespace))
+            .then(|| boosted(self.fields.sku, &sku, schema::SKU_BOOST));
+        match (all_words, sku) {
+            (Some(words), Some(sku)) => Some(Box::new(BooleanQuery::new(vec![
+                (Occur::Should, words),
+                (Occur::Should, sku),
+            ]))),
+            (Some(words), None) => Some(words),
+            (None, sku) => sku,
+        }
+    }
+}
+
+fn boosted(field: Field, word: &str, boost: f32) -> Box<dyn Query> {
+    let term = TermQuery::new(
+        Term::from_field_text(field, word),
+        IndexRecordOption::WithFreqs,
+    );
+    Box::new(BoostQuery::new(Box::new(term), boost))
+}
+
+/// A condition that selects without adding to the score.
+fn filter(field: Field, value: &str) -> Box<dyn Query> {
+    let term = TermQuery::new(
+        Term::from_field_text(field, value),
+        IndexRecordOption::Basic,
+    );
+    Box::new(ConstScoreQuery::new(Box::new(term), 0.0))
+}

@@ -1,0 +1,164 @@
+//! What a search finds and in which order.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use crate::harness::{ids, names, params, search, search_until, Bazaar, NewProduct};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_match_outranks_a_description_only_match_and_irrelevant_products_are_absent() {
+    let shop = Bazaar::start().await;
+    let _shards = shop.shards(2, "data").await;
+    let gatherer = shop.gatherer(2, Duration::from_secs(2)).await;
+    shop.product(NewProduct {
+        name: "Desk lamp",
+        description: "Bright enough to light up the computer corner of any room.",
+        category: "home",
+    })
+    .await;
+    shop.product(NewProduct {
+        name: "Gaming computer with a very long name that goes on and on about its many features",
+        description: "Fast.",
+        category: "computers",
+    })
+    .await;
+    shop.product(NewProduct {
+        name: "Coffee mug",
+        description: "Ceramic, 300 ml.",
+        category: "kitchen",
+    })
+    .await;
+
+    let results = search_until(
+        &gatherer,
+        &params("computers", None, 20, 0),
+        "both computer products are found",
+        |r| r.total == 2,
+    )
+    .await;
+
+    assert_eq!(
+        names(&results),
+        [
+            "Gaming computer with a very long name that goes on and on about its many features",
+            "Desk lamp"
+        ]
+    );
+    assert!(results.items[0].score > results.items[1].score);
+    let mug = search(&gatherer, &params("mug", None, 20, 0)).await;
+    assert_eq!(names(&mug), ["Coffee mug"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_word_must_match_and_a_discontinued_product_is_not_found() {
+    let shop = Bazaar::start().await;
+    let _shards = shop.shards(2, "data").await;
+    let gatherer = shop.gatherer(2, Duration::from_secs(2)).await;
+    let keyboard = shop
+        .product(NewProduct {
+            name: "Wireless keyboard",
+            description: "Quiet keys",
+            category: "computers",
+        })
+        .await;
+    shop.product(NewProduct {
+        name: "Wireless mouse",
+        description: "Ergonomic",
+        category: "computers",
+    })
+    .await;
+    search_until(
+        &gatherer,
+        &params("wireless", None, 20, 0),
+        "both wireless products are found",
+        |r| r.total == 2,
+    )
+    .await;
+
+    let both_words = search(&gatherer, &params("wireless keyboard", None, 20, 0)).await;
+    assert_eq!(names(&both_words), ["Wireless keyboard"]);
+
+    shop.discontinue(keyboard).await;
+    let results = search_until(
+        &gatherer,
+        &params("wireless", None, 20, 0),
+        "the discontinued keyboard is gone",
+        |r| r.total == 1,
+    )
+    .await;
+    assert_eq!(names(&results), ["Wireless mouse"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_category_filter_is_exact_and_case_insensitive() {
+    let shop = Bazaar::start().await;
+    let _shards = shop.shards(3, "data").await;
+    let gatherer = shop.gatherer(3, Duration::from_secs(2)).await;
+    for (name, category) in [
+        ("USB cable", "Computers"),
+        ("Laptop stand", "computers"),
+        ("Cable tie", "Computer accessories"),
+        ("Garden cable", "garden"),
+    ] {
+        shop.product(NewProduct {
+            name,
+            description: "",
+            category,
+        })
+        .await;
+    }
+    search_until(
+        &gatherer,
+        &params("", None, 20, 0),
+        "all four products are listed",
+        |r| r.total == 4,
+    )
+    .await;
+
+    let listed = search(&gatherer, &params("", Some("COMPUTERS"), 20, 0)).await;
+    let cables = search(&gatherer, &params("cable", Some("computers"), 20, 0)).await;
+
+    // Without text: sorted by name, every score 0.
+    assert_eq!(names(&listed), ["Laptop stand", "USB cable"]);
+    assert!(listed.items.iter().all(|h| h.score == 0.0));
+    assert_eq!(names(&cables), ["USB cable"]);
+    assert_eq!(cables.total, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_are_stable_with_no_duplicates_and_no_gaps() {
+    let shop = Bazaar::start().await;
+    let _shards = shop.shards(3, "data").await;
+    let gatherer = shop.gatherer(3, Duration::from_secs(2)).await;
+    // Many equal scores: the order must still be total and repeatable.
+    for n in 0..47 {
+        let name = format!("Widget {}", ["red", "blue", "green"][n % 3]);
+        let description = if n % 2 == 0 { "widget widget" } else { "" };
+        shop.product(NewProduct {
+            name: &name,
+            description,
+            category: "parts",
+        })
+        .await;
+    }
+    let everything = search_until(
+        &gatherer,
+        &params("widget", None, 100, 0),
+        "all 47 widgets are found",
+        |r| r.total == 47,
+    )
+    .await;
+
+    let mut paged = Vec::new();
+    for offset in (0..50).step_by(10) {
+        let page = search(&gatherer, &params("widget", None, 10, offset)).await;
+        assert_eq!(page.total, 47);
+        paged.extend(page.items);
+    }
+
+    assert_eq!(ids(&paged), ids(&everything.items));
+    let unique: HashSet<_> = paged.iter().map(|h| h.product_id).collect();
+    assert_eq!(unique.len(), 47);
+    let again = search(&gatherer, &params("widget", None, 100, 0)).await;
+    assert_eq!(ids(&again.items), ids(&everything.items));
+}

@@ -1,0 +1,170 @@
+//! What operators and API clients find without reading the code: health,
+//! readiness and Prometheus metrics on every process, the OpenAPI document
+//! and the pages.
+
+use bazaar_testkit::api::NewProduct;
+use std::time::Duration;
+
+use bazaar_testkit::{wait_until, Api, Shop};
+use reqwest::Method;
+use serde_json::Value;
+
+#[tokio::test]
+async fn every_process_serves_health_readiness_and_prometheus_metrics() {
+    let shop = Shop::builder().start().await;
+    let _logs = shop.logs_on_failure();
+    // Some traffic, so that the metrics have something to count.
+    shop.admin_api()
+        .create_product(&NewProduct::sample("METRICS-1", 100))
+        .await
+        .expect(201);
+
+    for instance in shop.instances() {
+        let api = Api::new(shop.health_url(instance));
+        let health = api.get("/healthz").await.expect(200);
+        assert_eq!(health.content_type(), "application/json", "{instance}");
+        let ready = api.get("/readyz").await.expect(200);
+        assert_eq!(ready.value()["status"], "ready", "{instance}");
+        let metrics = api.get("/metrics").await.expect(200);
+        assert_eq!(metrics.content_type(), "text/plain", "{instance}");
+        if !instance.starts_with("edge-api") {
+            // Gauges such as the outbox backlog are sampled by the relay
+            // (about once a second), so an idle service shows them soon
+            // after start-up rather than at once.
+            let what = format!("{instance} exports bazaar_outbox_backlog");
+            wait_until(Duration::from_secs(10), &what, || async {
+                api.get("/metrics")
+                    .await
+                    .text()
+                    .contains("bazaar_outbox_backlog")
+            })
+            .await;
+        }
+        assert_prometheus(instance, &api.get("/metrics").await.text());
+    }
+
+    let edge = shop.api();
+    edge.get("/healthz").await.expect(200);
+    edge.get("/readyz").await.expect(200);
+    let metrics = edge.get("/metrics").await.expect(200).text();
+    assert!(
+        metrics.contains("bazaar_http_requests_total"),
+        "the edge counts requests:\n{metrics}"
+    );
+    let product_svc = Api::new(shop.health_url("product-svc-0"));
+    let metrics = product_svc.get("/metrics").await.text();
+    assert!(
+        metrics.contains("bazaar_commands_total"),
+        "product-svc counts commands:\n{metrics}"
+    );
+}
+
+/// Prometheus text exposition: `# TYPE` lines and samples `name{labels} value`,
+/// with Bazaar's own metrics among them.
+#[track_caller]
+fn assert_prometheus(instance: &str, text: &str) {
+    let mut samples = 0;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        if line.starts_with('#') {
+            assert!(
+                line.starts_with("# TYPE ") || line.starts_with("# HELP "),
+                "{instance}: {line}"
+            );
+            continue;
+        }
+        let value = line.rsplit(' ').next().unwrap_or_default();
+        assert!(
+            value.parse::<f64>().is_ok() || ["+Inf", "-Inf", "NaN"].contains(&value),
+            "{instance}: not a sample: {line}"
+        );
+        samples += 1;
+    }
+    assert!(samples > 0, "{instance}: no samples:\n{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("bazaar_")),
+        "{instance}: no bazaar_ metrics:\n{text}"
+    );
+}
+
+/// The routes of DESIGN §7 that the edge serves, each with its method.
+const DESIGNED: [(&str, &str); 14] = [
+    ("post", "/api/v1/products"),
+    ("get", "/api/v1/products"),
+    ("patch", "/api/v1/products/{id}"),
+    ("get", "/api/v1/products/{id}"),
+    ("put", "/api/v1/products/{id}/stock"),
+    ("get", "/api/v1/basket"),
+    ("put", "/api/v1/basket/items/{product_id}"),
+    ("delete", "/api/v1/basket/items/{product_id}"),
+    ("post", "/api/v1/orders"),
+    ("get", "/api/v1/orders"),
+    ("get", "/api/v1/orders/{id}"),
+    ("get", "/api/v1/orders/{id}/updates"),
+    ("post", "/api/v1/orders/{id}/cancel"),
+    ("get", "/api/v1/orders/{id}/invoice"),
+];
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_route_the_edge_serves() {
+    let shop = Shop::builder().start().await;
+    let _logs = shop.logs_on_failure();
+    let api = shop.admin_api();
+
+    let answer = api.get("/api/openapi.json").await.expect(200);
+    assert_eq!(answer.content_type(), "application/json");
+    let doc = answer.value();
+
+    let version = doc["openapi"].as_str().unwrap_or_default();
+    assert!(version.starts_with("3.1."), "openapi {version:?}");
+    assert!(doc["info"]["title"].is_string());
+    let paths = doc["paths"].as_object().expect("paths");
+    for (method, path) in DESIGNED {
+        // A route counts as served unless the router does not know it
+        // (405 for the method, or its catch-all 404).
+        let probe_path = path
+            .replace("{id}", &uuid::Uuid::nil().to_string())
+            .replace("{product_id}", &uuid::Uuid::nil().to_string());
+        let m = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+        let probe = api
+            .send(api.request(m, &probe_path).json(&Value::Null))
+            .await;
+        let unrouted = probe.status() == 405
+            || (probe.status() == 404 && probe.text().contains("no such resource"));
+        if unrouted {
+            assert!(
+                paths.get(path).and_then(|p| p.get(method)).is_none(),
+                "{method} {path} is documented but not served"
+            );
+            continue;
+        }
+        let operation = paths
+            .get(path)
+            .and_then(|p| p.get(method))
+            .unwrap_or_else(|| panic!("{method} {path} is served but not documented"));
+        assert!(
+            operation["responses"]
+                .as_object()
+                .is_some_and(|r| !r.is_empty()),
+            "{method} {path} documents no responses"
+        );
+    }
+    // Every product and order route is served today (search may follow).
+    for required in [
+        "/api/v1/products/{id}",
+        "/api/v1/orders",
+        "/api/v1/orders/{id}/invoice",
+    ] {
+        assert!(paths.contains_key(required), "{required} missing");
+    }
+    assert!(
+        doc["components"]["securitySchemes"]
+            .as_object()
+            .is_some_and(|s| !s.is_empty()),
+        "the bearer scheme is documented"
+    );
+
+    let docs = api.get("/docs").await.expect(200);
+    assert_eq!(docs.content_type(), "text/html");
+    let home = api.get("/").await.expect(200);
+    assert_eq!(home.content_type(), "text/html");
+}
