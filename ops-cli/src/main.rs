@@ -37,6 +37,9 @@ Examples:
   bazaar tail --since 10m --follow            decoded events, then new ones as they come
   bazaar replay edge-api --from-start         rebuild the edge's views from history
   bazaar dlq list                             dead letters: who failed, on what, why
+
+streams, tail, replay and dlq exit with 0 when done, 1 when the operation
+failed, 2 on a usage or configuration error, 3 when the shop did not answer.
 ";
 
 /// Operate a Bazaar shop: run it locally, mint tokens, inspect streams.
