@@ -94,15 +94,16 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
     // On a runtime worker, as in a service (not on the thread that blocks on
     // the benchmark).
     let started = Instant::now();
-    let report = tokio::spawn({
-        let (js, db) = (js.clone(), db.clone());
-        async move {
-            platform::replay::rebuild(&js, &db, &[target], &Start::Beginning, &|_| {}).await
-        }
-    })
-    .await
-    .context("the replay task")?
-    .context("replaying")?;
+    let report =
+        tokio::spawn({
+            let (js, db) = (js.clone(), db.clone());
+            async move {
+                platform::replay::rebuild(&js, &db, &[target], &Start::Beginning, &|_| {}).await
+            }
+        })
+        .await
+        .context("the replay task")?
+        .context("replaying")?;
     let replay_secs = started.elapsed().as_secs_f64();
     let replayed = report.applied + report.skipped;
     let replay_rate = replayed as f64 / replay_secs;
