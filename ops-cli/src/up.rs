@@ -278,9 +278,9 @@ fn plan(
             }
             if service == EDGE_API {
                 env.push(("BAZAAR_JWT_SECRET".to_owned(), secrets.jwt_secret.clone()));
+                // The edge gathers search answers until all K shards replied.
+                env.push(("BAZAAR_SEARCH_SHARDS".to_owned(), args.shards.to_string()));
             }
-            // One shard needs no flag, so the default runs before
-            // product-svc knows about shards.
             let shard_args = match service {
                 PRODUCT_SVC if args.shards > 1 => vec![
                     "--shard".to_owned(),

@@ -168,3 +168,70 @@ pub fn encode(shard: Shard, found: Result<Found, String>, max_bytes: usize) -> V
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use contracts::Money;
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn found(hits: usize) -> Found {
+        let hit = |n: usize| SearchHit {
+            product_id: Uuid::from_u128(n as u128),
+            sku: format!("SKU-{n}"),
+            name: format!("Product {n}"),
+            description: "d".repeat(500),
+            category: "c".into(),
+            price: Money::eur(1),
+            status: "active".into(),
+            on_hand: 1,
+            available: 1,
+            score: 1.0,
+        };
+        Found {
+            total: 1000,
+            hits: (0..hits).map(hit).collect(),
+        }
+    }
+
+    fn decode(parts: &[Vec<u8>]) -> Vec<SearchAnswer> {
+        parts
+            .iter()
+            .map(|p| serde_json::from_slice(p).expect("an answer"))
+            .collect()
+    }
+
+    #[test]
+    fn a_small_answer_is_one_part() {
+        let answers = decode(&encode(Shard::SINGLE, Ok(found(20)), 1 << 20));
+        assert_eq!(answers.len(), 1);
+        assert_eq!((answers[0].part, answers[0].parts), (0, 1));
+        assert_eq!((answers[0].hits.len(), answers[0].total), (20, 1000));
+    }
+
+    #[test]
+    fn a_large_answer_is_split_into_parts_that_fit() {
+        let max = 16 * 1024;
+        let parts = encode(Shard::SINGLE, Ok(found(200)), max);
+        assert!(parts.len() > 1);
+        assert!(parts.iter().all(|p| p.len() <= max + 1024));
+        let answers = decode(&parts);
+        let ids: Vec<u128> = answers
+            .iter()
+            .flat_map(|a| a.hits.iter().map(|h| h.product_id.as_u128()))
+            .collect();
+        assert_eq!(ids, (0..200).collect::<Vec<_>>());
+        assert!(answers
+            .iter()
+            .enumerate()
+            .all(|(i, a)| a.part as usize == i && a.parts as usize == parts.len()));
+    }
+
+    #[test]
+    fn a_failed_search_is_one_part_with_the_error() {
+        let answers = decode(&encode(Shard::SINGLE, Err("broken".into()), 1 << 20));
+        assert_eq!(answers.len(), 1);
+        assert_eq!(answers[0].error.as_deref(), Some("broken"));
+    }
+}
