@@ -9,6 +9,7 @@ pub mod dto;
 pub mod json;
 pub mod openapi;
 pub mod problem;
+pub mod rate_limit;
 pub mod routes;
 pub mod search;
 pub mod state;
@@ -57,6 +58,17 @@ pub struct Args {
     #[arg(long, env = "BAZAAR_SEARCH_DEADLINE_MS", default_value_t = 250,
           value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub search_deadline_ms: u64,
+
+    /// Requests a second each customer (token `sub`; client IP without a
+    /// token) may make on average; 0 disables the limit. Admin tokens and
+    /// the health routes are never limited.
+    #[arg(long, env = "BAZAAR_RATE_LIMIT_PER_S", default_value_t = 50)]
+    pub rate_limit_per_s: u32,
+
+    /// How many requests a customer may make at once above the rate (the
+    /// token bucket's size); 0 disables the limit.
+    #[arg(long, env = "BAZAAR_RATE_LIMIT_BURST", default_value_t = 100)]
+    pub rate_limit_burst: u32,
 }
 
 /// The edge's migrations (its view tables), for tools that build the views
@@ -110,6 +122,11 @@ pub async fn run(
             .await?,
         ),
         verifier: Arc::new(auth::Verifier::new(args.jwt_secret.expose().as_bytes())),
+        rate_limiter: Arc::new(rate_limit::RateLimiter::new(rate_limit::Limits {
+            per_s: args.rate_limit_per_s,
+            burst: args.rate_limit_burst,
+            max_keys: rate_limit::DEFAULT_MAX_KEYS,
+        })),
         views: state::Views {
             products,
             checkout,

@@ -23,7 +23,7 @@ use utoipa::{Modify, OpenApi};
         crate::routes::orders::updates,
     ),
     components(schemas(crate::dto::Money, crate::dto::Problem, crate::dto::FieldProblem)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &RateLimited),
     tags(
         (name = "products", description = "The catalog and its stock"),
         (name = "basket", description = "The caller's basket"),
@@ -47,6 +47,60 @@ impl Modify for BearerAuth {
                         .build(),
                 ),
             );
+        }
+    }
+}
+
+/// Every operation may answer 429 (`rate_limit.rs`): one shared response
+/// with its `Retry-After` header, referenced from each operation.
+struct RateLimited;
+
+impl Modify for RateLimited {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::content::ContentBuilder;
+        use utoipa::openapi::header::HeaderBuilder;
+        use utoipa::openapi::response::ResponseBuilder;
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        use utoipa::openapi::{Ref, RefOr};
+
+        const NAME: &str = "TooManyRequests";
+        let response = ResponseBuilder::new()
+            .description("over the caller's rate limit (per customer, or per client address without a token); retry after `Retry-After` seconds")
+            .header(
+                "Retry-After",
+                HeaderBuilder::new()
+                    .schema(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1)))
+                    .description(Some("seconds until a request will be accepted again"))
+                    .build(),
+            )
+            .content(
+                "application/problem+json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+            .build();
+        if let Some(components) = openapi.components.as_mut() {
+            components
+                .responses
+                .insert(NAME.to_owned(), response.into());
+        }
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                operation
+                    .responses
+                    .responses
+                    .insert("429".to_owned(), RefOr::Ref(Ref::from_response_name(NAME)));
+            }
         }
     }
 }

@@ -26,6 +26,8 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("unsupported media type")]
     UnsupportedMediaType,
+    #[error("too many requests")]
+    TooManyRequests { retry_after_secs: u64 },
     #[error("service unavailable")]
     Unavailable(String),
     #[error("internal error")]
@@ -89,6 +91,12 @@ impl ApiError {
                 "Unsupported media type",
                 "send the body as application/json".into(),
             ),
+            TooManyRequests { retry_after_secs } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-requests",
+                "Too many requests",
+                format!("too many requests; retry after {retry_after_secs} s"),
+            ),
             Unavailable(d) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
@@ -130,6 +138,9 @@ impl IntoResponse for ApiError {
         );
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let ApiError::TooManyRequests { retry_after_secs } = &self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
         }
         response
     }

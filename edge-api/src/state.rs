@@ -8,6 +8,7 @@ use platform::Db;
 
 use crate::auth::Verifier;
 use crate::bus::Bus;
+use crate::rate_limit::RateLimiter;
 use crate::search::Gatherer;
 
 #[derive(Clone)]
@@ -18,6 +19,8 @@ pub struct AppState {
     /// Scatters searches over the product search shards.
     pub search: Arc<Gatherer>,
     pub verifier: Arc<Verifier>,
+    /// Per-caller token buckets (`rate_limit::limit`).
+    pub rate_limiter: Arc<RateLimiter>,
     pub views: Views,
     /// How long a write waits for the edge's own view (read-your-writes).
     pub write_wait: Duration,

@@ -147,7 +147,8 @@ async fn consume<H: EventHandler>(
                     tracing::debug!(consumer = %spec.durable, %error, "pull stream error")
                 }
                 Some(Ok(message)) => {
-                    let lane = lane_of(&message.payload, senders.len());
+                    let seq = message.info().map(|i| i.stream_sequence).unwrap_or(0);
+                    let lane = lane_of(&message.payload, seq, senders.len());
                     if senders[lane].send(message).await.is_err() {
                         break Err(anyhow::anyhow!("lane stopped"));
                     }
@@ -163,20 +164,23 @@ async fn consume<H: EventHandler>(
 }
 
 /// The lane of a message: a hash of its aggregate id (CloudEvents `subject`).
-fn lane_of(payload: &[u8], lanes: usize) -> usize {
+/// A message without one (it cannot be decoded, so it will be dead-lettered
+/// and has no order to keep) is spread by its stream sequence, so a flood of
+/// poison does not queue up in one lane ahead of good events.
+fn lane_of(payload: &[u8], stream_seq: u64, lanes: usize) -> usize {
     #[derive(serde::Deserialize)]
     struct Aggregate<'a> {
         #[serde(borrow)]
         subject: Option<std::borrow::Cow<'a, str>>,
     }
     use std::hash::{Hash, Hasher};
-    let key = serde_json::from_slice::<Aggregate>(payload)
-        .ok()
-        .and_then(|a| a.subject.map(|s| s.into_owned()))
-        .unwrap_or_default();
+    let lanes = lanes.max(1) as u64;
+    let Some(key) = serde_json::from_slice::<Aggregate>(payload).ok().and_then(|a| a.subject) else {
+        return (stream_seq % lanes) as usize;
+    };
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     key.hash(&mut hasher);
-    (hasher.finish() % lanes.max(1) as u64) as usize
+    (hasher.finish() % lanes) as usize
 }
 
 async fn process<H: EventHandler>(

@@ -263,9 +263,14 @@ impl Runtime {
         let http_stopped = http_stop.clone();
         let listener = self.listener;
         let server = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move { http_stopped.cancelled().await })
-                .await
+            // The peer address reaches handlers as `ConnectInfo` (the
+            // edge's rate limiter keys anonymous callers by it).
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { http_stopped.cancelled().await })
+            .await
         });
 
         shutdown.await;

@@ -15,6 +15,7 @@ mod concurrency;
 mod contact_email;
 mod crash;
 mod health;
+mod hostile;
 mod orders_api;
 mod outages;
 mod permissions;
