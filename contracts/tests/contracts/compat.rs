@@ -232,13 +232,19 @@ impl Walk<'_> {
             }
             return;
         };
-        let removed: Vec<&String> = old_values.difference(&new_values).collect();
-        let added: Vec<&String> = new_values.difference(&old_values).collect();
+        // The values are JSON texts (`"card"`), printed as they are.
+        let list = |a: &BTreeSet<String>, b: &BTreeSet<String>| {
+            a.difference(b).cloned().collect::<Vec<_>>().join(", ")
+        };
+        let (removed, added) = (
+            list(&old_values, &new_values),
+            list(&new_values, &old_values),
+        );
         if !removed.is_empty() {
-            self.breaks(path, Rule::NarrowedEnum, format!("removed {removed:?}"));
+            self.breaks(path, Rule::NarrowedEnum, format!("removed {removed}"));
         }
         if !added.is_empty() {
-            self.breaks(path, Rule::WidenedEnum, format!("added {added:?}"));
+            self.breaks(path, Rule::WidenedEnum, format!("added {added}"));
         }
     }
 

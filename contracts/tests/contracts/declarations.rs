@@ -130,8 +130,8 @@ fn coverage_problems(
         let (old, new) = (readers(p.subject), readers(next));
         for service in new.iter().filter(|s| !old.contains(s)) {
             problems.push(format!(
-                "{service} reads {next} but not {}, which it supersedes: the stream still holds \
-                 history of the old version. Declare both and decode the old one through its \
+                "{service} reads {next} but not {}, the version it supersedes: the stream still \
+                 holds history of the old version. Declare both and decode the old one through its \
                  upcaster {HOW}",
                 p.subject
             ));

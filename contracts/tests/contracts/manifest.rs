@@ -67,7 +67,8 @@ fn every_sample_recorded_in_the_manifest_still_exists() {
         "\ngolden samples were deleted: {missing:?}\n  \
          Samples are never deleted: they are the record of what was once published and how \
          these tests prove that it still decodes (for an old major version, through its \
-         upcaster). Restore them with `git checkout -- {}`.\n  \
+         upcaster). Restore them with `git checkout HEAD -- {}` (or from the commit before \
+         the one that deleted them).\n  \
          If a sample no longer decodes after your change, the change is breaking: revert it \
          and add a new major version instead (contracts/README.md).",
         missing
