@@ -3,8 +3,8 @@
 //!
 //! SQL is written once for both: `$1`-style parameters (sqlx's SQLite
 //! driver binds `$N` by number), `BIGINT`/`TEXT` columns, times as RFC 3339
-//! text in UTC. Migrations are kept per backend (`migrations/sqlite`,
-//! `migrations/postgres`) where DDL differs.
+//! text in UTC. So each service keeps ONE set of migrations
+//! (`<crate>/migrations`) that runs on both backends.
 
 use std::time::Duration;
 
@@ -23,22 +23,16 @@ pub enum Backend {
     Postgres,
 }
 
-/// A service's migrations for both backends (use [`migrations!`](crate::migrations)).
-pub struct Migrations {
-    pub sqlite: &'static Migrator,
-    pub postgres: &'static Migrator,
-}
+/// A service's migrations, written in SQL both backends accept (use
+/// [`migrations!`](crate::migrations)).
+pub struct Migrations(pub &'static Migrator);
 
-/// Embeds a crate's `migrations/sqlite` and `migrations/postgres`.
+/// Embeds a crate's `migrations` directory.
 #[macro_export]
 macro_rules! migrations {
     () => {{
-        static SQLITE: ::sqlx::migrate::Migrator = ::sqlx::migrate!("./migrations/sqlite");
-        static POSTGRES: ::sqlx::migrate::Migrator = ::sqlx::migrate!("./migrations/postgres");
-        $crate::db::Migrations {
-            sqlite: &SQLITE,
-            postgres: &POSTGRES,
-        }
+        static MIGRATOR: ::sqlx::migrate::Migrator = ::sqlx::migrate!("./migrations");
+        $crate::db::Migrations(&MIGRATOR)
     }};
 }
 
@@ -133,10 +127,7 @@ impl Db {
 
     /// Runs the service's migrations for this backend.
     pub async fn migrate(&self, migrations: &Migrations) -> anyhow::Result<()> {
-        let migrator = match self.backend {
-            Backend::Sqlite => migrations.sqlite,
-            Backend::Postgres => migrations.postgres,
-        };
+        let migrator = migrations.0;
         // sqlx takes no migration lock on SQLite: instances starting together
         // on one file race, and the loser fails on DDL the winner committed.
         // Each migration commits with its record, so running again skips it.
