@@ -175,7 +175,10 @@ fn lane_of(payload: &[u8], stream_seq: u64, lanes: usize) -> usize {
     }
     use std::hash::{Hash, Hasher};
     let lanes = lanes.max(1) as u64;
-    let Some(key) = serde_json::from_slice::<Aggregate>(payload).ok().and_then(|a| a.subject) else {
+    let Some(key) = serde_json::from_slice::<Aggregate>(payload)
+        .ok()
+        .and_then(|a| a.subject)
+    else {
         return (stream_seq % lanes) as usize;
     };
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
