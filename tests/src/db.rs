@@ -184,3 +184,15 @@ async fn postgres() -> anyhow::Result<TestDb> {
         _dir: None,
     })
 }
+
+/// Runs `case` once per backend of [`TestDb::backends`], one after the
+/// other: how store-touching tests cover SQLite and PostgreSQL alike.
+pub async fn on_every_backend<F, Fut>(case: F)
+where
+    F: Fn(Backend) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    for backend in TestDb::backends().await {
+        case(backend).await;
+    }
+}

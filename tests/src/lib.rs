@@ -24,7 +24,7 @@ mod token;
 mod wait;
 
 pub use api::Api;
-pub use db::{Backend, TestDb};
+pub use db::{on_every_backend, Backend, TestDb};
 pub use diagnostics::LogsOnFailure;
 pub use events::{StoredEvent, Streams};
 pub use fake::{fake_started_with, write_fake_services, write_scripts};

@@ -3,7 +3,6 @@
 //! checkout's order events to feed it, and ways to read what it published
 //! and stored.
 
-use std::future::Future;
 use std::time::Duration;
 
 use async_nats::jetstream::message::PublishMessage;
@@ -27,16 +26,7 @@ pub const WAIT: Duration = Duration::from_secs(30);
 /// How long the simulated provider takes for `tok_slow` in these tests.
 pub const SLOW_TOKEN: Duration = Duration::from_millis(400);
 
-/// Runs `case` once per backend of [`TestDb::backends`], one after the other.
-pub async fn on_every_backend<F, Fut>(case: F)
-where
-    F: Fn(Backend) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    for backend in TestDb::backends().await {
-        case(backend).await;
-    }
-}
+pub use bazaar_testkit::on_every_backend;
 
 /// finance-svc instances sharing one broker and one database, plus the
 /// test's own view of both. Everything stops when it drops.

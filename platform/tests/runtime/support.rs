@@ -2,7 +2,6 @@
 //! and dead-letter streams, a platform `Db` on a test database, envelopes
 //! to send, and ways to look into streams, consumers, tables and metrics.
 
-use std::future::Future;
 use std::time::Duration;
 
 use async_nats::jetstream::consumer;
@@ -45,16 +44,7 @@ pub async fn broker() -> Broker {
     Broker { nats, js }
 }
 
-/// Runs `case` once per backend of [`TestDb::backends`], one after the other.
-pub async fn on_every_backend<F, Fut>(case: F)
-where
-    F: Fn(Backend) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    for backend in TestDb::backends().await {
-        case(backend).await;
-    }
-}
+pub use bazaar_testkit::on_every_backend;
 
 /// A fresh database and the platform's connection to it (platform tables
 /// created). Keep the `TestDb` alive as long as the `Db`.

@@ -3,7 +3,6 @@
 //! database, checkout events to publish, set-stock commands to send, and
 //! ways to read the warehouse's events and tables.
 
-use std::future::Future;
 use std::time::Duration;
 
 use async_nats::jetstream::message::{PublishMessage, StreamMessage};
@@ -25,16 +24,7 @@ pub const WAIT: Duration = Duration::from_secs(20);
 /// The dispatch delay the tests run with unless they say otherwise.
 pub const DISPATCH_DELAY_MS: u64 = 100;
 
-/// Runs `case` once per backend of [`TestDb::backends`], one after the other.
-pub async fn on_every_backend<F, Fut>(case: F)
-where
-    F: Fn(Backend) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    for backend in TestDb::backends().await {
-        case(backend).await;
-    }
-}
+pub use bazaar_testkit::on_every_backend;
 
 /// A running warehouse: broker, database, instances, and a reader of its
 /// event stream. Dropping it stops everything.
