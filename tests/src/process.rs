@@ -77,9 +77,16 @@ impl ServiceProcess {
     }
 
     pub(crate) fn terminate(&self) {
+        // A frozen (SIGSTOPped) process would sit on SIGTERM until woken.
+        self.signal(Signal::SIGCONT);
+        self.signal(Signal::SIGTERM);
+    }
+
+    /// Sends `signal` to the process, if it runs.
+    pub(crate) fn signal(&self, signal: Signal) {
         if let Some(child) = &self.child {
             if let Ok(pid) = i32::try_from(child.id()) {
-                let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+                let _ = kill(Pid::from_raw(pid), signal);
             }
         }
     }

@@ -171,6 +171,34 @@ impl Shop {
             .for_each(|i| i.process.kill());
     }
 
+    /// Freezes one instance with SIGSTOP: it keeps its connections but
+    /// answers nothing (a hung process, or a long GC pause).
+    pub fn freeze_instance(&mut self, instance: &str) {
+        self.signal_instance(instance, nix::sys::signal::Signal::SIGSTOP);
+    }
+
+    /// Wakes a frozen instance with SIGCONT.
+    pub fn thaw_instance(&mut self, instance: &str) {
+        self.signal_instance(instance, nix::sys::signal::Signal::SIGCONT);
+    }
+
+    fn signal_instance(&mut self, instance: &str, signal: nix::sys::signal::Signal) {
+        let mut found = false;
+        for i in self
+            .instances
+            .iter()
+            .filter(|i| i.process.instance == instance)
+        {
+            i.process.signal(signal);
+            found = true;
+        }
+        assert!(
+            found,
+            "no instance {instance} in this shop: {:?}",
+            self.instances()
+        );
+    }
+
     /// Stops every instance of `service` gracefully (SIGTERM, 10 s grace).
     pub fn stop(&mut self, service: Service) {
         stop_all(self.of(service), Duration::from_secs(10));

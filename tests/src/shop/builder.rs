@@ -153,6 +153,10 @@ impl ShopBuilder {
                     );
                 }
                 let mut env = shop.env_for(service, &instance)?;
+                if service == Service::Edge {
+                    // As `bazaar up` does: the edge waits for every shard.
+                    env.insert("BAZAAR_SEARCH_SHARDS".to_owned(), self.shards.to_string());
+                }
                 for (only, key, value) in &self.env {
                     if only.is_none_or(|s| s == service) {
                         env.insert(key.clone(), value.clone());

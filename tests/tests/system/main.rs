@@ -22,6 +22,7 @@ mod permissions;
 mod postgres;
 mod redelivery;
 mod saga;
+mod search;
 mod skeleton;
 
 use std::time::Duration;
