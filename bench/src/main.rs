@@ -4,6 +4,7 @@
 
 mod replay;
 mod search;
+mod shop;
 
 use std::process::ExitCode;
 
@@ -16,6 +17,8 @@ enum Command {
     Search(search::SearchArgs),
     /// Projection replay: events/s of `edge.product` against a bare read of the stream.
     Replay(replay::ReplayArgs),
+    /// The whole shop against the broker's own ceiling, and the edge's reads against hello-world.
+    Shop(shop::ShopArgs),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
         match command {
             Command::Search(args) => search::run(args).await,
             Command::Replay(args) => replay::run(args).await,
+            Command::Shop(args) => shop::run(args).await,
         }
     });
     match result {

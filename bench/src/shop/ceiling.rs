@@ -1,0 +1,122 @@
+//! The broker's own ceiling for Bazaar's traffic: JetStream publishes with
+//! message ids and a window of acks in flight, while a durable pull consumer
+//! receives and acks the same messages, all through a nats-server started
+//! the way `bazaar up` starts it (the embedded config, users and all, a
+//! fresh store, loopback). The payload is a real `order.placed` envelope.
+
+use std::future::IntoFuture;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use async_nats::jetstream::{self, consumer::pull, message::PublishMessage};
+use contracts::Team;
+use futures::stream::FuturesUnordered;
+use futures::StreamExt;
+use platform::nats_server::{self, NatsServer};
+
+/// The golden sample of the newest `order.placed`, sent compact as checkout does.
+const ORDER_PLACED: &str =
+    include_str!("../../../contracts/samples/checkout.order.placed.v2/with-contact-email.json");
+/// Publish acks awaited at once, as the outbox relay and `bench replay` do.
+const WINDOW: usize = 4_096;
+
+pub struct Ceiling {
+    pub messages: u64,
+    pub payload_bytes: usize,
+    pub seconds: f64,
+    pub events_per_s: f64,
+    pub publish_per_s: f64,
+}
+
+/// Publishes `messages` events and consumes them at the same time; the rate
+/// is messages over the time until the last one was acked by the consumer.
+pub async fn measure(work: &std::path::Path, messages: u64) -> anyhow::Result<Ceiling> {
+    let payload: serde_json::Value =
+        serde_json::from_str(ORDER_PLACED).context("the order.placed sample")?;
+    let payload = serde_json::to_vec(&payload).context("encoding the sample")?;
+    let dir = work.join("ceiling-nats");
+    let config = nats_server::write_config(&dir).context("writing the broker config")?;
+    let mut builder = NatsServer::builder(&dir).config_file(config);
+    let password = nats_server::random_password();
+    for user in nats_server::USERS {
+        builder = builder.env(nats_server::password_env_var(user), &password);
+    }
+    let server = tokio::task::spawn_blocking(move || builder.start())
+        .await
+        .context("the nats-server start task")?
+        .context("starting nats-server")?;
+    let connect = || {
+        async_nats::ConnectOptions::with_user_and_password("ops".into(), password.clone())
+            .connect(server.url())
+    };
+    let publisher = jetstream::new(connect().await.context("connecting as ops")?);
+    let consumer_js = jetstream::new(connect().await.context("connecting as ops")?);
+    let team = Team::Checkout;
+    platform::streams::ensure(&publisher, platform::streams::event_stream(team, 1)).await?;
+    let stream = consumer_js
+        .get_stream(team.stream())
+        .await
+        .context("the stream")?;
+    let consumer: jetstream::consumer::Consumer<pull::Config> = stream
+        .create_consumer(pull::Config {
+            durable_name: Some("bench-ceiling".to_owned()),
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await
+        .context("creating the consumer")?;
+    let subject = <contracts::checkout::OrderPlacedV2 as contracts::Event>::SUBJECT;
+
+    let started = Instant::now();
+    let consume = tokio::spawn(async move {
+        let mut messages_in = consumer.messages().await.context("pulling")?;
+        let mut received = 0u64;
+        // Bounded by the count, and by a deadline should messages go missing.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+        while received < messages {
+            let next = tokio::time::timeout_at(deadline, messages_in.next())
+                .await
+                .context("the consumer stalled")?;
+            let Some(message) = next else {
+                anyhow::bail!("the consumer's stream ended after {received} messages");
+            };
+            let message = message.map_err(|e| anyhow::anyhow!("pulling: {e}"))?;
+            message
+                .ack()
+                .await
+                .map_err(|e| anyhow::anyhow!("acking: {e}"))?;
+            received += 1;
+        }
+        anyhow::Ok(received)
+    });
+    let mut acks = FuturesUnordered::new();
+    for _ in 0..messages {
+        let message = PublishMessage::build()
+            .payload(payload.clone().into())
+            .message_id(uuid::Uuid::now_v7().to_string());
+        let ack = publisher
+            .send_publish(subject, message)
+            .await
+            .context("publishing")?;
+        acks.push(ack.into_future());
+        while acks.len() >= WINDOW {
+            if let Some(ack) = acks.next().await {
+                ack.context("publish ack")?;
+            }
+        }
+    }
+    while let Some(ack) = acks.next().await {
+        ack.context("publish ack")?;
+    }
+    let published = started.elapsed().as_secs_f64();
+    let received = consume.await.context("the consumer task")??;
+    let seconds = started.elapsed().as_secs_f64();
+    drop(server);
+    Ok(Ceiling {
+        messages: received,
+        payload_bytes: payload.len(),
+        seconds,
+        events_per_s: received as f64 / seconds,
+        publish_per_s: messages as f64 / published,
+    })
+}

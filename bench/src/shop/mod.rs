@@ -1,0 +1,466 @@
+//! `bench shop`: the whole shop measured against the broker's own ceiling,
+//! in one run on one machine.
+//!
+//! 1. The ceiling: JetStream publish + pull-consume with acks of a real
+//!    `order.placed` envelope, through a broker started as `bazaar up`
+//!    starts it (`ceiling.rs`).
+//! 2. The shop: `bazaar up` from the release binaries, `bazaar seed`, then
+//!    `bazaar load` at the highest rate it reaches and at about half of it.
+//!    Events/s are the messages added to the four `EVT_*` streams during a
+//!    run over its wall time; latency is load's placed→settled.
+//! 3. The edge's reads against an axum hello-world (`edge.rs`).
+//!
+//! Progress goes to stderr, a table to stdout, and the last line of stdout
+//! is one JSON object with every figure.
+
+mod ceiling;
+mod edge;
+mod report;
+mod running;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use contracts::Team;
+use serde::Deserialize;
+use serde_json::json;
+
+use running::RunningShop;
+
+#[derive(Debug, clap::Args)]
+pub struct ShopArgs {
+    /// Fewer messages and orders, shorter runs: done within 3 minutes.
+    #[arg(long)]
+    quick: bool,
+    /// Orders in flight for the maximum rate.
+    #[arg(long, default_value_t = 64)]
+    concurrency: u16,
+    /// Keep-alive clients for the read benchmark.
+    #[arg(long, default_value_t = 16)]
+    read_clients: usize,
+}
+
+/// How long each part runs, by mode.
+struct Plan {
+    ceiling_messages: u64,
+    load_secs: f64,
+    read_secs: f64,
+    probes: usize,
+}
+
+/// The part of `bazaar load --json` the benchmark reads.
+#[derive(Debug, Deserialize)]
+struct LoadReport {
+    settled: u64,
+    elapsed_s: f64,
+    settled_per_s: f64,
+    latency_ms: LoadLatency,
+    #[serde(default)]
+    statuses: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct LoadLatency {
+    settle: Option<Percentiles>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+struct Percentiles {
+    p50: f64,
+    p90: f64,
+    p99: f64,
+}
+
+/// One measured load run.
+struct RateRun {
+    concurrency: u16,
+    orders: u64,
+    report: LoadReport,
+    events: u64,
+    /// Cores each process of the shop kept busy during the run.
+    cores: BTreeMap<String, f64>,
+}
+
+impl RateRun {
+    fn events_per_s(&self) -> f64 {
+        self.events as f64 / self.report.elapsed_s.max(1e-3)
+    }
+    fn latency(&self) -> Percentiles {
+        self.report.latency_ms.settle.unwrap_or(Percentiles {
+            p50: f64::NAN,
+            p90: f64::NAN,
+            p99: f64::NAN,
+        })
+    }
+    fn json(&self) -> serde_json::Value {
+        let l = self.latency();
+        json!({
+            "concurrency": self.concurrency,
+            "orders": self.orders,
+            "settled": self.report.settled,
+            "statuses": self.report.statuses,
+            "seconds": round(self.report.elapsed_s),
+            "orders_per_s": round(self.report.settled_per_s),
+            "events": self.events,
+            "events_per_s": round(self.events_per_s()),
+            "p50_ms": l.p50, "p90_ms": l.p90, "p99_ms": l.p99,
+            "cores": self.cores,
+        })
+    }
+}
+
+pub async fn run(args: ShopArgs) -> anyhow::Result<()> {
+    // Ctrl-C drops the run, and with it the shop (which then stops).
+    tokio::select! {
+        result = measure(&args) => result,
+        _ = tokio::signal::ctrl_c() => bail!("interrupted"),
+    }
+}
+
+async fn measure(args: &ShopArgs) -> anyhow::Result<()> {
+    let plan = if args.quick {
+        Plan {
+            ceiling_messages: 100_000,
+            load_secs: 12.0,
+            read_secs: 3.0,
+            probes: 3,
+        }
+    } else {
+        Plan {
+            ceiling_messages: 500_000,
+            load_secs: 40.0,
+            read_secs: 10.0,
+            probes: 5,
+        }
+    };
+    let bin_dir = running::bin_dir()?;
+    let work = tempfile::Builder::new()
+        .prefix("bazaar-bench-shop-")
+        .tempdir()
+        .context("a temp dir")?;
+
+    eprintln!("ceiling: {} messages", plan.ceiling_messages);
+    let ceiling = ceiling::measure(work.path(), plan.ceiling_messages).await?;
+    eprintln!(
+        "ceiling: {:.0} events/s published and consumed ({} B each; publish alone {:.0}/s)",
+        ceiling.events_per_s, ceiling.payload_bytes, ceiling.publish_per_s
+    );
+
+    let data_dir = work.path().join("shop");
+    let shop = {
+        let (bin_dir, data_dir) = (bin_dir.clone(), data_dir.clone());
+        tokio::task::spawn_blocking(move || RunningShop::start(&bin_dir, &data_dir))
+            .await
+            .context("the start task")??
+    };
+    eprintln!("shop: up at {}", shop.up.http_url);
+    shop.bazaar(
+        &["seed", "--stock", "100000000", "--json"],
+        Duration::from_secs(120),
+    )
+    .await?;
+    let nats = async_nats::ConnectOptions::with_user_and_password(
+        shop.up.nats_user.clone(),
+        shop.up.nats_password.clone(),
+    )
+    .connect(shop.up.nats_url.clone())
+    .await
+    .context("connecting to the shop's broker as ops")?;
+    let js = async_nats::jetstream::new(nats);
+
+    // Warm up (connections, caches, the databases' first pages) and learn
+    // roughly how fast the shop goes, to size the measured runs.
+    let warm = load(&shop, &js, 200, args.concurrency, 60.0).await?;
+    let estimate = warm.report.settled_per_s.max(1.0);
+    eprintln!("warm-up: {estimate:.0} orders/s");
+
+    // The highest rate is not always at the most orders in flight (the
+    // shop may thrash), so a few concurrencies are tried; the best counts.
+    let orders = sized(estimate * plan.load_secs);
+    let mut max: Option<RateRun> = None;
+    for c in [args.concurrency / 4, args.concurrency / 2, args.concurrency] {
+        let run = load(&shop, &js, orders, c.max(1), plan.load_secs * 4.0).await?;
+        eprintln!(
+            "max?: {:.0} orders/s at {} in flight, p99 {:.0} ms, cores {:?}",
+            run.report.settled_per_s,
+            run.concurrency,
+            run.latency().p99,
+            run.cores
+        );
+        if max
+            .as_ref()
+            .is_none_or(|m| run.report.settled_per_s > m.report.settled_per_s)
+        {
+            max = Some(run);
+        }
+    }
+    let max = max.context("no load run")?;
+
+    // Half the rate: by Little's law the concurrency falls at least by
+    // half (latency falls too); probe and correct from there.
+    let target = max.report.settled_per_s / 2.0;
+    let mut concurrency = (max.concurrency / 4).max(1);
+    for probe in 0..plan.probes {
+        let run = load(
+            &shop,
+            &js,
+            sized(target * 4.0),
+            concurrency,
+            plan.load_secs * 2.0,
+        )
+        .await?;
+        let rate = run.report.settled_per_s.max(1.0);
+        eprintln!(
+            "half-rate probe {}: {rate:.0} orders/s at {concurrency} in flight (target {target:.0})",
+            probe + 1
+        );
+        if (rate / target - 1.0).abs() < 0.15 {
+            break;
+        }
+        let next = (f64::from(concurrency) * target / rate).round();
+        concurrency = (next.clamp(1.0, f64::from(max.concurrency))) as u16;
+    }
+    let half = load(
+        &shop,
+        &js,
+        sized(target * plan.load_secs),
+        concurrency,
+        plan.load_secs * 4.0,
+    )
+    .await?;
+    eprintln!(
+        "half: {:.0} orders/s at {concurrency} in flight, p99 {:.0} ms",
+        half.report.settled_per_s,
+        half.latency().p99
+    );
+
+    // The edge's reads against hello-world.
+    let token = shop
+        .bazaar(
+            &["token", "--customer", "bench-reader"],
+            Duration::from_secs(30),
+        )
+        .await?
+        .trim()
+        .to_owned();
+    let product = first_product(&shop)?;
+    let order = place_order(&shop.up.http_url, &token, &product).await?;
+    let (hello_url, stop_hello) = edge::hello_world()?;
+    let hello = edge::drive(
+        &format!("{hello_url}/api/v1/products/{product}"),
+        None,
+        args.read_clients,
+        plan.read_secs,
+    )
+    .await?;
+    drop(stop_hello);
+    let products = edge::drive(
+        &format!("{}/api/v1/products/{product}", shop.up.http_url),
+        None,
+        args.read_clients,
+        plan.read_secs,
+    )
+    .await?;
+    let orders_read = edge::drive(
+        &format!("{}/api/v1/orders/{order}", shop.up.http_url),
+        Some(&token),
+        args.read_clients,
+        plan.read_secs,
+    )
+    .await?;
+    eprintln!(
+        "reads/s: hello-world {:.0}, product {:.0}, order {:.0}",
+        hello.per_s, products.per_s, orders_read.per_s
+    );
+    let rss = shop.peak_rss_mib();
+    drop(shop);
+
+    report::print(
+        &ceiling,
+        &max,
+        &half,
+        (&hello, &products, &orders_read),
+        &rss,
+    );
+    Ok(())
+}
+
+/// Orders for a run: enough to measure, few enough to stay bounded.
+fn sized(orders: f64) -> u64 {
+    (orders.round() as u64).clamp(100, 100_000)
+}
+
+/// One `bazaar load` run, with the events it caused counted in the streams.
+async fn load(
+    shop: &RunningShop,
+    js: &async_nats::jetstream::Context,
+    orders: u64,
+    concurrency: u16,
+    timeout_secs: f64,
+) -> anyhow::Result<RateRun> {
+    settle_streams(js).await?;
+    let before = stream_heads(js).await?;
+    let cpu_before = shop.cpu_seconds();
+    let client_before = reaped_children_cpu_seconds();
+    let orders_arg = orders.to_string();
+    let concurrency_arg = concurrency.to_string();
+    let timeout_arg = format!("{}s", timeout_secs.ceil() as u64);
+    let stdout = shop
+        .bazaar(
+            &[
+                "load",
+                "--orders",
+                &orders_arg,
+                "--concurrency",
+                &concurrency_arg,
+                "--timeout",
+                &timeout_arg,
+                "--json",
+            ],
+            Duration::from_secs_f64(timeout_secs + 60.0),
+        )
+        .await?;
+    let after = stream_heads(js).await?;
+    let cpu_after = shop.cpu_seconds();
+    let client = reaped_children_cpu_seconds() - client_before;
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .context("bazaar load printed no JSON")?;
+    let report: LoadReport = serde_json::from_str(line).context("parsing bazaar load's JSON")?;
+    let mut cores: BTreeMap<String, f64> = cpu_after
+        .iter()
+        .filter_map(|(name, after)| {
+            let used = after - cpu_before.get(name)?;
+            Some((name.clone(), round(used / report.elapsed_s.max(1e-3))))
+        })
+        .collect();
+    cores.insert(
+        "bazaar-load (client)".to_owned(),
+        round(client / report.elapsed_s.max(1e-3)),
+    );
+    Ok(RateRun {
+        concurrency,
+        orders,
+        report,
+        events: after.saturating_sub(before),
+        cores,
+    })
+}
+
+/// CPU seconds of this process's children that have exited and been
+/// waited for (`cutime` + `cstime`): across one `bazaar load`, its own.
+fn reaped_children_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let fields: Vec<f64> = rest
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0.0))
+        .collect();
+    // cutime and cstime are the 16th and 17th fields; USER_HZ is 100.
+    (fields.get(13).copied().unwrap_or(0.0) + fields.get(14).copied().unwrap_or(0.0)) / 100.0
+}
+
+/// The sum of the last sequences of the four event streams.
+async fn stream_heads(js: &async_nats::jetstream::Context) -> anyhow::Result<u64> {
+    let mut sum = 0;
+    for team in Team::ALL {
+        let mut stream = js
+            .get_stream(team.stream())
+            .await
+            .with_context(|| format!("stream {}", team.stream()))?;
+        let info = stream
+            .info()
+            .await
+            .with_context(|| format!("stream info of {}", team.stream()))?;
+        sum += info.state.last_sequence;
+    }
+    Ok(sum)
+}
+
+/// Waits (at most 30 s) until no event was added for a second, so that the
+/// tail of one run (dispatches, captures) is not counted in the next.
+async fn settle_streams(js: &async_nats::jetstream::Context) -> anyhow::Result<()> {
+    let mut last = stream_heads(js).await?;
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = stream_heads(js).await?;
+        if now == last {
+            return Ok(());
+        }
+        last = now;
+    }
+    eprintln!("bench: the streams were still growing after 30 s; measuring anyway");
+    Ok(())
+}
+
+fn first_product(shop: &RunningShop) -> anyhow::Result<String> {
+    #[derive(Deserialize)]
+    struct Seeded {
+        products: Vec<SeededProduct>,
+    }
+    #[derive(Deserialize)]
+    struct SeededProduct {
+        id: String,
+        stock: i64,
+    }
+    let text = std::fs::read_to_string(shop.data_dir.join("seed.json")).context("seed.json")?;
+    let seeded: Seeded = serde_json::from_str(&text).context("parsing seed.json")?;
+    seeded
+        .products
+        .into_iter()
+        .find(|p| p.stock > 0)
+        .map(|p| p.id)
+        .context("seed.json lists no product with stock")
+}
+
+/// Places one order as the reader's customer and waits until the edge shows it.
+async fn place_order(base: &str, token: &str, product: &str) -> anyhow::Result<String> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .context("the HTTP client")?;
+    let body = json!({
+        "items": [{"product_id": product, "quantity": 1}],
+        "shipping_address": {"name": "Bench Reader", "line1": "1 Benchmark Way",
+                             "city": "Berlin", "postal_code": "10115", "country": "DE"},
+        "payment_method": "tok_visa",
+    });
+    let response = http
+        .post(format!("{base}/api/v1/orders"))
+        .bearer_auth(token)
+        .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
+        .json(&body)
+        .send()
+        .await
+        .context("placing the order to read")?;
+    let status = response.status();
+    let answer: serde_json::Value = response.json().await.context("the order answer")?;
+    let id = answer
+        .get("id")
+        .and_then(|v| v.as_str())
+        .with_context(|| format!("placing the order to read: {status} {answer}"))?
+        .to_owned();
+    for _ in 0..100 {
+        let got = http
+            .get(format!("{base}/api/v1/orders/{id}"))
+            .bearer_auth(token)
+            .send()
+            .await;
+        if got.is_ok_and(|r| r.status().is_success()) {
+            return Ok(id);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("the edge did not show order {id} within 10 s")
+}
+
+fn round(value: f64) -> f64 {
+    (value * 1000.0).round() / 1000.0
+}

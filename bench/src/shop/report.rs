@@ -1,0 +1,77 @@
+//! The table on stdout, and the last line: one JSON object with every figure.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use super::{ceiling, edge, round, RateRun};
+
+pub fn print(
+    ceiling: &ceiling::Ceiling,
+    max: &RateRun,
+    half: &RateRun,
+    (hello, products, orders): (&edge::Reads, &edge::Reads, &edge::Reads),
+    rss: &[(String, f64)],
+) {
+    let ratio = max.events_per_s() / ceiling.events_per_s;
+    let (lm, lh) = (max.latency(), half.latency());
+    println!(
+        "| what | orders/s | events/s | p50 ms | p90 ms | p99 ms | in flight |\n|---|---:|---:|---:|---:|---:|---:|"
+    );
+    println!(
+        "| ceiling: JetStream publish + pull/ack, {} B | - | {:.0} | - | - | - | {} acks |",
+        ceiling.payload_bytes, ceiling.events_per_s, 4_096
+    );
+    for (name, run, l) in [("shop, max rate", max, lm), ("shop, half rate", half, lh)] {
+        println!(
+            "| {name} | {:.1} | {:.0} | {:.1} | {:.1} | {:.1} | {} |",
+            run.report.settled_per_s,
+            run.events_per_s(),
+            l.p50,
+            l.p90,
+            l.p99,
+            run.concurrency
+        );
+    }
+    println!("\nshop / ceiling (events/s): {:.3}", ratio);
+    println!(
+        "reads/s: hello-world {:.0}, GET product {:.0} ({:.0} %), GET order {:.0} ({:.0} %); errors {} / {} / {}",
+        hello.per_s,
+        products.per_s,
+        100.0 * products.per_s / hello.per_s,
+        orders.per_s,
+        100.0 * orders.per_s / hello.per_s,
+        hello.errors,
+        products.errors,
+        orders.errors
+    );
+    let rss_text: Vec<String> = rss.iter().map(|(n, m)| format!("{n} {m:.1}")).collect();
+    println!("peak RSS MiB: {}", rss_text.join(", "));
+    let rss_json: BTreeMap<&str, f64> = rss.iter().map(|(n, m)| (n.as_str(), round(*m))).collect();
+    let summary = json!({
+        "ceiling_events_per_s": round(ceiling.events_per_s),
+        "ceiling_publish_per_s": round(ceiling.publish_per_s),
+        "ceiling_messages": ceiling.messages,
+        "ceiling_seconds": round(ceiling.seconds),
+        "payload_bytes": ceiling.payload_bytes,
+        "shop_events_per_s": round(max.events_per_s()),
+        "ratio": round(ratio),
+        "orders_per_s": round(max.report.settled_per_s),
+        "events_per_order": round(max.events as f64 / (max.report.settled.max(1)) as f64),
+        "p50_ms": lm.p50,
+        "p90_ms": lm.p90,
+        "p99_ms": lm.p99,
+        "max_rate": max.json(),
+        "half_rate": half.json(),
+        "reads_per_s": {
+            "hello_world": round(hello.per_s),
+            "product": round(products.per_s),
+            "order": round(orders.per_s),
+            "product_ratio": round(products.per_s / hello.per_s),
+            "order_ratio": round(orders.per_s / hello.per_s),
+            "errors": hello.errors + products.errors + orders.errors,
+        },
+        "rss_mib": rss_json,
+    });
+    println!("{summary}");
+}
