@@ -17,8 +17,13 @@ use super::index::{self, Checkpoint, ShardIndex};
 use super::record::{self, Fact, ProductRecord};
 use super::schema::Fields;
 
-/// Memory the writer may buffer before it flushes a segment on its own.
-const WRITER_MEMORY: usize = 64 * 1024 * 1024;
+/// Memory the writer may buffer before it flushes a segment on its own, on
+/// one indexing thread: enough for batches of a thousand products, small
+/// enough to keep a shard near the 50 MiB per-service budget (tantivy's
+/// default of one arena per core cost about 60 MiB here). tantivy needs at
+/// least 15 MB per thread.
+const WRITER_MEMORY: usize = 20 * 1024 * 1024;
+const WRITER_THREADS: usize = 1;
 
 /// Which stream an input comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +82,7 @@ pub struct Reporters {
 pub fn writer(index: &ShardIndex) -> anyhow::Result<IndexWriter<TantivyDocument>> {
     index
         .index
-        .writer(WRITER_MEMORY)
+        .writer_with_num_threads(WRITER_THREADS, WRITER_MEMORY)
         .context("opening the index writer")
 }
 
