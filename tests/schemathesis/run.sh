@@ -11,7 +11,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 ROOT="$PWD"
-BAZAAR="$ROOT/target/debug/bazaar"
+BAZAAR="${CARGO_TARGET_DIR:-$ROOT/target}/debug/bazaar"
 TOOLS="$ROOT/.tools/schemathesis"
 MAX_EXAMPLES="${MAX_EXAMPLES:-100}"
 
