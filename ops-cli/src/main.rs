@@ -4,6 +4,7 @@
 //! see what flows, rebuild read models from history and repair what failed
 //! (exit codes: 0 done, 1 failed, 2 usage or configuration, 3 unreachable).
 
+mod check;
 mod connect;
 mod dlq;
 mod duration;
@@ -68,6 +69,8 @@ enum Command {
     Seed(seed::SeedArgs),
     /// Place and follow orders as virtual customers; report rates and latency percentiles
     Load(load::LoadArgs),
+    /// Check the order saga's invariants over the whole event history
+    Check(check::CheckArgs),
 }
 
 fn main() -> ExitCode {
@@ -93,5 +96,6 @@ fn run() -> anyhow::Result<ExitCode> {
         Command::Dlq(args) => dlq::run(args),
         Command::Seed(args) => seed::run(args),
         Command::Load(args) => load::run(args),
+        Command::Check(args) => check::run(args),
     }
 }

@@ -1,0 +1,554 @@
+//! `bazaar check`: invariants over the whole event history. Reads every
+//! event of the four `EVT_*` streams through ordered (ephemeral) consumers,
+//! decodes them with the contracts and reports each order that breaks a
+//! rule of the order saga (exit 1 when any does, 0 when none).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::pull::OrderedConfig;
+use async_nats::jetstream::consumer::DeliverPolicy;
+use async_nats::jetstream::{self, Context};
+use contracts::checkout::decode_order_placed;
+use contracts::envelope::RawEnvelope;
+use contracts::subjects::evt;
+use contracts::Team;
+use futures::StreamExt;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::connect::ConnectArgs;
+use crate::exit;
+
+const EXAMPLES: &str = "\
+Examples:
+  bazaar check                      every rule over the stored history
+  bazaar check --settled --json     pending orders count as violations; one JSON object";
+
+/// How long a stream may stay silent while it still owes events.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The rules, by name.
+pub const RULES: [&str; 8] = [
+    "one-terminal-outcome",
+    "unsettled",
+    "not-confirmed-and-rejected",
+    "shipped-once",
+    "no-open-reservation",
+    "no-open-payment",
+    "invoice-numbers",
+    "stock-on-hand",
+];
+
+/// `bazaar check`
+#[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
+pub struct CheckArgs {
+    /// Orders still pending count as violations (`unsettled`)
+    #[arg(long)]
+    settled: bool,
+    /// One JSON object `{orders, unsettled, checked_rules, violations}` on stdout
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    connect: ConnectArgs,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Violation {
+    pub rule: &'static str,
+    pub order_id: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    orders: usize,
+    unsettled: usize,
+    checked_rules: Vec<&'static str>,
+    violations: Vec<Violation>,
+}
+
+/// What the history says about one order: counts of each event type.
+#[derive(Debug, Default)]
+struct Order {
+    placed: u32,
+    confirmed: u32,
+    rejected: u32,
+    cancelled: u32,
+    reserved: u32,
+    released: u32,
+    dispatched: u32,
+    authorized: u32,
+    voided: u32,
+    captured: u32,
+    refunded: u32,
+    invoiced: u32,
+}
+
+/// One product's stock: the first adjustment's on_hand, what changed it
+/// since, and the on_hand of its last stock event.
+#[derive(Debug, Default)]
+struct Stock {
+    first_on_hand: Option<i64>,
+    /// Later adjustments' deltas minus dispatched quantities.
+    change: i64,
+    last_on_hand: i64,
+}
+
+/// Everything the rules look at.
+#[derive(Debug, Default)]
+pub struct History {
+    orders: BTreeMap<Uuid, Order>,
+    /// Invoice number -> the orders it was issued for.
+    invoices: BTreeMap<String, Vec<Uuid>>,
+    /// Per product, what its stock events say, in stream order.
+    stock: BTreeMap<Uuid, Stock>,
+    /// Events that did not decode: (subject, error).
+    undecodable: Vec<(String, String)>,
+}
+
+pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    exit::finish(exit::block_on(async move {
+        let client = args.connect.connect().await?;
+        let js = jetstream::new(client);
+        let mut history = History::default();
+        for team in Team::ALL {
+            read_stream(&js, team.stream(), &mut history).await?;
+        }
+        let (violations, unsettled) = history.check(args.settled);
+        let report = Report {
+            orders: history.orders.values().filter(|o| o.placed > 0).count(),
+            unsettled,
+            checked_rules: RULES.to_vec(),
+            violations,
+        };
+        if args.json {
+            println!("{}", serde_json::to_string(&report)?);
+        } else {
+            for v in &report.violations {
+                println!("{}  order {}  {}", v.rule, v.order_id, v.detail);
+            }
+            println!(
+                "{} orders, {} unsettled, {} violations",
+                report.orders,
+                report.unsettled,
+                report.violations.len()
+            );
+        }
+        for (subject, error) in &history.undecodable {
+            eprintln!("warning: {subject}: {error}");
+        }
+        Ok(if report.violations.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(exit::FAILED)
+        })
+    }))
+}
+
+/// Reads the stream from its first message up to its last sequence now.
+async fn read_stream(js: &Context, stream: &str, history: &mut History) -> anyhow::Result<()> {
+    let mut handle = js
+        .get_stream(stream)
+        .await
+        .map_err(|e| exit::unreachable(format!("stream {stream}: {e}")))?;
+    let end_seq = handle
+        .info()
+        .await
+        .map_err(|e| exit::unreachable(format!("stream {stream}: {e}")))?
+        .state
+        .last_sequence;
+    let consumer = js
+        .create_consumer_on_stream(
+            OrderedConfig {
+                deliver_policy: DeliverPolicy::All,
+                ..Default::default()
+            },
+            stream,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("reading {stream}: {e}"))?;
+    if consumer.cached_info().num_pending == 0 {
+        return Ok(());
+    }
+    let mut messages = consumer
+        .messages()
+        .await
+        .map_err(|e| anyhow::anyhow!("reading {stream}: {e}"))?;
+    loop {
+        let next = match tokio::time::timeout(READ_TIMEOUT, messages.next()).await {
+            Ok(Some(next)) => next.map_err(|e| anyhow::anyhow!("reading {stream}: {e}"))?,
+            Ok(None) => anyhow::bail!("{stream}: the reader stopped"),
+            Err(_) => anyhow::bail!("{stream}: no event for {READ_TIMEOUT:?} while some are owed"),
+        };
+        let info = next
+            .info()
+            .map_err(|e| anyhow::anyhow!("message without metadata: {e}"))?;
+        let (seq, pending) = (info.stream_sequence, info.pending);
+        history.record(next.subject.as_str(), &next.payload);
+        if seq >= end_seq || pending == 0 {
+            return Ok(());
+        }
+    }
+}
+
+/// The `order_id` of an event's data.
+fn order_id(raw: &RawEnvelope) -> Option<Uuid> {
+    raw.data
+        .get("order_id")
+        .and_then(|v| v.as_str())
+        .and_then(|s| Uuid::parse_str(s).ok())
+}
+
+impl History {
+    /// Adds one stored event.
+    pub fn record(&mut self, subject: &str, payload: &[u8]) {
+        let outcome = self.try_record(subject, payload);
+        if let Err(error) = outcome {
+            self.undecodable.push((subject.to_owned(), error));
+        }
+    }
+
+    fn try_record(&mut self, subject: &str, payload: &[u8]) -> Result<(), String> {
+        if subject == evt::ORDER_PLACED_V1 || subject == evt::ORDER_PLACED_V2 {
+            let placed = decode_order_placed(payload).map_err(|e| e.to_string())?;
+            self.orders.entry(placed.data.order_id).or_default().placed += 1;
+            return Ok(());
+        }
+        let raw = RawEnvelope::parse(payload).map_err(|e| e.to_string())?;
+        if subject == evt::INVOICE_ISSUED_V1 {
+            let issued = raw
+                .decode::<contracts::finance::InvoiceIssuedV1>()
+                .map_err(|e| e.to_string())?;
+            let id = issued.data.order_id;
+            self.orders.entry(id).or_default().invoiced += 1;
+            self.invoices
+                .entry(issued.data.number)
+                .or_default()
+                .push(id);
+            return Ok(());
+        }
+        if subject == evt::STOCK_ADJUSTED_V1 {
+            let adjusted = raw
+                .decode::<contracts::warehouse::StockAdjustedV1>()
+                .map_err(|e| e.to_string())?;
+            let stock = self.stock.entry(adjusted.data.product_id).or_default();
+            match stock.first_on_hand {
+                None => stock.first_on_hand = Some(adjusted.data.on_hand),
+                Some(_) => stock.change += adjusted.data.delta,
+            }
+            stock.last_on_hand = adjusted.data.on_hand;
+            return Ok(());
+        }
+        if let Some(lines) = raw.data.get("lines").filter(|_| {
+            matches!(
+                subject,
+                evt::STOCK_RESERVED_V1 | evt::STOCK_RELEASED_V1 | evt::SHIPMENT_DISPATCHED_V1
+            )
+        }) {
+            let lines: Vec<contracts::warehouse::StockLevelV1> =
+                serde_json::from_value(lines.clone()).map_err(|e| e.to_string())?;
+            for line in lines {
+                let stock = self.stock.entry(line.product_id).or_default();
+                if stock.first_on_hand.is_none() {
+                    continue;
+                }
+                if subject == evt::SHIPMENT_DISPATCHED_V1 {
+                    stock.change -= line.quantity;
+                }
+                stock.last_on_hand = line.on_hand;
+            }
+        }
+        let Some(id) = order_id(&raw) else {
+            return Ok(()); // stock.adjusted, products, baskets: no order
+        };
+        let order = self.orders.entry(id).or_default();
+        let counter = match subject {
+            evt::ORDER_CONFIRMED_V1 => &mut order.confirmed,
+            evt::ORDER_REJECTED_V1 => &mut order.rejected,
+            evt::ORDER_CANCELLED_V1 => &mut order.cancelled,
+            evt::STOCK_RESERVED_V1 => &mut order.reserved,
+            evt::STOCK_RELEASED_V1 => &mut order.released,
+            evt::SHIPMENT_DISPATCHED_V1 => &mut order.dispatched,
+            evt::PAYMENT_AUTHORIZED_V1 => &mut order.authorized,
+            evt::PAYMENT_VOIDED_V1 => &mut order.voided,
+            evt::PAYMENT_CAPTURED_V1 => &mut order.captured,
+            evt::PAYMENT_REFUNDED_V1 => &mut order.refunded,
+            _ => return Ok(()),
+        };
+        *counter += 1;
+        Ok(())
+    }
+
+    /// The violations, and how many placed orders are still pending.
+    pub fn check(&self, settled: bool) -> (Vec<Violation>, usize) {
+        let mut out = Vec::new();
+        let mut unsettled = 0;
+        for (id, o) in &self.orders {
+            let mut v = |rule: &'static str, detail: String| {
+                out.push(Violation {
+                    rule,
+                    order_id: id.to_string(),
+                    detail,
+                });
+            };
+            if o.placed == 0 {
+                v(
+                    "one-terminal-outcome",
+                    "events about an order that was never placed".to_owned(),
+                );
+                continue;
+            }
+            if o.placed > 1 {
+                v("one-terminal-outcome", format!("placed {} times", o.placed));
+            }
+            let terminals = o.confirmed + o.rejected;
+            let pending = terminals == 0 && o.cancelled == 0;
+            if pending {
+                unsettled += 1;
+                if settled {
+                    v(
+                        "unsettled",
+                        "placed, but neither confirmed, rejected nor cancelled".to_owned(),
+                    );
+                }
+            }
+            let rejected_and_cancelled = o.rejected > 0 && o.cancelled > 0;
+            if o.confirmed > 1
+                || o.rejected > 1
+                || o.cancelled > 1
+                || terminals > 1
+                || rejected_and_cancelled
+            {
+                v(
+                    "one-terminal-outcome",
+                    format!(
+                        "confirmed {}, rejected {}, cancelled {}",
+                        o.confirmed, o.rejected, o.cancelled
+                    ),
+                );
+            }
+            if o.confirmed > 0 && o.rejected > 0 {
+                v(
+                    "not-confirmed-and-rejected",
+                    format!("confirmed {} and rejected {}", o.confirmed, o.rejected),
+                );
+            }
+            if o.dispatched > 0
+                && (o.dispatched != 1
+                    || o.reserved != 1
+                    || o.captured != 1
+                    || o.invoiced != 1
+                    || o.released != 0)
+            {
+                v(
+                    "shipped-once",
+                    format!(
+                        "dispatched {}, reserved {}, captured {}, invoiced {}, released {}",
+                        o.dispatched, o.reserved, o.captured, o.invoiced, o.released
+                    ),
+                );
+            }
+            let failed = o.rejected > 0 || o.cancelled > 0;
+            if failed && o.reserved > o.released + o.dispatched {
+                v(
+                    "no-open-reservation",
+                    format!(
+                        "reserved {}, released {}, dispatched {}",
+                        o.reserved, o.released, o.dispatched
+                    ),
+                );
+            }
+            if failed && o.authorized > o.voided + o.captured {
+                v(
+                    "no-open-payment",
+                    format!(
+                        "authorized {}, voided {}, captured {}",
+                        o.authorized, o.voided, o.captured
+                    ),
+                );
+            }
+            if o.cancelled > 0 && o.captured > o.refunded {
+                v(
+                    "no-open-payment",
+                    format!(
+                        "cancelled, but captured {} and refunded {}",
+                        o.captured, o.refunded
+                    ),
+                );
+            }
+        }
+        out.extend(self.invoice_violations());
+        for (product, stock) in &self.stock {
+            let Some(first) = stock.first_on_hand else {
+                continue;
+            };
+            if first + stock.change != stock.last_on_hand {
+                out.push(Violation {
+                    rule: "stock-on-hand",
+                    order_id: String::new(),
+                    detail: format!(
+                        "product {product}: on_hand {} at the end, expected {} (first \
+                         adjusted on_hand {first}, later deltas minus dispatched {:+})",
+                        stock.last_on_hand,
+                        first + stock.change,
+                        stock.change
+                    ),
+                });
+            }
+        }
+        (out, unsettled)
+    }
+
+    /// Invoice numbers `YYYY-NNNNNN`: unique, and per year 1..=max with no gap.
+    fn invoice_violations(&self) -> Vec<Violation> {
+        let mut out = Vec::new();
+        let mut years: BTreeMap<&str, BTreeSet<u64>> = BTreeMap::new();
+        for (number, orders) in &self.invoices {
+            let order_id = orders.first().map(Uuid::to_string).unwrap_or_default();
+            if orders.len() > 1 {
+                out.push(Violation {
+                    rule: "invoice-numbers",
+                    order_id: order_id.clone(),
+                    detail: format!("invoice {number} issued {} times", orders.len()),
+                });
+            }
+            let parsed = number
+                .split_once('-')
+                .and_then(|(year, seq)| seq.parse::<u64>().ok().map(|seq| (year, seq)));
+            match parsed {
+                Some((year, seq)) => {
+                    years.entry(year).or_default().insert(seq);
+                }
+                None => out.push(Violation {
+                    rule: "invoice-numbers",
+                    order_id,
+                    detail: format!("invoice number {number:?} is not YYYY-NNNNNN"),
+                }),
+            }
+        }
+        for (year, seqs) in years {
+            let max = seqs.last().copied().unwrap_or(0);
+            let missing: Vec<u64> = (1..=max).filter(|n| !seqs.contains(n)).collect();
+            if !missing.is_empty() {
+                let shown: Vec<String> = missing.iter().take(10).map(u64::to_string).collect();
+                out.push(Violation {
+                    rule: "invoice-numbers",
+                    order_id: String::new(),
+                    detail: format!(
+                        "{year}: {} numbers missing below {max}: {}",
+                        missing.len(),
+                        shown.join(", ")
+                    ),
+                });
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use contracts::checkout::{OrderConfirmedV1, OrderRejectedV1};
+    use contracts::warehouse::{ShipmentDispatchedV1, StockAdjustedV1, StockLevelV1};
+    use contracts::{Envelope, Event, EventContext};
+
+    use super::*;
+
+    fn record<T: Event>(history: &mut History, data: T) {
+        let envelope = Envelope::new("test", data, &EventContext::root("c", None));
+        history.record(T::SUBJECT, &envelope.to_json());
+    }
+
+    fn rules(history: &History, settled: bool) -> Vec<&'static str> {
+        history
+            .check(settled)
+            .0
+            .into_iter()
+            .map(|v| v.rule)
+            .collect()
+    }
+
+    #[test]
+    fn outcomes_of_an_order_never_placed_are_a_violation() {
+        let mut history = History::default();
+        let order_id = Uuid::now_v7();
+        let customer_id = "alice".to_owned();
+        record(
+            &mut history,
+            OrderConfirmedV1 {
+                order_id,
+                customer_id: customer_id.clone(),
+            },
+        );
+        record(
+            &mut history,
+            OrderRejectedV1 {
+                order_id,
+                customer_id,
+                reason: "payment".to_owned(),
+                detail: None,
+            },
+        );
+        // Never placed, so only that is reported for it.
+        assert_eq!(rules(&history, false), ["one-terminal-outcome"]);
+        assert!(history.undecodable.is_empty(), "{:?}", history.undecodable);
+    }
+
+    #[test]
+    fn stock_on_hand_follows_adjustments_and_dispatches() {
+        let mut history = History::default();
+        let product_id = Uuid::now_v7();
+        let level = |quantity, on_hand| StockLevelV1 {
+            product_id,
+            quantity,
+            on_hand,
+            available: on_hand,
+        };
+        let adjusted = |delta, on_hand| StockAdjustedV1 {
+            product_id,
+            delta,
+            on_hand,
+            available: on_hand,
+        };
+        record(&mut history, adjusted(10, 10));
+        record(&mut history, adjusted(5, 15));
+        record(
+            &mut history,
+            ShipmentDispatchedV1 {
+                order_id: Uuid::now_v7(),
+                shipment_id: Uuid::now_v7(),
+                lines: vec![level(2, 13)],
+                dispatched_at: chrono::Utc::now(),
+            },
+        );
+        assert!(!rules(&history, false).contains(&"stock-on-hand"));
+        record(
+            &mut history,
+            ShipmentDispatchedV1 {
+                order_id: Uuid::now_v7(),
+                shipment_id: Uuid::now_v7(),
+                lines: vec![level(1, 13)],
+                dispatched_at: chrono::Utc::now(),
+            },
+        );
+        assert!(rules(&history, false).contains(&"stock-on-hand"));
+    }
+
+    #[test]
+    fn invoice_numbers_must_be_unique_and_without_gaps() {
+        let mut history = History::default();
+        for number in ["2026-000001", "2026-000001", "2026-000003"] {
+            history
+                .invoices
+                .entry(number.to_owned())
+                .or_default()
+                .push(Uuid::now_v7());
+        }
+        let found = history.invoice_violations();
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found.iter().all(|v| v.rule == "invoice-numbers"));
+    }
+}
