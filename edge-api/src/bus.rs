@@ -34,7 +34,7 @@ impl Bus {
         caller: &Claims,
         body: Req,
     ) -> Result<Done<Resp>, ApiError> {
-        let traceparent = platform::telemetry::TraceParent::new_root().to_string();
+        let traceparent = crate::trace::child_of_current().to_string();
         let request = Request {
             command_id,
             actor: Actor {

@@ -13,6 +13,7 @@ pub mod rate_limit;
 pub mod routes;
 pub mod search;
 pub mod state;
+pub mod trace;
 pub mod views;
 
 use std::future::Future;

@@ -59,6 +59,7 @@ pub fn app(state: AppState) -> Router {
             crate::rate_limit::limit,
         ))
         .layer(middleware::from_fn(record_http))
+        .layer(middleware::from_fn(crate::trace::middleware))
         .with_state(state)
 }
 

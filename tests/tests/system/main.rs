@@ -24,6 +24,7 @@ mod redelivery;
 mod saga;
 mod search;
 mod skeleton;
+mod traces;
 
 use std::time::Duration;
 
