@@ -31,7 +31,7 @@ async fn an_order_placed_with_a_traceparent_is_one_trace_across_every_team() {
     let events = streams.events_of_order(order.id).await;
     let mut teams: Vec<Team> = events
         .iter()
-        .filter_map(|e| Team::owning(&e.envelope().event_type.replacen("bazaar.", "evt.", 1)))
+        .filter_map(|e| contracts::catalog::by_type(&e.envelope().event_type).map(|d| d.team))
         .collect();
     teams.sort();
     teams.dedup();
