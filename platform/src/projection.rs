@@ -15,11 +15,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::consumer::pull::OrderedConfig;
+use async_nats::jetstream::consumer::pull::{OrderedConfig, OrderedError};
 use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::Context;
 use futures::future::BoxFuture;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use sqlx::Row;
 use tokio::sync::{watch, Mutex};
 use tokio_util::sync::CancellationToken;
@@ -359,40 +359,132 @@ async fn follow<P: Projector>(
         .await
         .map_err(|e| anyhow::anyhow!("reading stream {}: {e}", spec.stream))?;
     tracing::info!(projection = %spec.name, from = start + 1, "projecting");
+    let mut batch: Vec<Delivery> = Vec::with_capacity(LIVE_BATCH);
     loop {
         let next = tokio::select! {
             _ = stop.cancelled() => return Ok(()),
             next = messages.next() => next,
         };
-        let message = match next {
-            None => anyhow::bail!("stream ended"),
-            Some(Err(error)) => anyhow::bail!("{error}"),
-            Some(Ok(message)) => message,
-        };
-        let info = message
-            .info()
-            .map_err(|e| anyhow::anyhow!("message without metadata: {e}"))?;
-        let delivery = Delivery {
-            stream: info.stream.to_owned(),
-            subject: message.subject.to_string(),
-            payload: message.payload.clone(),
-            headers: message.headers.clone(),
-            stream_seq: info.stream_sequence,
-            delivered: info.delivered,
-        };
-        let pending = info.pending;
+        batch.clear();
+        let mut pending = take(&mut batch, next)?;
+        // What has already arrived goes into the same transaction: under
+        // load one commit (one fsync) covers many events instead of each.
+        while batch.len() < LIVE_BATCH {
+            match messages.next().now_or_never() {
+                None => break,
+                Some(next) => pending = take(&mut batch, next)?,
+            }
+        }
         {
             let _paused = live.pause.lock().await;
-            apply_one(js, db, service, spec, projector, &delivery, stop).await?;
+            apply_run(js, db, service, spec, projector, &batch, stop).await?;
         }
+        let last = batch.last().map(|d| d.stream_seq).unwrap_or(0);
         progress.send_modify(|p| {
-            p.applied = p.applied.max(delivery.stream_seq);
+            p.applied = p.applied.max(last);
             if pending == 0 {
                 p.caught_up = true;
             }
         });
-        crate::metrics::projection_position(&spec.name, delivery.stream_seq);
+        crate::metrics::projection_position(&spec.name, last);
     }
+}
+
+/// Events a live follower applies in one transaction at most.
+const LIVE_BATCH: usize = 256;
+
+/// Adds the next message of an ordered consumer to `batch`; returns how
+/// many messages the stream still holds after it.
+fn take(
+    batch: &mut Vec<Delivery>,
+    next: Option<Result<async_nats::jetstream::Message, OrderedError>>,
+) -> anyhow::Result<u64> {
+    let message = match next {
+        None => anyhow::bail!("stream ended"),
+        Some(Err(error)) => anyhow::bail!("{error}"),
+        Some(Ok(message)) => message,
+    };
+    let info = message
+        .info()
+        .map_err(|e| anyhow::anyhow!("message without metadata: {e}"))?;
+    let pending = info.pending;
+    batch.push(Delivery {
+        stream: info.stream.to_owned(),
+        subject: message.subject.to_string(),
+        payload: message.payload.clone(),
+        headers: message.headers.clone(),
+        stream_seq: info.stream_sequence,
+        delivered: info.delivered,
+    });
+    Ok(pending)
+}
+
+/// Applies a run of events (in stream order) in one transaction, skipping
+/// those the view already has; if the run fails, applies it again event by
+/// event, so a poison event is dead-lettered alone and the rest lands.
+async fn apply_run<P: Projector>(
+    js: &Context,
+    db: &Db,
+    service: &'static str,
+    spec: &ProjectionSpec,
+    projector: &P,
+    batch: &[Delivery],
+    stop: &CancellationToken,
+) -> anyhow::Result<()> {
+    if let [delivery] = batch {
+        return apply_one(js, db, service, spec, projector, delivery, stop).await;
+    }
+    let started = std::time::Instant::now();
+    let result = async {
+        let mut tx = db.begin().await?;
+        let done = claim(&mut tx, &spec.name).await?;
+        let fresh = &batch[batch.partition_point(|d| d.stream_seq <= done)..];
+        if let Some(last) = fresh.last() {
+            projector.apply_batch(&mut tx, fresh).await?;
+            set_in(&mut tx, &spec.name, last.stream_seq).await?;
+        }
+        tx.commit().await?;
+        Ok::<(), HandlerError>(())
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            let each = started.elapsed() / u32::try_from(batch.len()).unwrap_or(u32::MAX);
+            for _ in batch {
+                crate::metrics::message_handled(&spec.name, "done", each);
+            }
+            Ok(())
+        }
+        Err(error) => {
+            tracing::debug!(projection = %spec.name, %error, events = batch.len(),
+                "batch failed; applying its events one by one");
+            for delivery in batch {
+                apply_one(js, db, service, spec, projector, delivery, stop).await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The checkpoint, read inside `tx` with its row locked until commit (on
+/// PostgreSQL; SQLite's `BEGIN IMMEDIATE` already holds the database), so
+/// another instance's follower waits instead of applying the same events.
+async fn claim(tx: &mut Tx, name: &str) -> Result<u64, sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO platform_checkpoint (projection, last_seq) VALUES ($1, 0)
+         ON CONFLICT (projection) DO NOTHING",
+    )
+    .bind(name)
+    .execute(&mut **tx)
+    .await?;
+    let seq: i64 = sqlx::query_scalar(
+        "UPDATE platform_checkpoint SET last_seq = last_seq WHERE projection = $1
+         RETURNING last_seq",
+    )
+    .bind(name)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(u64::try_from(seq).unwrap_or(0))
 }
 
 /// Applies one event, retrying transient failures with back-off; a poison
