@@ -13,8 +13,8 @@ use sqlx::Row;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::{
-    broker, database, execute, join, on_every_backend, product_created, publish_event,
-    PRODUCT_CREATED, PRODUCT_STREAM, SERVICE, WAIT,
+    broker, database, dead_letters, execute, join, on_every_backend, product_created, publish,
+    publish_event, PRODUCT_CREATED, PRODUCT_STREAM, SERVICE, WAIT,
 };
 
 const NAME: &str = "test-product-names";
@@ -221,4 +221,53 @@ async fn two_instances_apply_each_event_once(backend: Backend) {
 
     one.stop().await;
     two.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_event_inside_a_batch_is_dead_lettered_alone() {
+    on_every_backend(poison_inside_a_batch).await;
+}
+
+async fn poison_inside_a_batch(backend: Backend) {
+    // Arrange: forty events already in the stream, the twentieth of them
+    // not JSON, so the follower receives them together and applies them
+    // as one batch, which fails.
+    let broker = broker().await;
+    let js = &broker.js;
+    let (_test_db, db) = database(backend).await;
+    execute(
+        &db,
+        "CREATE TABLE test_product_names (seq BIGINT NOT NULL, name TEXT NOT NULL)",
+    )
+    .await;
+    let mut good = Vec::new();
+    let mut last = 0;
+    for i in 0..40 {
+        if i == 19 {
+            last = publish(js, PRODUCT_CREATED, b"{not json".to_vec(), "poison-19").await;
+        } else {
+            let name = format!("item-{i:02}");
+            last = publish_event(js, &product_created(&name)).await;
+            good.push((i64::try_from(last).expect("a small sequence"), name));
+        }
+    }
+
+    // Act
+    let running = Running::start(js, &db);
+    running.wait_for(last, backend).await;
+
+    // Assert: every good event is in the view once, the poison is a dead
+    // letter, and the checkpoint is past all of them.
+    assert_eq!(view(&db).await, good, "[{backend}] the view");
+    assert_eq!(
+        dead_letters(js, NAME).await.len(),
+        1,
+        "[{backend}] dead letters"
+    );
+    assert_eq!(
+        projection::checkpoint(&db, NAME).await.expect("checkpoint"),
+        last,
+        "[{backend}] checkpoint"
+    );
+    running.stop().await;
 }
