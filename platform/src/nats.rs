@@ -7,9 +7,19 @@ use async_nats::{Client, ConnectOptions, Event};
 
 use crate::config::ServiceArgs;
 
+/// The inbox prefix of a broker user: replies and pulled JetStream messages
+/// for `user` arrive under it, and `nats/users.conf` lets each user
+/// subscribe only to its own, so no service can listen to another's
+/// replies or pulls.
+pub fn inbox_prefix(user: &str) -> String {
+    format!("_INBOX.{user}")
+}
+
 pub async fn connect(args: &ServiceArgs, service: &str) -> anyhow::Result<Client> {
+    let user = args.nats_user.clone().unwrap_or_else(|| service.to_owned());
     let mut options = ConnectOptions::new()
         .name(service)
+        .custom_inbox_prefix(inbox_prefix(&user))
         .retry_on_initial_connect()
         .event_callback(|event| async move {
             match event {
@@ -27,7 +37,6 @@ pub async fn connect(args: &ServiceArgs, service: &str) -> anyhow::Result<Client
             .await
             .with_context(|| format!("reading NATS credentials {}", path.display()))?;
     } else if let Some(password) = &args.nats_password {
-        let user = args.nats_user.clone().unwrap_or_else(|| service.to_owned());
         options = options.user_and_password(user, password.expose().to_owned());
     }
     let client = tokio::time::timeout(

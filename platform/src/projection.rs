@@ -303,6 +303,12 @@ pub(crate) fn start<P: Projector>(
     let follower = live.clone();
     let task = tokio::spawn(async move {
         let live = follower;
+        // Another team's stream exists once its owner has started; until
+        // then the view is empty, and so caught up.
+        let caught_up = || live.progress.send_modify(|p| p.caught_up = true);
+        if !crate::streams::wait_for(&js, live.spec.stream, &stop, caught_up).await {
+            return;
+        }
         let mut failures: u32 = 0;
         while !stop.is_cancelled() {
             match follow(&js, &db, service, &live, projector.as_ref(), &stop).await {

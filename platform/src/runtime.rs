@@ -38,7 +38,6 @@ pub struct Runtime {
     pub js: Context,
     pub db: Db,
     pub outbox: Outbox,
-    args: ServiceArgs,
     /// Cancels consumers, projections and endpoints (first shutdown stage).
     intake: CancellationToken,
     /// Cancels the outbox relay (last stage, after in-flight work is done).
@@ -79,10 +78,12 @@ impl Runtime {
         }
         let nats = crate::nats::connect(args, service).await?;
         let js = jetstream::new(nats.clone());
+        // Only the team's own stream: another team's is created by its
+        // owner, and consumers of it wait for that (`streams::wait_for`).
         if let Some(team) = team {
             streams::ensure(&js, streams::event_stream(team, args.stream_replicas)).await?;
         }
-        streams::ensure(&js, streams::dlq_stream(args.stream_replicas)).await?;
+        streams::ensure_dlq(&js, args.stream_replicas).await?;
 
         let outbox = Outbox::new(db.clone(), js.clone());
         let relay_stop = CancellationToken::new();
@@ -95,7 +96,6 @@ impl Runtime {
             js,
             db,
             outbox,
-            args: args.clone(),
             intake: CancellationToken::new(),
             relay_stop,
             workers: Vec::new(),
@@ -172,20 +172,19 @@ impl Runtime {
         spec: ConsumerSpec,
         handler: H,
     ) -> anyhow::Result<()> {
-        self.ensure_stream_of(spec.stream).await?;
         let handler = Arc::new(handler);
         self.registry.consumers.push(RegisteredConsumer {
             stream: spec.stream,
             durable: spec.durable.clone(),
             handler: handler.clone(),
         });
-        let task = tokio::spawn(crate::consumer::run(
-            self.js.clone(),
-            self.service,
-            spec,
-            handler,
-            self.intake.clone(),
-        ));
+        let (js, service, stop) = (self.js.clone(), self.service, self.intake.clone());
+        let task = tokio::spawn(async move {
+            // The stream may be another team's that its owner has not created yet.
+            if streams::wait_for(&js, spec.stream, &stop, || {}).await {
+                crate::consumer::run(js, service, spec, handler, stop).await;
+            }
+        });
         self.workers.push(task);
         Ok(())
     }
@@ -196,7 +195,6 @@ impl Runtime {
         spec: ProjectionSpec,
         projector: P,
     ) -> anyhow::Result<ProjectionHandle> {
-        self.ensure_stream_of(spec.stream).await?;
         let (handle, task, live) = crate::projection::start(
             self.js.clone(),
             self.db.clone(),
@@ -225,18 +223,6 @@ impl Runtime {
         Fut: Future<Output = ()> + Send + 'static,
     {
         self.workers.push(tokio::spawn(task(self.intake.clone())));
-    }
-
-    /// Declares the stream a consumer reads, so services can start in any order.
-    async fn ensure_stream_of(&self, stream: &str) -> anyhow::Result<()> {
-        if let Some(team) = Team::ALL.into_iter().find(|t| t.stream() == stream) {
-            streams::ensure(
-                &self.js,
-                streams::event_stream(team, self.args.stream_replicas),
-            )
-            .await?;
-        }
-        Ok(())
     }
 
     /// Health, readiness and metrics routes, to merge into an API router.

@@ -1,14 +1,18 @@
 //! Declarative streams and consumers, created or updated idempotently at
-//! start-up (and by `bazaar streams apply`). Names come from `contracts`.
+//! start-up, each by its owner: a service declares its own team's stream
+//! and may create the DLQ; it waits for every other stream it reads to be
+//! created by that stream's owner ([`wait_for`]). Names come from `contracts`.
 
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::pull;
 use async_nats::jetstream::consumer::AckPolicy;
+use async_nats::jetstream::context::GetStreamErrorKind;
 use async_nats::jetstream::stream::{Config as StreamConfig, RetentionPolicy, StorageType};
-use async_nats::jetstream::Context;
+use async_nats::jetstream::{Context, ErrorCode};
 use contracts::subjects::{DLQ_STREAM, DLQ_SUBJECTS};
 use contracts::Team;
+use tokio_util::sync::CancellationToken;
 
 /// Duplicate window of every stream: the outbox relay and the dead-letter
 /// path retry with the same `Nats-Msg-Id` inside it.
@@ -47,13 +51,94 @@ pub fn dlq_stream(replicas: u8) -> StreamConfig {
     }
 }
 
-/// Creates or updates a stream.
+/// Creates or updates a stream. A service calls this only for its own
+/// team's stream: its broker user may not create or update any other
+/// (`nats/users.conf`).
 pub async fn ensure(js: &Context, config: StreamConfig) -> anyhow::Result<()> {
     let name = config.name.clone();
     js.create_or_update_stream(config)
         .await
         .map_err(|e| anyhow::anyhow!("declaring stream {name}: {e}"))?;
     Ok(())
+}
+
+/// Creates the DLQ stream if it does not exist yet. Every service files
+/// dead letters, and services start in any order, so whichever starts
+/// first creates it; but no service may change it (its broker user has
+/// `STREAM.CREATE.DLQ`, not `STREAM.UPDATE.DLQ`). Creating a stream that
+/// exists with the same configuration succeeds; one that exists with
+/// another (an older release's) is left as it is, for operators (the `ops`
+/// user) to update.
+pub async fn ensure_dlq(js: &Context, replicas: u8) -> anyhow::Result<()> {
+    match js.create_stream(dlq_stream(replicas)).await {
+        Ok(_) => Ok(()),
+        Err(create) => match js.get_stream(DLQ_STREAM).await {
+            Ok(_) => {
+                tracing::warn!(stream = DLQ_STREAM, error = %create,
+                    "the DLQ stream exists with another configuration; keeping it \
+                     (only operators may update it)");
+                Ok(())
+            }
+            Err(_) => Err(anyhow::anyhow!("declaring stream {DLQ_STREAM}: {create}")),
+        },
+    }
+}
+
+/// The longest wait between two looks for a stream that does not exist yet.
+pub const STREAM_WAIT_MAX_DELAY: Duration = Duration::from_secs(2);
+
+/// Waits until another team's `stream` exists: only its owning team's
+/// service creates it, and services start in any order. Looks again with a
+/// back-off bounded by [`STREAM_WAIT_MAX_DELAY`], logging why it waits;
+/// `absent` runs every time the stream is found missing (a view of a stream
+/// that does not exist is empty, and so caught up). Returns false if `stop`
+/// is cancelled first.
+pub async fn wait_for(
+    js: &Context,
+    stream: &str,
+    stop: &CancellationToken,
+    mut absent: impl FnMut(),
+) -> bool {
+    let mut delay = Duration::from_millis(100);
+    let mut attempts: u32 = 0;
+    loop {
+        if stop.is_cancelled() {
+            return false;
+        }
+        let error = match js.get_stream(stream).await {
+            Ok(_) => {
+                if attempts > 0 {
+                    tracing::info!(stream, attempts, "stream exists now; reading it");
+                }
+                return true;
+            }
+            Err(error) => error,
+        };
+        attempts = attempts.saturating_add(1);
+        let missing = matches!(error.kind(),
+            GetStreamErrorKind::JetStream(e) if e.error_code() == ErrorCode::STREAM_NOT_FOUND);
+        if missing {
+            absent();
+        }
+        // Once at warn, then quietly: a service may legitimately wait long
+        // for a team whose service is not deployed yet.
+        if attempts == 1 || attempts % 30 == 0 {
+            if missing {
+                tracing::warn!(stream, attempts, retry_in = ?delay,
+                    "stream does not exist yet; waiting for its owning team's service to create it");
+            } else {
+                tracing::warn!(stream, attempts, retry_in = ?delay, %error,
+                    "cannot look up stream; retrying");
+            }
+        } else {
+            tracing::debug!(stream, attempts, retry_in = ?delay, %error, "still waiting for stream");
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return false,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(STREAM_WAIT_MAX_DELAY);
+    }
 }
 
 /// A durable pull consumer of one service on one stream.

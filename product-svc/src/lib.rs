@@ -63,7 +63,6 @@ pub async fn run(
         search::SearchConfig {
             shard: args.shard,
             data_dir: args.service.data_dir.clone(),
-            stream_replicas: args.service.stream_replicas,
             commit: search::indexer::CommitPolicy::default(),
         },
     )

@@ -110,8 +110,10 @@ impl TestNats {
         (self.connect_with(options).await, ConnectionEvents { rx })
     }
 
+    /// A service user's options, with the inbox prefix its permissions allow.
     fn user_options(&self, user: &str) -> ConnectOptions {
         ConnectOptions::with_user_and_password(user.to_owned(), self.password_for(user).to_owned())
+            .custom_inbox_prefix(platform::nats::inbox_prefix(user))
     }
 
     async fn connect_with(&self, options: ConnectOptions) -> Client {

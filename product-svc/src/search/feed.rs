@@ -64,6 +64,17 @@ pub async fn run(
     stop: CancellationToken,
 ) {
     let mut position = start;
+    // The warehouse's stream exists once its service has started; until
+    // then there is nothing to index, so the feed is caught up.
+    let caught_up = || {
+        let _ = inputs.try_send(Input::CaughtUp {
+            feed,
+            seq: position,
+        });
+    };
+    if !platform::streams::wait_for(&js, feed.stream(), &stop, caught_up).await {
+        return;
+    }
     let mut failures: u32 = 0;
     while !stop.is_cancelled() {
         match follow(&js, shard, feed, &mut position, &inputs, &stop).await {

@@ -42,7 +42,6 @@ const INPUT_BUFFER: usize = 1024;
 pub struct SearchConfig {
     pub shard: Shard,
     pub data_dir: PathBuf,
-    pub stream_replicas: u8,
     pub commit: CommitPolicy,
 }
 
@@ -89,11 +88,6 @@ pub async fn start(rt: &mut Runtime, config: SearchConfig) -> anyhow::Result<Fai
     let writer = indexer::writer(&opened)?;
     tracing::info!(%shard, dir = %opened.dir.display(), checkpoint = ?opened.checkpoint,
         "search index opened");
-    platform::streams::ensure(
-        &rt.js,
-        platform::streams::event_stream(Team::Warehouse, config.stream_replicas),
-    )
-    .await?;
 
     let (product_view, product) = ProjectionHandle::detached(
         indexer::reporter_name(shard, Feed::Product),
