@@ -39,9 +39,12 @@ pub async fn connect(args: &ServiceArgs, service: &str) -> anyhow::Result<Client
     } else if let Some(password) = &args.nats_password {
         options = options.user_and_password(user, password.expose().to_owned());
     }
+    // async-nats reads one URL per string: a cluster's comma-separated list
+    // (compose's `NATS_URL`) must be split into a list of servers.
+    let servers: Vec<&str> = args.nats_url.split(',').map(str::trim).collect();
     let client = tokio::time::timeout(
         std::time::Duration::from_secs(30),
-        options.connect(args.nats_url.as_str()),
+        options.connect(servers),
     )
     .await
     .with_context(|| format!("NATS at {} did not answer within 30 s", args.nats_url))?
