@@ -347,6 +347,7 @@ async fn follow<P: Projector>(
     let consumer = js
         .create_consumer_on_stream(
             OrderedConfig {
+                name: Some(crate::streams::ordered_consumer_name()),
                 filter_subjects: spec.filter_subjects.clone(),
                 deliver_policy: DeliverPolicy::ByStartSequence {
                     start_sequence: start + 1,

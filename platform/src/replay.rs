@@ -405,6 +405,7 @@ async fn ordered(
 ) -> Result<async_nats::jetstream::consumer::Consumer<OrderedConfig>, ReplayError> {
     js.create_consumer_on_stream(
         OrderedConfig {
+            name: Some(crate::streams::ordered_consumer_name()),
             filter_subjects: target.filter_subjects.clone(),
             deliver_policy,
             ..Default::default()

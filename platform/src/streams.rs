@@ -84,6 +84,16 @@ pub async fn ensure_dlq(js: &Context, replicas: u8) -> anyhow::Result<()> {
     }
 }
 
+/// A fresh name for an ordered consumer (a view, a replay, a search feed).
+/// Always naming them keeps least privilege enforceable: a create request
+/// then names its consumer in the subject, where the broker can refuse
+/// another service's durable by name; an unnamed create
+/// (`$JS.API.CONSUMER.CREATE.<stream>`) would carry the name only in its
+/// body, and could redefine any consumer of the stream.
+pub fn ordered_consumer_name() -> String {
+    format!("ordered_{}", uuid::Uuid::new_v4().simple())
+}
+
 /// The longest wait between two looks for a stream that does not exist yet.
 pub const STREAM_WAIT_MAX_DELAY: Duration = Duration::from_secs(2);
 
@@ -122,7 +132,7 @@ pub async fn wait_for(
         }
         // Once at warn, then quietly: a service may legitimately wait long
         // for a team whose service is not deployed yet.
-        if attempts == 1 || attempts % 30 == 0 {
+        if attempts == 1 || attempts.is_multiple_of(30) {
             if missing {
                 tracing::warn!(stream, attempts, retry_in = ?delay,
                     "stream does not exist yet; waiting for its owning team's service to create it");

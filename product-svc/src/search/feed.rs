@@ -105,6 +105,7 @@ async fn follow(
     let consumer = js
         .create_consumer_on_stream(
             OrderedConfig {
+                name: Some(platform::streams::ordered_consumer_name()),
                 filter_subjects: feed.subjects().iter().map(|s| (*s).to_owned()).collect(),
                 deliver_policy: DeliverPolicy::ByStartSequence {
                     start_sequence: *position + 1,

@@ -16,6 +16,7 @@ mod contact_email;
 mod crash;
 mod health;
 mod hostile;
+mod least_privilege;
 mod orders_api;
 mod outages;
 mod permissions;
