@@ -2,8 +2,12 @@
 //! event of the four `EVT_*` streams through ordered (ephemeral) consumers,
 //! decodes them with the contracts and reports each order that breaks a
 //! rule of the order saga (exit 1 when any does, 0 when none).
+//!
+//! An envelope id seen before in the same stream is a duplicate delivery of
+//! one event (a republished copy), not a new event: it is counted in
+//! `duplicates` and otherwise ignored, as every consumer's inbox ignores it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -48,7 +52,7 @@ pub struct CheckArgs {
     /// Orders still pending count as violations (`unsettled`)
     #[arg(long)]
     settled: bool,
-    /// One JSON object `{orders, unsettled, checked_rules, violations}` on stdout
+    /// One JSON object `{orders, unsettled, duplicates, checked_rules, violations}` on stdout
     #[arg(long)]
     json: bool,
     #[command(flatten)]
@@ -66,6 +70,8 @@ pub struct Violation {
 struct Report {
     orders: usize,
     unsettled: usize,
+    /// Stored copies of an event already seen (same envelope id).
+    duplicates: usize,
     checked_rules: Vec<&'static str>,
     violations: Vec<Violation>,
 }
@@ -107,6 +113,10 @@ pub struct History {
     stock: BTreeMap<Uuid, Stock>,
     /// Events that did not decode: (subject, error).
     undecodable: Vec<(String, String)>,
+    /// The envelope ids seen so far.
+    seen: HashSet<Uuid>,
+    /// Events skipped because their envelope id was seen before.
+    duplicates: usize,
 }
 
 pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
@@ -121,6 +131,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         let report = Report {
             orders: history.orders.values().filter(|o| o.placed > 0).count(),
             unsettled,
+            duplicates: history.duplicates,
             checked_rules: RULES.to_vec(),
             violations,
         };
@@ -131,9 +142,10 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
                 println!("{}  order {}  {}", v.rule, v.order_id, v.detail);
             }
             println!(
-                "{} orders, {} unsettled, {} violations",
+                "{} orders, {} unsettled, {} duplicates skipped, {} violations",
                 report.orders,
                 report.unsettled,
+                report.duplicates,
                 report.violations.len()
             );
         }
@@ -212,6 +224,14 @@ impl History {
     }
 
     fn try_record(&mut self, subject: &str, payload: &[u8]) -> Result<(), String> {
+        // Duplicates are skipped before decoding: a copy of an event is the
+        // same event, whatever its subject and version.
+        if let Ok(raw) = RawEnvelope::parse(payload) {
+            if !self.seen.insert(raw.id) {
+                self.duplicates += 1;
+                return Ok(());
+            }
+        }
         if subject == evt::ORDER_PLACED_V1 || subject == evt::ORDER_PLACED_V2 {
             let placed = decode_order_placed(payload).map_err(|e| e.to_string())?;
             self.orders.entry(placed.data.order_id).or_default().placed += 1;
@@ -469,6 +489,25 @@ mod tests {
             .into_iter()
             .map(|v| v.rule)
             .collect()
+    }
+
+    #[test]
+    fn a_stored_copy_of_an_event_is_a_duplicate_not_a_second_outcome() {
+        let mut history = History::default();
+        let confirmed = Envelope::new(
+            "test",
+            OrderConfirmedV1 {
+                order_id: Uuid::now_v7(),
+                customer_id: "alice".to_owned(),
+            },
+            &EventContext::root("c", None),
+        )
+        .to_json();
+        history.record(OrderConfirmedV1::SUBJECT, &confirmed);
+        history.record(OrderConfirmedV1::SUBJECT, &confirmed);
+        assert_eq!(history.duplicates, 1);
+        let order = history.orders.values().next().map(|o| o.confirmed);
+        assert_eq!(order, Some(1), "the copy is not counted");
     }
 
     #[test]
