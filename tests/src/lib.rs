@@ -13,6 +13,7 @@
 
 pub mod api;
 pub mod browser;
+mod cluster;
 mod db;
 mod diagnostics;
 mod events;
@@ -24,6 +25,7 @@ mod token;
 mod wait;
 
 pub use api::Api;
+pub use cluster::{TestCluster, CLUSTER_SIZE};
 pub use db::{on_every_backend, Backend, TestDb};
 pub use diagnostics::LogsOnFailure;
 pub use events::{StoredEvent, Streams};

@@ -49,6 +49,17 @@ impl Service {
     }
 }
 
+/// The broker the services connect to: the shop's own, or one a test
+/// runs itself (a cluster), see [`ShopBuilder::external_nats`].
+#[derive(Debug)]
+enum Broker {
+    Own(TestNats),
+    External {
+        url: String,
+        passwords: BTreeMap<String, String>,
+    },
+}
+
 #[derive(Debug)]
 struct Instance {
     service: Service,
@@ -59,7 +70,7 @@ struct Instance {
 #[derive(Debug)]
 pub struct Shop {
     instances: Vec<Instance>,
-    nats: TestNats,
+    broker: Broker,
     dbs: BTreeMap<Service, TestDb>,
     jwt_secret: String,
     http: reqwest::Client,
@@ -107,12 +118,19 @@ impl Shop {
             .collect()
     }
 
+    /// The shop's own broker; panics when it runs on an external one.
     pub fn nats(&self) -> &TestNats {
-        &self.nats
+        match &self.broker {
+            Broker::Own(nats) => nats,
+            Broker::External { url, .. } => panic!("this shop runs on the external broker {url}"),
+        }
     }
 
     pub fn nats_mut(&mut self) -> &mut TestNats {
-        &mut self.nats
+        match &mut self.broker {
+            Broker::Own(nats) => nats,
+            Broker::External { url, .. } => panic!("this shop runs on the external broker {url}"),
+        }
     }
 
     /// The data directory every service shares (`BAZAAR_DATA_DIR`).
@@ -243,7 +261,9 @@ impl Shop {
             self.instances.iter_mut().map(|i| &mut i.process),
             Duration::from_secs(10),
         );
-        self.nats.stop();
+        if let Broker::Own(nats) = &mut self.broker {
+            nats.stop();
+        }
     }
 
     fn of(&mut self, service: Service) -> impl Iterator<Item = &mut ServiceProcess> {
@@ -261,13 +281,20 @@ impl Shop {
     ) -> anyhow::Result<BTreeMap<String, String>> {
         let user = service.name();
         let port = free_port().context("cannot find a free port")?;
-        let mut env = BTreeMap::from([
-            ("NATS_URL".to_owned(), self.nats.url()),
-            ("NATS_USER".to_owned(), user.to_owned()),
-            (
-                "NATS_PASSWORD".to_owned(),
-                self.nats.password_for(user).to_owned(),
+        let (url, password) = match &self.broker {
+            Broker::Own(nats) => (nats.url(), nats.password_for(user).to_owned()),
+            Broker::External { url, passwords } => (
+                url.clone(),
+                passwords
+                    .get(user)
+                    .with_context(|| format!("the external broker has no password for {user}"))?
+                    .clone(),
             ),
+        };
+        let mut env = BTreeMap::from([
+            ("NATS_URL".to_owned(), url),
+            ("NATS_USER".to_owned(), user.to_owned()),
+            ("NATS_PASSWORD".to_owned(), password),
             (
                 "BAZAAR_DATA_DIR".to_owned(),
                 self.dir.path().display().to_string(),

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use platform::nats_server::random_password;
 
-use super::{Instance, Service, Shop};
+use super::{Broker, Instance, Service, Shop};
 use crate::process::ServiceProcess;
 use crate::{Backend, TestDb, TestNats};
 
@@ -22,6 +22,7 @@ pub struct ShopBuilder {
     env: Vec<(Option<Service>, String, String)>,
     bin_dir: Option<PathBuf>,
     ready_timeout: Duration,
+    external_nats: Option<(String, BTreeMap<String, String>)>,
 }
 
 impl ShopBuilder {
@@ -35,6 +36,7 @@ impl ShopBuilder {
             env: Vec::new(),
             bin_dir: None,
             ready_timeout: Duration::from_secs(60),
+            external_nats: None,
         }
     }
 
@@ -83,6 +85,17 @@ impl ShopBuilder {
         self.bin_dir = Some(dir.into());
         self
     }
+    /// Connect the services to a broker the test runs (e.g. a
+    /// [`crate::TestCluster`]: `url` may list several, comma separated)
+    /// with these users' passwords, instead of starting one for the shop.
+    pub fn external_nats(
+        mut self,
+        url: impl Into<String>,
+        passwords: BTreeMap<String, String>,
+    ) -> Self {
+        self.external_nats = Some((url.into(), passwords));
+        self
+    }
     /// How long each instance may take to answer `/readyz` (default 60 s).
     pub fn ready_timeout(mut self, timeout: Duration) -> Self {
         self.ready_timeout = timeout;
@@ -108,7 +121,10 @@ impl ShopBuilder {
             .tempdir()
             .context("cannot create a temp dir")?;
         std::fs::create_dir_all(dir.path().join("logs")).context("cannot create the log dir")?;
-        let nats = TestNats::start();
+        let broker = match self.external_nats {
+            Some((url, passwords)) => Broker::External { url, passwords },
+            None => Broker::Own(TestNats::start()),
+        };
         let jwt_secret = random_password();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
@@ -116,7 +132,7 @@ impl ShopBuilder {
             .context("http client")?;
         let mut shop = Shop {
             instances: Vec::new(),
-            nats,
+            broker,
             dbs: BTreeMap::new(),
             jwt_secret,
             http,
