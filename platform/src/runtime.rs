@@ -278,6 +278,7 @@ impl Runtime {
             tracing::warn!(%error, "flushing the NATS connection");
         }
         tracing::info!(service = self.service, "stopped");
+        crate::telemetry::shutdown().await;
         Ok(())
     }
 }
