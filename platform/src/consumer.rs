@@ -204,6 +204,7 @@ async fn process<H: EventHandler>(
     let trace = TraceParent::continue_or_start(delivery.traceparent());
     let span = tracing::info_span!("handle", consumer = %spec.durable, subject = %delivery.subject,
         seq = delivery.stream_seq, delivered = delivery.delivered, trace_id = %trace.trace_id);
+    crate::telemetry::continue_from(&span, delivery.traceparent());
     async {
         let started = Instant::now();
         let outcome = handle_checked(handler, &spec.durable, &delivery).await;

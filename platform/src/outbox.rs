@@ -23,7 +23,9 @@ const BATCH: i64 = 256;
 
 /// Adds an event to the outbox inside the caller's transaction.
 pub async fn push<T: Event>(tx: &mut Tx, envelope: &Envelope<T>) -> Result<(), sqlx::Error> {
-    let payload = String::from_utf8(envelope.to_json()).unwrap_or_default();
+    // Inside a handler's span the event carries that span (per-hop parents).
+    let (payload, traceparent) = crate::telemetry::stamp(envelope);
+    let payload = String::from_utf8(payload).unwrap_or_default();
     sqlx::query(
         "INSERT INTO platform_outbox (event_id, subject, payload, traceparent, created_at)
          VALUES ($1, $2, $3, $4, $5)",
@@ -31,7 +33,7 @@ pub async fn push<T: Event>(tx: &mut Tx, envelope: &Envelope<T>) -> Result<(), s
     .bind(envelope.id.to_string())
     .bind(T::SUBJECT)
     .bind(payload)
-    .bind(envelope.traceparent.clone())
+    .bind(traceparent)
     .bind(now_text())
     .execute(&mut **tx)
     .await?;
@@ -95,6 +97,12 @@ impl Outbox {
                 let subject: String = row.try_get("subject")?;
                 let payload: String = row.try_get("payload")?;
                 let traceparent: Option<String> = row.try_get("traceparent")?;
+                // Exported only; it ends when the PubAck is in (or given up).
+                let span = crate::telemetry::export_span(
+                    crate::telemetry::ExportSpan::Publish,
+                    &subject,
+                    traceparent.as_deref(),
+                );
                 let mut publish = Publish::build()
                     .payload(payload.into_bytes().into())
                     .message_id(event_id.as_str());
@@ -102,14 +110,14 @@ impl Outbox {
                     publish = publish.header(TRACEPARENT, tp.as_str());
                 }
                 let ack = self.js.send_publish(subject.clone(), publish).await;
-                pending.push((position, subject, ack));
+                pending.push((position, subject, ack, span));
             }
             // Await acks in order; stop at the first failure so that nothing
             // after it is marked sent (it will be published again, and the
             // broker drops the duplicates).
             let mut done = Vec::with_capacity(count);
             let mut failure = None;
-            for (position, subject, ack) in pending {
+            for (position, subject, ack, _span) in pending {
                 let result = match ack {
                     Ok(future) => future.await.map_err(|e| e.to_string()),
                     Err(e) => Err(e.to_string()),

@@ -442,6 +442,11 @@ async fn apply_run<P: Projector>(
         return apply_one(js, db, service, spec, projector, delivery, stop).await;
     }
     let started = std::time::Instant::now();
+    let _spans = crate::telemetry::export_spans(
+        crate::telemetry::ExportSpan::Project,
+        &spec.name,
+        batch.iter().map(Delivery::traceparent),
+    );
     let result = async {
         let mut tx = db.begin().await?;
         let done = claim(&mut tx, &spec.name).await?;
@@ -506,6 +511,11 @@ async fn apply_one<P: Projector>(
     stop: &CancellationToken,
 ) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
+    let _span = crate::telemetry::export_span(
+        crate::telemetry::ExportSpan::Project,
+        &spec.name,
+        delivery.traceparent(),
+    );
     const ATTEMPTS: u32 = 20;
     for attempt in 1..=ATTEMPTS {
         let result = async {

@@ -62,6 +62,7 @@ where
                         let trace = TraceParent::continue_or_start(req.traceparent.as_deref());
                         let span = tracing::info_span!("command", subject, command_id = %req.command_id,
                             trace_id = %trace.trace_id);
+                        crate::telemetry::continue_from(&span, req.traceparent.as_deref());
                         let reply = handler(req).instrument(span).await;
                         let outcome = match &reply {
                             Reply::Ok { .. } => "ok",
