@@ -2,9 +2,11 @@
 //! header continued when it sends a valid one, a new trace otherwise. The
 //! request is then the root of everything it causes: the command it sends
 //! carries a child of this trace, and every team's events after it keep the
-//! trace id.
+//! trace id. When spans are exported (see [`platform::telemetry`]) the
+//! request's span is the exported root (or the child of the client's span),
+//! and commands carry its span id.
 
-use axum::extract::Request;
+use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 use platform::telemetry::{TraceParent, TRACEPARENT};
@@ -20,15 +22,35 @@ pub async fn middleware(request: Request, next: Next) -> Response {
         .headers()
         .get(TRACEPARENT)
         .and_then(|v| v.to_str().ok());
-    let trace = TraceParent::continue_or_start(incoming);
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
     let span = tracing::info_span!("http", method = %request.method(), path = %request.uri().path(),
-        trace_id = %trace.trace_id);
-    TRACE.scope(trace, next.run(request).instrument(span)).await
+        trace_id = tracing::field::Empty,
+        otel.name = %format!("{} {route}", request.method()), otel.kind = "server",
+        http.route = %route, http.response.status_code = tracing::field::Empty);
+    platform::telemetry::continue_from(&span, incoming);
+    // With export the span is the trace's node for this request; without,
+    // a child of the client's trace stands for it.
+    let trace = platform::telemetry::traceparent_of(&span)
+        .unwrap_or_else(|| TraceParent::continue_or_start(incoming));
+    span.record("trace_id", trace.trace_id.as_str());
+    let response = TRACE
+        .scope(trace, next.run(request).instrument(span.clone()))
+        .await;
+    span.record("http.response.status_code", response.status().as_u16());
+    response
 }
 
-/// The trace context for a message sent on behalf of the current request: a
-/// child span of the request's trace (a new trace outside any request).
+/// The trace context for a message sent on behalf of the current request:
+/// the current span when spans are exported, else a child span of the
+/// request's trace (a new trace outside any request).
 pub fn child_of_current() -> TraceParent {
+    if let Some(here) = platform::telemetry::current() {
+        return here;
+    }
     TRACE
         .try_with(TraceParent::child)
         .unwrap_or_else(|_| TraceParent::new_root())
