@@ -19,6 +19,7 @@ mod diagnostics;
 mod events;
 mod fake;
 mod nats;
+pub mod otlp;
 mod process;
 mod shop;
 mod token;

@@ -18,6 +18,7 @@ mod health;
 mod hostile;
 mod least_privilege;
 mod orders_api;
+mod otlp;
 mod outages;
 mod permissions;
 mod postgres;
