@@ -109,13 +109,18 @@ pub struct Products {
 }
 
 impl Products {
-    pub async fn stock(shop: &Shop, orders: usize) -> Products {
+    /// Creates both products and waits (through `js`, the shop's broker)
+    /// until every service has taken them in.
+    pub async fn stock(shop: &Shop, js: &jetstream::Context, orders: usize) -> Products {
         let plenty = i64::try_from(orders * 2 + 10).expect("stock fits");
         let scarce = i64::try_from(orders / 50 + 1).expect("stock fits");
-        Products {
-            plenty: shop.stocked_product("CHAOS-LAMP", 1999, plenty).await.id,
-            scarce: shop.stocked_product("CHAOS-RARE", 4999, scarce).await.id,
-        }
+        let admin = shop.admin_api();
+        let products = Products {
+            plenty: admin.stocked_product("CHAOS-LAMP", 1999, plenty).await.id,
+            scarce: admin.stocked_product("CHAOS-RARE", 4999, scarce).await.id,
+        };
+        wait_consumers_idle(js, Instant::now() + Duration::from_secs(30)).await;
+        products
     }
 }
 

@@ -30,7 +30,7 @@ async fn every_order_settles_without_violations_while_every_service_is_killed() 
         .fold(shop_builder(), |builder, service| builder.scale(service, 2))
         .start()
         .await;
-    let products = Products::stock(&shop, orders).await;
+    let products = Products::stock(&shop, shop.streams().await.js(), orders).await;
     let client = Client::of(&shop);
     let load = Load::start(&client, products, orders);
 
