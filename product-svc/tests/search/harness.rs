@@ -53,8 +53,13 @@ impl Bazaar {
             .expect("a temp dir");
         let products = jetstream::new(nats.connect_as(PRODUCT_SVC).await);
         let warehouse = jetstream::new(nats.connect_as(WAREHOUSE_SVC).await);
-        for team in [contracts::Team::Product, contracts::Team::Warehouse] {
-            platform::streams::ensure(&products, platform::streams::event_stream(team, 1))
+        // Each stream as its owner declares it: no service may declare
+        // another team's stream.
+        for (team, owner) in [
+            (contracts::Team::Product, &products),
+            (contracts::Team::Warehouse, &warehouse),
+        ] {
+            platform::streams::ensure(owner, platform::streams::event_stream(team, 1))
                 .await
                 .expect("the event streams");
         }

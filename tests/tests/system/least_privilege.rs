@@ -18,7 +18,7 @@ use async_nats::jetstream::{self, consumer};
 use bazaar_testkit::{wait_until, ConnectionEvents, Service, Shop, TestNats};
 use contracts::consumers::{self, CONSUMERS};
 use contracts::subjects::{
-    durable, evt, ops, DLQ_STREAM, EDGE_API, FINANCE_SVC, PRODUCT_SVC, WAREHOUSE_SVC,
+    dlq_subject, durable, evt, ops, DLQ_STREAM, EDGE_API, FINANCE_SVC, PRODUCT_SVC, WAREHOUSE_SVC,
 };
 use contracts::Team;
 use platform::streams::{self, ConsumerSpec};
@@ -71,7 +71,7 @@ fn needed(service: &str) -> Grants {
             publish("qry.>".to_owned());
         }
     }
-    publish(format!("dlq.{service}.>"));
+    publish(dlq_subject(service, ">"));
     publish(format!("{}.progress.>", ops::replay(service)));
     for verb in ["CREATE", "INFO", "MSG.GET"] {
         publish(api(format!("STREAM.{verb}.{DLQ_STREAM}")));
