@@ -22,16 +22,20 @@ pub async fn middleware(request: Request, next: Next) -> Response {
         .headers()
         .get(TRACEPARENT)
         .and_then(|v| v.to_str().ok());
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
     let span = tracing::info_span!("http", method = %request.method(), path = %request.uri().path(),
-        trace_id = tracing::field::Empty,
-        otel.name = %format!("{} {route}", request.method()), otel.kind = "server",
-        http.route = %route, http.response.status_code = tracing::field::Empty);
-    platform::telemetry::continue_from(&span, incoming);
+        trace_id = tracing::field::Empty, otel.name = tracing::field::Empty, otel.kind = "server",
+        http.route = tracing::field::Empty, http.response.status_code = tracing::field::Empty);
+    let exporting = platform::telemetry::exporting();
+    if exporting {
+        // Named after the route, not the path, so spans group by endpoint.
+        let route = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or("unmatched", |p| p.as_str());
+        span.record("otel.name", format!("{} {route}", request.method()));
+        span.record("http.route", route);
+        platform::telemetry::continue_from(&span, incoming);
+    }
     // With export the span is the trace's node for this request; without,
     // a child of the client's trace stands for it.
     let trace = platform::telemetry::traceparent_of(&span)
@@ -40,7 +44,9 @@ pub async fn middleware(request: Request, next: Next) -> Response {
     let response = TRACE
         .scope(trace, next.run(request).instrument(span.clone()))
         .await;
-    span.record("http.response.status_code", response.status().as_u16());
+    if exporting {
+        span.record("http.response.status_code", response.status().as_u16());
+    }
     response
 }
 
