@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use bazaar_testkit::api::{NewOrder, Order};
 use bazaar_testkit::otlp::{ExportedSpan, FakeCollector};
-use bazaar_testkit::{wait_until, Service, Shop};
+use bazaar_testkit::{wait_until, Service, Shop, Streams};
 use reqwest::Method;
 
 use crate::SETTLE;
@@ -41,10 +41,28 @@ async fn an_order_is_one_exported_trace_from_the_clients_span_through_every_serv
     let trace_id = "0af7651916cd43dd8448eb211c80319c";
 
     // Act
-    place_an_order_and_wait_until_shipped(&shop, "OTLP-1", trace_id).await;
+    let order = place_an_order_and_wait_until_shipped(&shop, "OTLP-1", trace_id).await;
 
     // Assert: in http/protobuf, the default.
     wait_for_the_tree(&collector, trace_id).await;
+    // Each event names the span that wrote it, alike in header and envelope.
+    let events = Streams::connect(shop.nats())
+        .await
+        .events_of_order(order)
+        .await;
+    let mut parents = BTreeSet::new();
+    for event in &events {
+        let header = event.header("traceparent").unwrap_or_default();
+        let envelope = event.envelope().traceparent.unwrap_or_default();
+        assert_eq!(header, envelope, "{}", event.envelope().event_type);
+        assert!(header.contains(trace_id), "{header:?} left the trace");
+        parents.insert(header);
+    }
+    assert!(
+        parents.len() > 2,
+        "the order's {} events name only {parents:?}",
+        events.len()
+    );
     let content_types: BTreeSet<String> = collector.content_types().into_iter().collect();
     assert_eq!(
         content_types,
@@ -90,7 +108,11 @@ async fn spans_waiting_for_export_leave_in_json_when_the_services_are_stopped() 
     );
 }
 
-async fn place_an_order_and_wait_until_shipped(shop: &Shop, sku: &str, trace_id: &str) {
+async fn place_an_order_and_wait_until_shipped(
+    shop: &Shop,
+    sku: &str,
+    trace_id: &str,
+) -> uuid::Uuid {
     let product = shop.stocked_product(sku, 1000, 5).await;
     let alice = shop.customer_api("alice");
     let request = alice
@@ -99,6 +121,7 @@ async fn place_an_order_and_wait_until_shipped(shop: &Shop, sku: &str, trace_id:
         .header("traceparent", format!("00-{trace_id}-{CLIENT_SPAN}-01"));
     let order: Order = alice.send(request).await.expect_one_of(&[201, 202]).json();
     alice.wait_for_status(order.id, "shipped", SETTLE).await;
+    order.id
 }
 
 /// Waits until the collector holds the order's whole tree (spans are
