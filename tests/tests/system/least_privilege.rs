@@ -643,3 +643,26 @@ async fn a_service_waits_for_a_stream_its_owner_has_not_created_yet() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn the_whole_shop_runs_an_order_through_without_a_single_refusal() {
+    let shop = Shop::builder().start().await;
+    let _logs = shop.logs_on_failure();
+
+    crate::saga::order_from_basket_is_confirmed_shipped_and_invoiced(&shop).await;
+
+    // A refused publish or subscription does not fail the call that made
+    // it; the broker reports it on the connection, which every service logs.
+    for instance in shop.instances() {
+        let log = shop.log_of(instance);
+        let refusals: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("Permissions Violation"))
+            .collect();
+        assert!(
+            refusals.is_empty(),
+            "{instance} was refused by the broker:\n{}",
+            refusals.join("\n")
+        );
+    }
+}
