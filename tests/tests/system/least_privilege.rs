@@ -99,6 +99,8 @@ fn needed(service: &str) -> Grants {
                     format!("CONSUMER.CREATE.{stream}.>"),
                     format!("CONSUMER.INFO.{stream}.*"),
                     format!("CONSUMER.MSG.NEXT.{stream}.*"),
+                    // async-nats deletes an ordered consumer it replaces.
+                    format!("CONSUMER.DELETE.{stream}.*"),
                 ] {
                     publish(api(rest));
                 }
@@ -109,6 +111,7 @@ fn needed(service: &str) -> Grants {
                         format!("CONSUMER.CREATE.{stream}.{other}.>"),
                         format!("CONSUMER.INFO.{stream}.{other}"),
                         format!("CONSUMER.MSG.NEXT.{stream}.{other}"),
+                        format!("CONSUMER.DELETE.{stream}.{other}"),
                     ] {
                         g.publish_deny.insert(api(rest));
                     }
@@ -418,6 +421,10 @@ async fn a_service_cannot_pull_from_or_redefine_another_services_durable_consume
         hijack.filter_subjects = vec![evt::BASKET_CHANGED_V1.to_owned()];
         let named = js.create_consumer_on_stream(hijack.clone(), stream).await;
         assert!(named.is_err(), "{user} redefined warehouse-svc's consumer");
+        let deleted = js
+            .delete_consumer_from_stream(durable::WAREHOUSE, stream)
+            .await;
+        assert!(deleted.is_err(), "{user} deleted warehouse-svc's consumer");
         for config in [
             serde_json::json!({ "durable_name": durable::WAREHOUSE, "ack_policy": "explicit",
                 "filter_subject": evt::BASKET_CHANGED_V1 }),
