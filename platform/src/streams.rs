@@ -130,8 +130,8 @@ pub async fn wait_for(
         if missing {
             absent();
         }
-        // Once at warn, then quietly: a service may legitimately wait long
-        // for a team whose service is not deployed yet.
+        // At warn on the first look and about once a minute after, debug in
+        // between: a service may wait long for a team not deployed yet.
         if attempts == 1 || attempts.is_multiple_of(30) {
             if missing {
                 tracing::warn!(stream, attempts, retry_in = ?delay,

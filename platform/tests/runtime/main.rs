@@ -7,4 +7,5 @@ mod consumer_loop;
 mod database;
 mod outbox_relay;
 mod projections;
+mod stream_wait;
 mod support;
