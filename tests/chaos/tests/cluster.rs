@@ -16,8 +16,9 @@ use contracts::Team;
 
 /// How long the cluster may take to elect a JetStream leader at start.
 const FORM_WITHIN: Duration = Duration::from_secs(60);
-/// How long the node stays down while the load goes on.
-const DOWN_FOR: Duration = Duration::from_secs(15);
+/// How long the node stays down while the load goes on (short enough
+/// that it rejoins while orders still flow).
+const DOWN_FOR: Duration = Duration::from_secs(5);
 /// How long the restarted node's peers may take to serve every event again.
 const RECOVER: Duration = Duration::from_secs(60);
 const SETTLE: Duration = Duration::from_secs(240);
@@ -57,7 +58,7 @@ async fn every_order_settles_without_violations_when_a_cluster_node_is_killed_an
     let client = Client::of(&shop);
     let load = Load::start(&client, products, orders);
 
-    load.wait_for_fraction(0.3, LOAD_LIMIT).await;
+    load.wait_for_fraction(0.2, LOAD_LIMIT).await;
     let leader = leader_of(&js, Team::Checkout.stream()).await;
     let node = cluster
         .node_named(&leader)
@@ -73,7 +74,8 @@ async fn every_order_settles_without_violations_when_a_cluster_node_is_killed_an
     assert_ne!(new_leader, leader, "the dead node still leads");
     cluster.restart(node);
     let last_fault = Instant::now();
-    eprintln!("chaos: {leader} restarted");
+    let answered_at_restart = load.answered();
+    eprintln!("chaos: {leader} restarted with {answered_at_restart} orders answered");
     let (placed, load_took) = load.finish(LOAD_LIMIT).await;
 
     let recovered = Instant::now() + RECOVER;
@@ -105,8 +107,8 @@ async fn every_order_settles_without_violations_when_a_cluster_node_is_killed_an
             placed: placed.len(),
             outcomes,
             faults: format!(
-                "kill -9 of {leader} (checkout stream leader) for {DOWN_FOR:?}, then restarted; \
-                 {new_leader} led meanwhile"
+                "kill -9 of {leader} (checkout stream leader) for {DOWN_FOR:?}, then restarted \
+                 after {answered_at_restart} orders; {new_leader} led meanwhile"
             ),
             recovered_in,
             load_took,
