@@ -21,7 +21,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -218,7 +218,8 @@ impl Client {
         Some(id)
     }
 
-    /// The order's status as the edge shows it (empty when it cannot say).
+    /// The order's status as the edge shows it, with the reason of a
+    /// rejection (`rejected: timeout`); empty when it cannot say.
     pub async fn status_of(&self, id: Uuid) -> String {
         let answer = self
             .call(0, REQUEST_TIMEOUT, |edge| {
@@ -226,11 +227,13 @@ impl Client {
             })
             .await;
         match answer {
-            Some((200, body)) => body
-                .get("status")
-                .and_then(|s| s.as_str())
-                .unwrap_or_default()
-                .to_owned(),
+            Some((200, body)) => {
+                let status = body.get("status").and_then(|s| s.as_str());
+                match (status, body.get("reason").and_then(|r| r.as_str())) {
+                    (Some("rejected"), Some(reason)) => format!("rejected: {reason}"),
+                    (status, _) => status.unwrap_or_default().to_owned(),
+                }
+            }
             _ => String::new(),
         }
     }
@@ -320,7 +323,7 @@ impl Load {
     }
 }
 
-/// How the orders ended, by status.
+/// How the orders ended, by status (and a rejection's reason).
 pub type Outcomes = BTreeMap<String, usize>;
 
 /// Waits until every order is shipped, rejected or cancelled; panics at
@@ -336,7 +339,7 @@ pub async fn settle(client: &Client, placed: &[Uuid], deadline: Instant) -> Outc
             .await;
         pending = Vec::new();
         for (id, status) in statuses {
-            if matches!(status.as_str(), "shipped" | "rejected" | "cancelled") {
+            if status == "shipped" || status == "cancelled" || status.starts_with("rejected") {
                 *outcomes.entry(status).or_default() += 1;
             } else {
                 pending.push(id);
@@ -399,7 +402,12 @@ pub struct Check {
 
 /// Runs `bazaar check --settled --json` as `ops` against `nats_url` and
 /// asserts it finds no violation and at least `placed` orders.
-pub async fn check(nats_url: &str, ops_password: &str, placed: usize) -> Check {
+pub async fn check(
+    nats_url: &str,
+    ops_password: &str,
+    placed: usize,
+    explain_with: (&jetstream::Context, &Path),
+) -> Check {
     let output = tokio::time::timeout(
         Duration::from_secs(180),
         tokio::process::Command::new(bazaar_bin())
@@ -426,6 +434,9 @@ pub async fn check(nats_url: &str, ops_password: &str, placed: usize) -> Check {
         violations,
         report: report.clone(),
     };
+    if violations > 0 {
+        explain(&report, explain_with).await;
+    }
     assert_eq!(violations, 0, "violations after chaos: {report}");
     assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(
@@ -434,6 +445,58 @@ pub async fn check(nats_url: &str, ops_password: &str, placed: usize) -> Check {
         check.orders
     );
     check
+}
+
+/// Prints, for each order a violation names, its events in every stream
+/// and the service log lines that mention it (`logs`: the shop's log
+/// directory), so a failure can be diagnosed after the shop is gone.
+async fn explain(report: &serde_json::Value, (js, logs): (&jetstream::Context, &Path)) {
+    let ids: Vec<String> = report["violations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v["order_id"].as_str())
+        .filter(|id| !id.is_empty())
+        .take(3)
+        .map(str::to_owned)
+        .collect();
+    for id in &ids {
+        eprintln!("chaos: the history of order {id}:");
+        for stream in contracts::Team::ALL
+            .iter()
+            .map(|t| t.stream())
+            .chain(["DLQ"])
+        {
+            let Ok(mut handle) = js.get_stream(stream).await else {
+                continue;
+            };
+            let Ok(info) = handle.info().await else {
+                continue;
+            };
+            let (first, last) = (info.state.first_sequence, info.state.last_sequence);
+            for seq in first..=last {
+                let Ok(message) = handle.get_raw_message(seq).await else {
+                    continue;
+                };
+                if String::from_utf8_lossy(&message.payload).contains(id.as_str()) {
+                    let envelope: serde_json::Value =
+                        serde_json::from_slice(&message.payload).unwrap_or_default();
+                    eprintln!(
+                        "  {stream} #{seq} {} {} id {} time {}",
+                        message.subject, envelope["source"], envelope["id"], envelope["time"]
+                    );
+                }
+            }
+        }
+        if let Ok(entries) = std::fs::read_dir(logs) {
+            for entry in entries.flatten() {
+                let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                for line in text.lines().filter(|l| l.contains(id.as_str())) {
+                    eprintln!("  {}: {line}", entry.file_name().to_string_lossy());
+                }
+            }
+        }
+    }
 }
 
 /// The sum of a counter over every series an instance's `/metrics` shows.

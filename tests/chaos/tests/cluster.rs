@@ -97,6 +97,7 @@ async fn every_order_settles_without_violations_when_a_cluster_node_is_killed_an
         &cluster.url_of(node),
         cluster.password_for("ops"),
         placed.len(),
+        (&js, &shop.data_dir().join("logs")),
     )
     .await;
     println!(

@@ -85,7 +85,13 @@ async fn every_order_settles_without_violations_while_every_service_is_killed() 
     chaos::wait_consumers_idle(streams.js(), deadline).await;
     let recovered_in = last_fault.elapsed();
     let nats = shop.nats();
-    let check = check(&nats.url(), nats.password_for("ops"), placed.len()).await;
+    let check = check(
+        &nats.url(),
+        nats.password_for("ops"),
+        placed.len(),
+        (streams.js(), &shop.data_dir().join("logs")),
+    )
+    .await;
     let kinds: Vec<String> = killed.iter().map(|(s, n)| format!("{s} {n}")).collect();
     println!(
         "{}",

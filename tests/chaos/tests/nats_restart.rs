@@ -66,7 +66,13 @@ async fn every_order_settles_without_violations_when_the_broker_is_killed_and_re
     chaos::wait_consumers_idle(streams.js(), deadline).await;
     let recovered_in = last_fault.elapsed();
     let nats = shop.nats();
-    let check = check(&nats.url(), nats.password_for("ops"), placed.len()).await;
+    let check = check(
+        &nats.url(),
+        nats.password_for("ops"),
+        placed.len(),
+        (streams.js(), &shop.data_dir().join("logs")),
+    )
+    .await;
     println!(
         "{}",
         chaos::Summary {

@@ -117,7 +117,13 @@ async fn consumers_ignore_copies_of_events_delivered_again_in_reverse_order() {
         "the services skipped no duplicate, though {copies} copies were published"
     );
     let nats = shop.nats();
-    let check = check(&nats.url(), nats.password_for("ops"), placed.len()).await;
+    let check = check(
+        &nats.url(),
+        nats.password_for("ops"),
+        placed.len(),
+        (streams.js(), &shop.data_dir().join("logs")),
+    )
+    .await;
     assert_eq!(
         check.duplicates, copies,
         "bazaar check must read every copy as a duplicate: {}",

@@ -89,7 +89,13 @@ async fn frozen_instances_lose_their_deliveries_to_their_twins_and_apply_nothing
         skipped.push(format!("{instance} {}", after - before));
     }
     let nats = shop.nats();
-    let check = check(&nats.url(), nats.password_for("ops"), placed.len()).await;
+    let check = check(
+        &nats.url(),
+        nats.password_for("ops"),
+        placed.len(),
+        (streams.js(), &shop.data_dir().join("logs")),
+    )
+    .await;
     println!(
         "{}",
         chaos::Summary {
