@@ -391,12 +391,14 @@ pub async fn wait_consumers_idle(js: &jetstream::Context, deadline: Instant) {
     }
 }
 
-/// What `bazaar check --settled --json` found.
+/// What `bazaar check --settled --json` found, and the dead letters.
 #[derive(Debug)]
 pub struct Check {
     pub orders: u64,
     pub duplicates: u64,
     pub violations: usize,
+    /// Messages in the `DLQ` stream: what some consumer gave up on.
+    pub dead_letters: u64,
     pub report: serde_json::Value,
 }
 
@@ -428,13 +430,19 @@ pub async fn check(
     let report: serde_json::Value = serde_json::from_str(&stdout)
         .unwrap_or_else(|e| panic!("check's output is not JSON ({e}):\n{stdout}\n{stderr}"));
     let violations = report["violations"].as_array().map_or(usize::MAX, Vec::len);
+    let dead_letters = match explain_with.0.get_stream("DLQ").await {
+        Ok(mut dlq) => dlq.info().await.map_or(0, |i| i.state.messages),
+        Err(_) => 0,
+    };
     let check = Check {
         orders: report["orders"].as_u64().unwrap_or(0),
         duplicates: report["duplicates"].as_u64().unwrap_or(0),
         violations,
+        dead_letters,
         report: report.clone(),
     };
     if violations > 0 {
+        eprintln!("chaos: {dead_letters} dead letters");
         explain(&report, explain_with).await;
     }
     assert_eq!(violations, 0, "violations after chaos: {report}");
@@ -540,8 +548,8 @@ impl fmt::Display for Summary<'_> {
         write!(
             f,
             "chaos {}: {} orders requested, {} placed ({}); faults: {}; recovered {:.1}s after \
-             the last fault; load took {:.1}s; bazaar check: {} orders, {} duplicates skipped, \
-             {} violations",
+             the last fault; load took {:.1}s; {} dead letters; bazaar check: {} orders, {} \
+             duplicates skipped, {} violations",
             self.test,
             self.requested,
             self.placed,
@@ -549,6 +557,7 @@ impl fmt::Display for Summary<'_> {
             self.faults,
             self.recovered_in.as_secs_f64(),
             self.load_took.as_secs_f64(),
+            self.check.dead_letters,
             self.check.orders,
             self.check.duplicates,
             self.check.violations

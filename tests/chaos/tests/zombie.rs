@@ -65,18 +65,13 @@ async fn frozen_instances_lose_their_deliveries_to_their_twins_and_apply_nothing
     let mut most_redelivered = 0;
     while Instant::now() < thaw_at {
         most_redelivered = most_redelivered.max(redelivered(&streams).await);
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     for instance in FROZEN {
         eprintln!("chaos: SIGCONT {instance}");
         shop.thaw_instance(instance);
     }
     let last_fault = Instant::now();
-    assert!(
-        most_redelivered > before,
-        "no delivery was redelivered while {FROZEN:?} were frozen for {freeze_for:?} \
-         ({before} redelivered before): the zombies held nothing"
-    );
     let (placed, load_took) = load.finish(LOAD_LIMIT).await;
 
     let deadline = Instant::now() + SETTLE;
@@ -84,10 +79,21 @@ async fn frozen_instances_lose_their_deliveries_to_their_twins_and_apply_nothing
     chaos::wait_consumers_idle(streams.js(), deadline).await;
     let recovered_in = last_fault.elapsed();
     let mut skipped = Vec::new();
+    let mut skipped_total = 0.0;
     for (instance, before) in FROZEN.into_iter().zip(skipped_before) {
         let after = metric_sum(&shop, instance, SKIPPED).await;
+        skipped_total += after - before;
         skipped.push(format!("{instance} {}", after - before));
     }
+    // The zombies held deliveries: the broker was seen redelivering them
+    // (the count is of redelivered messages not yet acknowledged, so a
+    // poll can miss it), or the zombies, once awake, skipped deliveries
+    // their twins had handled meanwhile.
+    assert!(
+        most_redelivered > before || skipped_total > 0.0,
+        "the zombies held nothing: no redelivery seen while {FROZEN:?} were frozen for \
+         {freeze_for:?} ({before} redelivered before), and no duplicate skipped after: {skipped:?}"
+    );
     let nats = shop.nats();
     let check = check(
         &nats.url(),
