@@ -391,6 +391,34 @@ pub async fn wait_consumers_idle(js: &jetstream::Context, deadline: Instant) {
     }
 }
 
+/// Waits until the history is complete: every service instance's outbox
+/// is empty (its `bazaar_outbox_backlog` gauge, refreshed once a second,
+/// reads 0) and every durable consumer is idle, twice in a row; panics at
+/// `deadline`. An order can show as settled while an event it caused (a
+/// capture, an invoice) still waits in an outbox.
+pub async fn wait_quiet(shop: &Shop, js: &jetstream::Context, deadline: Instant) {
+    let mut quiet_rounds = 0;
+    while quiet_rounds < 2 {
+        wait_consumers_idle(js, deadline).await;
+        let mut backlog = 0.0;
+        for instance in shop.instances() {
+            if !instance.starts_with(Service::Edge.name()) {
+                backlog += metric_sum(shop, instance, "bazaar_outbox_backlog").await;
+            }
+        }
+        if backlog == 0.0 && consumers_idle(js).await {
+            quiet_rounds += 1;
+        } else {
+            quiet_rounds = 0;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the services' outboxes still hold {backlog} events at the deadline"
+        );
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+}
+
 /// What `bazaar check --settled --json` found, and the dead letters.
 #[derive(Debug)]
 pub struct Check {
@@ -532,7 +560,7 @@ pub struct Summary<'a> {
     pub outcomes: Outcomes,
     pub faults: String,
     /// From the end of the last fault until every order had settled and
-    /// every consumer was idle.
+    /// the shop was quiet ([`wait_quiet`], which adds about two seconds).
     pub recovered_in: Duration,
     pub load_took: Duration,
     pub check: Check,

@@ -91,7 +91,7 @@ async fn every_order_settles_without_violations_when_a_cluster_node_is_killed_an
     );
     let deadline = Instant::now() + SETTLE;
     let outcomes = settle(&client, &placed, deadline).await;
-    chaos::wait_consumers_idle(&js, deadline).await;
+    chaos::wait_quiet(&shop, &js, deadline).await;
     let recovered_in = last_fault.elapsed();
     let check = check(
         &cluster.url_of(node),

@@ -82,7 +82,7 @@ async fn every_order_settles_without_violations_while_every_service_is_killed() 
     let deadline = Instant::now() + SETTLE;
     let outcomes = settle(&client, &placed, deadline).await;
     let streams = shop.streams().await;
-    chaos::wait_consumers_idle(streams.js(), deadline).await;
+    chaos::wait_quiet(&shop, streams.js(), deadline).await;
     let recovered_in = last_fault.elapsed();
     let nats = shop.nats();
     let check = check(

@@ -63,7 +63,7 @@ async fn every_order_settles_without_violations_when_the_broker_is_killed_and_re
     let deadline = Instant::now() + SETTLE;
     let outcomes = settle(&client, &placed, deadline).await;
     let streams = shop.streams().await;
-    chaos::wait_consumers_idle(streams.js(), deadline).await;
+    chaos::wait_quiet(&shop, streams.js(), deadline).await;
     let recovered_in = last_fault.elapsed();
     let nats = shop.nats();
     let check = check(

@@ -109,7 +109,7 @@ async fn consumers_ignore_copies_of_events_delivered_again_in_reverse_order() {
 
     let deadline = Instant::now() + SETTLE;
     let outcomes = settle(&client, &placed, deadline).await;
-    chaos::wait_consumers_idle(streams.js(), deadline).await;
+    chaos::wait_quiet(&shop, streams.js(), deadline).await;
     let recovered_in = last_fault.elapsed();
     let skipped = skipped(&shop).await - skipped_before;
     assert!(

@@ -76,7 +76,7 @@ async fn frozen_instances_lose_their_deliveries_to_their_twins_and_apply_nothing
 
     let deadline = Instant::now() + SETTLE;
     let outcomes = settle(&client, &placed, deadline).await;
-    chaos::wait_consumers_idle(streams.js(), deadline).await;
+    chaos::wait_quiet(&shop, streams.js(), deadline).await;
     let recovered_in = last_fault.elapsed();
     let mut skipped = Vec::new();
     let mut skipped_total = 0.0;
