@@ -143,7 +143,8 @@ impl Outbox {
         Ok(total)
     }
 
-    /// Marks rows sent, with their stream sequences, in one statement.
+    /// Marks rows sent, with their stream sequences, in one statement that
+    /// does not wait for the disk (see [`Db::execute_relaxed`]).
     async fn mark_published(&self, done: &[(i64, u64)]) -> Result<(), sqlx::Error> {
         if done.is_empty() {
             return Ok(());
@@ -163,7 +164,7 @@ impl Outbox {
                 .bind(*position)
                 .bind(i64::try_from(*seq).unwrap_or(i64::MAX));
         }
-        query.execute(self.db.pool()).await?;
+        self.db.execute_relaxed(query).await?;
         Ok(())
     }
 

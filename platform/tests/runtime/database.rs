@@ -29,3 +29,51 @@ async fn instances_starting_together_on_a_fresh_database_all_start() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_relaxed_statement_lands_and_later_commits_still_wait_for_the_disk() {
+    on_every_backend(|backend: Backend| async move {
+        // Arrange
+        let fresh = TestDb::new(backend).await;
+        let db = Db::connect(&Secret::new(fresh.url()))
+            .await
+            .expect("connecting");
+        sqlx::query("CREATE TABLE relaxed (n BIGINT NOT NULL)")
+            .execute(db.pool())
+            .await
+            .expect("creating a table");
+
+        // Act
+        db.execute_relaxed(sqlx::query("INSERT INTO relaxed (n) VALUES ($1)").bind(7_i64))
+            .await
+            .expect("a relaxed insert");
+
+        // Assert: the row is there, and the connection syncs again (FULL = 2
+        // on SQLite; PostgreSQL's setting was local to its transaction).
+        let n: i64 = sqlx::query_scalar("SELECT n FROM relaxed")
+            .fetch_one(db.pool())
+            .await
+            .expect("reading the row");
+        assert_eq!(n, 7, "{backend:?}");
+        let sync: String = match backend {
+            Backend::Sqlite => sqlx::query_scalar::<_, i64>("PRAGMA synchronous")
+                .fetch_one(db.pool())
+                .await
+                .expect("reading the pragma")
+                .to_string(),
+            Backend::Postgres => sqlx::query_scalar("SELECT current_setting('synchronous_commit')")
+                .fetch_one(db.pool())
+                .await
+                .expect("reading the setting"),
+        };
+        let expected = match backend {
+            Backend::Sqlite => "2",
+            Backend::Postgres => "on",
+        };
+        assert_eq!(
+            sync, expected,
+            "{backend:?}: synchronous after a relaxed statement"
+        );
+    })
+    .await;
+}
