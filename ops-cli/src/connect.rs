@@ -59,7 +59,10 @@ impl ConnectArgs {
             let user = target.user.clone().unwrap_or_else(|| "ops".to_owned());
             options = options.user_and_password(user, password.clone());
         }
-        match tokio::time::timeout(CONNECT_TIMEOUT, options.connect(target.url.as_str())).await {
+        // async-nats reads one URL per string: a cluster's comma-separated
+        // list (compose's `NATS_URL`) must be split into a list of servers.
+        let servers: Vec<&str> = target.url.split(',').map(str::trim).collect();
+        match tokio::time::timeout(CONNECT_TIMEOUT, options.connect(servers)).await {
             Ok(Ok(client)) => Ok(client),
             Ok(Err(e))
                 if matches!(
