@@ -42,12 +42,9 @@ pub async fn connect(args: &ServiceArgs, service: &str) -> anyhow::Result<Client
     // async-nats reads one URL per string: a cluster's comma-separated list
     // (compose's `NATS_URL`) must be split into a list of servers.
     let servers: Vec<&str> = args.nats_url.split(',').map(str::trim).collect();
-    let client = tokio::time::timeout(
-        std::time::Duration::from_secs(30),
-        options.connect(servers),
-    )
-    .await
-    .with_context(|| format!("NATS at {} did not answer within 30 s", args.nats_url))?
-    .with_context(|| format!("connecting to NATS at {}", args.nats_url))?;
+    let client = tokio::time::timeout(std::time::Duration::from_secs(30), options.connect(servers))
+        .await
+        .with_context(|| format!("NATS at {} did not answer within 30 s", args.nats_url))?
+        .with_context(|| format!("connecting to NATS at {}", args.nats_url))?;
     Ok(client)
 }
