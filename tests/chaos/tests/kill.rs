@@ -12,7 +12,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use bazaar_testkit::Service;
-use chaos::{check, env_number, orders_requested, settle, shop_builder, Client, Load, Products};
+use chaos::{
+    check_shop, env_number, orders_requested, settle, shop_builder, Client, Load, Products,
+};
 use rand::seq::SliceRandom;
 
 /// Between two kills (after the killed instance is ready again).
@@ -84,14 +86,7 @@ async fn every_order_settles_without_violations_while_every_service_is_killed() 
     let streams = shop.streams().await;
     chaos::wait_quiet(&shop, streams.js(), deadline).await;
     let recovered_in = last_fault.elapsed();
-    let nats = shop.nats();
-    let check = check(
-        &nats.url(),
-        nats.password_for("ops"),
-        placed.len(),
-        (streams.js(), &shop.data_dir().join("logs")),
-    )
-    .await;
+    let check = check_shop(&shop, streams.js(), placed.len()).await;
     let kinds: Vec<String> = killed.iter().map(|(s, n)| format!("{s} {n}")).collect();
     println!(
         "{}",

@@ -7,7 +7,9 @@
 
 use std::time::{Duration, Instant};
 
-use chaos::{check, orders_requested, settle, shop_builder, stored_events, Client, Load, Products};
+use chaos::{
+    check_shop, orders_requested, settle, shop_builder, stored_events, Client, Load, Products,
+};
 
 /// How long the broker stays down each time.
 const DOWN_FOR: Duration = Duration::from_secs(3);
@@ -65,14 +67,7 @@ async fn every_order_settles_without_violations_when_the_broker_is_killed_and_re
     let streams = shop.streams().await;
     chaos::wait_quiet(&shop, streams.js(), deadline).await;
     let recovered_in = last_fault.elapsed();
-    let nats = shop.nats();
-    let check = check(
-        &nats.url(),
-        nats.password_for("ops"),
-        placed.len(),
-        (streams.js(), &shop.data_dir().join("logs")),
-    )
-    .await;
+    let check = check_shop(&shop, streams.js(), placed.len()).await;
     println!(
         "{}",
         chaos::Summary {

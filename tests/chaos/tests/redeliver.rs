@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::Context;
 use async_nats::HeaderMap;
 use bazaar_testkit::{Service, Shop};
-use chaos::{check, metric_sum, orders_requested, settle, shop_builder, Client, Load, Products};
+use chaos::{
+    check_shop, metric_sum, orders_requested, settle, shop_builder, Client, Load, Products,
+};
 use contracts::Team;
 use uuid::Uuid;
 
@@ -116,14 +118,7 @@ async fn consumers_ignore_copies_of_events_delivered_again_in_reverse_order() {
         skipped > 0.0,
         "the services skipped no duplicate, though {copies} copies were published"
     );
-    let nats = shop.nats();
-    let check = check(
-        &nats.url(),
-        nats.password_for("ops"),
-        placed.len(),
-        (streams.js(), &shop.data_dir().join("logs")),
-    )
-    .await;
+    let check = check_shop(&shop, streams.js(), placed.len()).await;
     assert_eq!(
         check.duplicates, copies,
         "bazaar check must read every copy as a duplicate: {}",

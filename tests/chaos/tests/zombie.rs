@@ -10,7 +10,9 @@
 use std::time::{Duration, Instant};
 
 use bazaar_testkit::{Service, Streams};
-use chaos::{check, metric_sum, orders_requested, settle, shop_builder, Client, Load, Products};
+use chaos::{
+    check_shop, metric_sum, orders_requested, settle, shop_builder, Client, Load, Products,
+};
 
 /// Frozen this much longer than the longest ack wait.
 const BEYOND_ACK_WAIT: Duration = Duration::from_secs(10);
@@ -94,14 +96,7 @@ async fn frozen_instances_lose_their_deliveries_to_their_twins_and_apply_nothing
         "the zombies held nothing: no redelivery seen while {FROZEN:?} were frozen for \
          {freeze_for:?} ({before} redelivered before), and no duplicate skipped after: {skipped:?}"
     );
-    let nats = shop.nats();
-    let check = check(
-        &nats.url(),
-        nats.password_for("ops"),
-        placed.len(),
-        (streams.js(), &shop.data_dir().join("logs")),
-    )
-    .await;
+    let check = check_shop(&shop, streams.js(), placed.len()).await;
     println!(
         "{}",
         chaos::Summary {
