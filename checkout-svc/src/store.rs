@@ -141,7 +141,8 @@ pub async fn load_order(tx: &mut Tx, id: Uuid) -> Result<Option<OrderRow>, sqlx:
         .execute(&mut **tx)
         .await?;
     let row = sqlx::query(
-        "SELECT order_id, customer_id, status, reason, stock, payment, lines, net_minor, currency, created_at, deadline_at
+        "SELECT order_id, customer_id, status, reason, stock, payment, cancel_requested, lines, net_minor,
+             currency, created_at, deadline_at
          FROM orders WHERE order_id = $1",
     )
     .bind(id.to_string())
@@ -155,6 +156,7 @@ fn from_row(r: &AnyRow) -> Result<OrderRow, sqlx::Error> {
     let lines: String = r.try_get("lines")?;
     let stock: Option<String> = r.try_get("stock")?;
     let payment: Option<String> = r.try_get("payment")?;
+    let cancel_requested: i64 = r.try_get("cancel_requested")?;
     let parse_time = |c: &str| -> Result<DateTime<Utc>, sqlx::Error> {
         let text: String = r.try_get(c)?;
         DateTime::parse_from_rfc3339(&text)
@@ -170,6 +172,7 @@ fn from_row(r: &AnyRow) -> Result<OrderRow, sqlx::Error> {
             stock: Verdict::from_db(stock.as_deref()),
             payment: Verdict::from_db(payment.as_deref()),
             reason: r.try_get("reason")?,
+            cancel_requested: cancel_requested != 0,
         },
         lines: serde_json::from_str(&lines).map_err(decode_err)?,
         net: Money {
@@ -181,25 +184,29 @@ fn from_row(r: &AnyRow) -> Result<OrderRow, sqlx::Error> {
     })
 }
 
-/// Stores the saga's new state if the order is still in `expected` status
-/// (another instance may have moved it); returns whether it was stored.
+/// Stores the saga's new state if the order is still as `expected` left it
+/// (status and cancellation request: another instance may have moved it);
+/// returns whether it was stored.
 pub async fn save_saga(
     tx: &mut Tx,
     id: Uuid,
-    expected: Status,
+    expected: &SagaState,
     saga: &SagaState,
 ) -> Result<bool, sqlx::Error> {
     let updated = sqlx::query(
-        "UPDATE orders SET status = $1, reason = $2, stock = $3, payment = $4, updated_at = $5
-         WHERE order_id = $6 AND status = $7",
+        "UPDATE orders SET status = $1, reason = $2, stock = $3, payment = $4, cancel_requested = $5,
+             updated_at = $6
+         WHERE order_id = $7 AND status = $8 AND cancel_requested = $9",
     )
     .bind(saga.status.as_str())
     .bind(saga.reason.clone())
     .bind(saga.stock.to_db())
     .bind(saga.payment.to_db())
+    .bind(i64::from(saga.cancel_requested))
     .bind(now_text())
     .bind(id.to_string())
-    .bind(expected.as_str())
+    .bind(expected.status.as_str())
+    .bind(i64::from(expected.cancel_requested))
     .execute(&mut **tx)
     .await?
     .rows_affected();

@@ -176,6 +176,7 @@ pub static EVENTS: &[EventDescriptor] = &[
     describe::<checkout::OrderConfirmedV1>(),
     describe::<checkout::OrderRejectedV1>(),
     describe::<checkout::OrderCancelledV1>(),
+    describe::<checkout::OrderCancellationRequestedV1>(),
     describe::<warehouse::StockAdjustedV1>(),
     describe::<warehouse::StockReservedV1>(),
     describe::<warehouse::StockReservationFailedV1>(),

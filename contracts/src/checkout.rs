@@ -148,7 +148,20 @@ pub struct OrderRejectedV1 {
     pub detail: Option<String>,
 }
 
-/// The customer cancelled the order before it shipped.
+/// The customer asked to cancel a confirmed order. Only the warehouse knows
+/// whether its shipment has left: it answers with `stock.released` (the
+/// shipment is stopped; checkout then announces `order.cancelled`) or it
+/// has already published `shipment.dispatched` (the order ships; the
+/// request lapses). Finance does nothing on it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct OrderCancellationRequestedV1 {
+    pub order_id: Uuid,
+    pub customer_id: String,
+}
+
+/// The customer cancelled the order before it shipped. A confirmed order
+/// is cancelled only after the warehouse released its stock (see
+/// [`OrderCancellationRequestedV1`]), so nothing of it ships.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct OrderCancelledV1 {
     pub order_id: Uuid,
@@ -190,6 +203,12 @@ event!(
 event!(
     OrderCancelledV1,
     evt::ORDER_CANCELLED_V1,
+    Team::Checkout,
+    order_id
+);
+event!(
+    OrderCancellationRequestedV1,
+    evt::ORDER_CANCELLATION_REQUESTED_V1,
     Team::Checkout,
     order_id
 );

@@ -16,12 +16,24 @@ pub struct Reads {
     pub subjects: &'static [&'static str],
 }
 
+/// How a service reads the streams it consumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reading {
+    /// One durable pull consumer per stream, named after the service
+    /// (`subjects::durable`): the saga's reactions, acknowledged one by one.
+    Durable,
+    /// Ordered consumers the service names afresh each time (views,
+    /// replays, search feeds): the position lives in the service's store.
+    Ordered,
+}
+
 /// A consuming service and everything it reads.
 #[derive(Debug, Clone, Copy)]
 pub struct Consumer {
     pub service: &'static str,
     /// The team that runs it; `None` for the platform's edge.
     pub team: Option<Team>,
+    pub reading: Reading,
     pub reads: &'static [Reads],
 }
 
@@ -62,6 +74,7 @@ pub mod checkout_svc {
         subjects: &[
             evt::STOCK_RESERVED_V1,
             evt::STOCK_RESERVATION_FAILED_V1,
+            evt::STOCK_RELEASED_V1,
             evt::SHIPMENT_DISPATCHED_V1,
         ],
     };
@@ -75,6 +88,7 @@ pub mod checkout_svc {
     pub const CONSUMER: Consumer = Consumer {
         service: CHECKOUT_SVC,
         team: Some(Team::Checkout),
+        reading: Reading::Durable,
         reads: &[PRICES, SAGA_STOCK, SAGA_PAYMENT],
     };
 }
@@ -92,12 +106,14 @@ pub mod warehouse_svc {
             evt::ORDER_CONFIRMED_V1,
             evt::ORDER_REJECTED_V1,
             evt::ORDER_CANCELLED_V1,
+            evt::ORDER_CANCELLATION_REQUESTED_V1,
         ],
     };
 
     pub const CONSUMER: Consumer = Consumer {
         service: WAREHOUSE_SVC,
         team: Some(Team::Warehouse),
+        reading: Reading::Durable,
         reads: &[ORDERS],
     };
 }
@@ -121,6 +137,7 @@ pub mod finance_svc {
     pub const CONSUMER: Consumer = Consumer {
         service: FINANCE_SVC,
         team: Some(Team::Finance),
+        reading: Reading::Durable,
         reads: &[ORDERS],
     };
 }
@@ -155,6 +172,7 @@ pub mod product_svc {
     pub const CONSUMER: Consumer = Consumer {
         service: PRODUCT_SVC,
         team: Some(Team::Product),
+        reading: Reading::Ordered,
         reads: &[SEARCH_PRODUCTS, SEARCH_STOCK],
     };
 }
@@ -184,6 +202,7 @@ pub mod edge_api {
             evt::ORDER_CONFIRMED_V1,
             evt::ORDER_REJECTED_V1,
             evt::ORDER_CANCELLED_V1,
+            evt::ORDER_CANCELLATION_REQUESTED_V1,
         ],
     };
 
@@ -215,6 +234,7 @@ pub mod edge_api {
     pub const CONSUMER: Consumer = Consumer {
         service: EDGE_API,
         team: None,
+        reading: Reading::Ordered,
         reads: &[PRODUCTS, CHECKOUT, WAREHOUSE, FINANCE],
     };
 }
@@ -260,6 +280,11 @@ pub const READS_OWN_EVENTS: &[OwnEvents] = &[OwnEvents {
 /// The declaration of a service, if it consumes events.
 pub fn of(service: &str) -> Option<&'static Consumer> {
     CONSUMERS.iter().find(|c| c.service == service)
+}
+
+/// The services that read through durable consumers.
+pub fn durable_readers() -> impl Iterator<Item = &'static Consumer> {
+    CONSUMERS.iter().filter(|c| c.reading == Reading::Durable)
 }
 
 /// The services that read `subject`.

@@ -149,6 +149,8 @@ pub mod evt {
     pub const ORDER_CONFIRMED_V1: &str = "evt.checkout.order.confirmed.v1";
     pub const ORDER_REJECTED_V1: &str = "evt.checkout.order.rejected.v1";
     pub const ORDER_CANCELLED_V1: &str = "evt.checkout.order.cancelled.v1";
+    pub const ORDER_CANCELLATION_REQUESTED_V1: &str =
+        "evt.checkout.order.cancellation-requested.v1";
 
     pub const STOCK_ADJUSTED_V1: &str = "evt.warehouse.stock.adjusted.v1";
     pub const STOCK_RESERVED_V1: &str = "evt.warehouse.stock.reserved.v1";

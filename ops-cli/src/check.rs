@@ -3,6 +3,11 @@
 //! decodes them with the contracts and reports each order that breaks a
 //! rule of the order saga (exit 1 when any does, 0 when none).
 //!
+//! With `--settled` it also asks the broker whether every durable consumer
+//! the code declares has been delivered and has acknowledged every event of
+//! its filter (`consumers-caught-up`): every stored event is then accounted
+//! for in its consumers' state.
+//!
 //! An envelope id seen before in the same stream is a duplicate delivery of
 //! one event (a republished copy), not a new event: it is counted in
 //! `duplicates` and otherwise ignored, as every consumer's inbox ignores it.
@@ -34,7 +39,7 @@ Examples:
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The rules, by name.
-pub const RULES: [&str; 8] = [
+pub const RULES: [&str; 9] = [
     "one-terminal-outcome",
     "unsettled",
     "not-confirmed-and-rejected",
@@ -43,6 +48,7 @@ pub const RULES: [&str; 8] = [
     "no-open-payment",
     "invoice-numbers",
     "stock-on-hand",
+    "consumers-caught-up",
 ];
 
 /// `bazaar check`
@@ -127,7 +133,10 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         for team in Team::ALL {
             read_stream(&js, team.stream(), &mut history).await?;
         }
-        let (violations, unsettled) = history.check(args.settled);
+        let (mut violations, unsettled) = history.check(args.settled);
+        if args.settled {
+            violations.extend(consumer_violations(&consumer_lags(&js).await?));
+        }
         let report = Report {
             orders: history.orders.values().filter(|o| o.placed > 0).count(),
             unsettled,
@@ -204,6 +213,49 @@ async fn read_stream(js: &Context, stream: &str, history: &mut History) -> anyho
             return Ok(());
         }
     }
+}
+
+/// How far behind one durable consumer is: (name, not yet delivered,
+/// delivered but not acknowledged); `None` counts when it does not exist.
+type Lag = (String, Option<(u64, u64)>);
+
+/// Every durable consumer the services declare, and how far behind it is.
+async fn consumer_lags(js: &Context) -> anyhow::Result<Vec<Lag>> {
+    let mut lags = Vec::new();
+    for spec in platform::streams::declared_durables() {
+        let name = format!("{}/{}", spec.stream, spec.durable);
+        let stream = js
+            .get_stream(spec.stream)
+            .await
+            .map_err(|e| exit::unreachable(format!("stream {}: {e}", spec.stream)))?;
+        let lag = stream
+            .consumer_info(&spec.durable)
+            .await
+            .ok()
+            .map(|info| (info.num_pending, info.num_ack_pending as u64));
+        lags.push((name, lag));
+    }
+    Ok(lags)
+}
+
+/// A settled shop's durable consumers have handled everything stored.
+fn consumer_violations(lags: &[Lag]) -> Vec<Violation> {
+    lags.iter()
+        .filter_map(|(name, lag)| {
+            let detail = match lag {
+                None => format!("{name}: the consumer does not exist"),
+                Some((0, 0)) => return None,
+                Some((pending, unacked)) => {
+                    format!("{name}: {pending} events not delivered, {unacked} not acknowledged")
+                }
+            };
+            Some(Violation {
+                rule: "consumers-caught-up",
+                order_id: String::new(),
+                detail,
+            })
+        })
+        .collect()
 }
 
 /// The `order_id` of an event's data.
@@ -371,6 +423,15 @@ impl History {
                     ),
                 );
             }
+            if o.dispatched > 0 && (o.cancelled > 0 || o.refunded > 0) {
+                v(
+                    "shipped-once",
+                    format!(
+                        "dispatched {}, but cancelled {} and refunded {}",
+                        o.dispatched, o.cancelled, o.refunded
+                    ),
+                );
+            }
             let failed = o.rejected > 0 || o.cancelled > 0;
             if failed && o.reserved > o.released + o.dispatched {
                 v(
@@ -470,124 +531,4 @@ impl History {
 }
 
 #[cfg(test)]
-mod tests {
-    use contracts::checkout::{OrderConfirmedV1, OrderRejectedV1};
-    use contracts::warehouse::{ShipmentDispatchedV1, StockAdjustedV1, StockLevelV1};
-    use contracts::{Envelope, Event, EventContext};
-
-    use super::*;
-
-    fn record<T: Event>(history: &mut History, data: T) {
-        let envelope = Envelope::new("test", data, &EventContext::root("c", None));
-        history.record(T::SUBJECT, &envelope.to_json());
-    }
-
-    fn rules(history: &History, settled: bool) -> Vec<&'static str> {
-        history
-            .check(settled)
-            .0
-            .into_iter()
-            .map(|v| v.rule)
-            .collect()
-    }
-
-    #[test]
-    fn a_stored_copy_of_an_event_is_a_duplicate_not_a_second_outcome() {
-        let mut history = History::default();
-        let confirmed = Envelope::new(
-            "test",
-            OrderConfirmedV1 {
-                order_id: Uuid::now_v7(),
-                customer_id: "alice".to_owned(),
-            },
-            &EventContext::root("c", None),
-        )
-        .to_json();
-        history.record(OrderConfirmedV1::SUBJECT, &confirmed);
-        history.record(OrderConfirmedV1::SUBJECT, &confirmed);
-        assert_eq!(history.duplicates, 1);
-        let order = history.orders.values().next().map(|o| o.confirmed);
-        assert_eq!(order, Some(1), "the copy is not counted");
-    }
-
-    #[test]
-    fn outcomes_of_an_order_never_placed_are_a_violation() {
-        let mut history = History::default();
-        let order_id = Uuid::now_v7();
-        let customer_id = "alice".to_owned();
-        record(
-            &mut history,
-            OrderConfirmedV1 {
-                order_id,
-                customer_id: customer_id.clone(),
-            },
-        );
-        record(
-            &mut history,
-            OrderRejectedV1 {
-                order_id,
-                customer_id,
-                reason: "payment".to_owned(),
-                detail: None,
-            },
-        );
-        // Never placed, so only that is reported for it.
-        assert_eq!(rules(&history, false), ["one-terminal-outcome"]);
-        assert!(history.undecodable.is_empty(), "{:?}", history.undecodable);
-    }
-
-    #[test]
-    fn stock_on_hand_follows_adjustments_and_dispatches() {
-        let mut history = History::default();
-        let product_id = Uuid::now_v7();
-        let level = |quantity, on_hand| StockLevelV1 {
-            product_id,
-            quantity,
-            on_hand,
-            available: on_hand,
-        };
-        let adjusted = |delta, on_hand| StockAdjustedV1 {
-            product_id,
-            delta,
-            on_hand,
-            available: on_hand,
-        };
-        record(&mut history, adjusted(10, 10));
-        record(&mut history, adjusted(5, 15));
-        record(
-            &mut history,
-            ShipmentDispatchedV1 {
-                order_id: Uuid::now_v7(),
-                shipment_id: Uuid::now_v7(),
-                lines: vec![level(2, 13)],
-                dispatched_at: chrono::Utc::now(),
-            },
-        );
-        assert!(!rules(&history, false).contains(&"stock-on-hand"));
-        record(
-            &mut history,
-            ShipmentDispatchedV1 {
-                order_id: Uuid::now_v7(),
-                shipment_id: Uuid::now_v7(),
-                lines: vec![level(1, 13)],
-                dispatched_at: chrono::Utc::now(),
-            },
-        );
-        assert!(rules(&history, false).contains(&"stock-on-hand"));
-    }
-
-    #[test]
-    fn invoice_numbers_must_be_unique_and_without_gaps() {
-        let mut history = History::default();
-        for number in ["2026-000001", "2026-000001", "2026-000003"] {
-            history
-                .invoices
-                .entry(number.to_owned())
-                .or_default()
-                .push(Uuid::now_v7());
-        }
-        let found = history.invoice_violations();
-        assert_eq!(found.len(), 2, "{found:?}");
-        assert!(found.iter().all(|v| v.rule == "invoice-numbers"));
-    }
-}
+mod tests;

@@ -301,6 +301,18 @@ pub fn on_closed(state: OrderState) -> Close {
     }
 }
 
+/// What a request to cancel a confirmed order does: stock still held means
+/// the shipment has not left, so it is stopped and the stock released (the
+/// answer checkout waits for); a shipped order lets the request lapse, its
+/// `shipment.dispatched` being the answer. Nothing is marked closed: the
+/// order is over only once checkout says so.
+pub fn on_cancel_requested(state: OrderState) -> Close {
+    match state {
+        OrderState::Held => Close::Release,
+        _ => Close::Nothing,
+    }
+}
+
 /// Whether a confirmed order gets a shipment: only one whose stock is held.
 pub fn may_schedule(state: OrderState) -> bool {
     state == OrderState::Held

@@ -7,7 +7,8 @@
 use std::time::Duration;
 
 use contracts::checkout::{
-    decode_order_placed, OrderCancelledV1, OrderConfirmedV1, OrderPlacedV2, OrderRejectedV1,
+    decode_order_placed, OrderCancellationRequestedV1, OrderCancelledV1, OrderConfirmedV1,
+    OrderPlacedV2, OrderRejectedV1,
 };
 use contracts::commands::{
     CommandError, ErrorKind, FieldError, Reply, Request, SetStock, StockLevel,
@@ -132,11 +133,16 @@ impl Reactions {
             evt::ORDER_CONFIRMED_V1 => self.confirmed(d.decode()?).await,
             evt::ORDER_REJECTED_V1 => {
                 let e: Envelope<OrderRejectedV1> = d.decode()?;
-                self.closed(e.data.order_id, &e).await
+                self.closed(e.data.order_id, &e, domain::on_closed).await
             }
             evt::ORDER_CANCELLED_V1 => {
                 let e: Envelope<OrderCancelledV1> = d.decode()?;
-                self.closed(e.data.order_id, &e).await
+                self.closed(e.data.order_id, &e, domain::on_closed).await
+            }
+            evt::ORDER_CANCELLATION_REQUESTED_V1 => {
+                let e: Envelope<OrderCancellationRequestedV1> = d.decode()?;
+                self.closed(e.data.order_id, &e, domain::on_cancel_requested)
+                    .await
             }
             other => Err(HandlerError::Poison(format!(
                 "warehouse does not consume {other}"
@@ -234,13 +240,21 @@ impl Reactions {
     }
 
     /// Releases what a rejected or cancelled order holds and cancels its
-    /// shipment; an order holding nothing is only marked closed.
+    /// shipment, or marks an order holding nothing closed, as `rule` says
+    /// for the order's state. The order row is locked first, so a release
+    /// and the dispatcher's claim of the same shipment take turns: exactly
+    /// one of `stock.released` and `shipment.dispatched` is published.
     #[instrument(skip_all, fields(%order_id, event_id = %e.id))]
-    async fn closed<T: Event>(&self, order_id: Uuid, e: &Envelope<T>) -> Result<(), HandlerError> {
+    async fn closed<T: Event>(
+        &self,
+        order_id: Uuid,
+        e: &Envelope<T>,
+        rule: fn(OrderState) -> Close,
+    ) -> Result<(), HandlerError> {
         let Some(mut tx) = self.begin(e).await? else {
             return Ok(());
         };
-        match domain::on_closed(store::lock_order(&mut tx, order_id).await?) {
+        match rule(store::lock_order(&mut tx, order_id).await?) {
             Close::Release => {
                 let held = domain::in_lock_order(store::held_for(&mut tx, order_id).await?);
                 let mut lines = Vec::with_capacity(held.len());

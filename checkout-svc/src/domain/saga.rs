@@ -71,6 +71,9 @@ pub struct SagaState {
     pub stock: Verdict,
     pub payment: Verdict,
     pub reason: Option<String>,
+    /// The customer asked to cancel this confirmed order; the warehouse
+    /// has not answered yet (released: cancelled; dispatched: shipped).
+    pub cancel_requested: bool,
 }
 
 impl SagaState {
@@ -80,6 +83,7 @@ impl SagaState {
             stock: Verdict::Unknown,
             payment: Verdict::Unknown,
             reason: None,
+            cancel_requested: false,
         }
     }
 }
@@ -89,6 +93,9 @@ impl SagaState {
 pub enum Input {
     StockReserved,
     StockFailed(String),
+    /// The warehouse gave the order's stock back (after a rejection, a
+    /// cancellation, or a cancellation request it granted).
+    StockReleased,
     PaymentAuthorized,
     PaymentFailed(String),
     Shipped,
@@ -102,7 +109,11 @@ pub enum Decision {
     Nothing,
     Confirm,
     Reject(String),
-    Cancel { was_confirmed: bool },
+    Cancel {
+        was_confirmed: bool,
+    },
+    /// Ask the warehouse to stop a confirmed order's shipment.
+    RequestCancel,
     MarkShipped,
 }
 
@@ -141,9 +152,20 @@ pub fn decide(state: &SagaState, input: Input) -> Result<(SagaState, Decision), 
             next.status = Status::Shipped;
             Decision::MarkShipped
         }
-        // Shipped twice, or shipped after a cancellation won the race: the
-        // status stays; warehouse and finance reconcile through their events.
+        // Shipped twice. (A cancelled order never ships: a confirmed one is
+        // cancelled only once the warehouse released its stock.)
         (_, Input::Shipped) => Decision::Nothing,
+        // The warehouse granted the cancellation request: nothing ships.
+        (Status::Confirmed, Input::StockReleased) if state.cancel_requested => {
+            next.status = Status::Cancelled;
+            next.reason = Some("cancelled_by_customer".into());
+            next.cancel_requested = false;
+            Decision::Cancel {
+                was_confirmed: true,
+            }
+        }
+        // The echo of a rejection or of a pending order's cancellation.
+        (_, Input::StockReleased) => Decision::Nothing,
         (Status::Pending, Input::CancelRequested) => {
             next.status = Status::Cancelled;
             next.reason = Some("cancelled_by_customer".into());
@@ -151,12 +173,12 @@ pub fn decide(state: &SagaState, input: Input) -> Result<(SagaState, Decision), 
                 was_confirmed: false,
             }
         }
+        // The shipment may be leaving right now: only the warehouse can
+        // stop it, so the order stays confirmed until it answers.
+        (Status::Confirmed, Input::CancelRequested) if state.cancel_requested => Decision::Nothing,
         (Status::Confirmed, Input::CancelRequested) => {
-            next.status = Status::Cancelled;
-            next.reason = Some("cancelled_by_customer".into());
-            Decision::Cancel {
-                was_confirmed: true,
-            }
+            next.cancel_requested = true;
+            Decision::RequestCancel
         }
         (Status::Shipped, Input::CancelRequested) => return Err(SagaError::AlreadyShipped),
         (closed, Input::CancelRequested) => return Err(SagaError::AlreadyClosed(closed.as_str())),
@@ -276,15 +298,19 @@ mod tests {
                 was_confirmed: false
             }]
         );
-        let (_, decisions) = run(&[
+        let (state, decisions) = run(&[
             Input::StockReserved,
             Input::PaymentAuthorized,
             Input::CancelRequested,
+            Input::CancelRequested,
+            Input::StockReleased,
         ]);
+        assert_eq!(state.status, Status::Cancelled);
         assert_eq!(
             decisions,
             vec![
                 Decision::Confirm,
+                Decision::RequestCancel,
                 Decision::Cancel {
                     was_confirmed: true
                 }
@@ -299,6 +325,49 @@ mod tests {
         assert_eq!(
             decide(&shipped, Input::CancelRequested),
             Err(SagaError::AlreadyShipped)
+        );
+    }
+
+    #[test]
+    fn a_confirmed_order_waits_for_the_warehouse_and_ships_if_it_was_too_late() {
+        let (state, decisions) = run(&[
+            Input::StockReserved,
+            Input::PaymentAuthorized,
+            Input::CancelRequested,
+        ]);
+        assert_eq!(
+            state.status,
+            Status::Confirmed,
+            "not cancelled before the warehouse answers"
+        );
+        assert!(state.cancel_requested);
+        assert_eq!(decisions, vec![Decision::Confirm, Decision::RequestCancel]);
+        // The shipment had already left: the order ships, the request lapses.
+        let (shipped, decision) = decide(&state, Input::Shipped).expect("accepted");
+        assert_eq!(shipped.status, Status::Shipped);
+        assert_eq!(decision, Decision::MarkShipped);
+        assert_eq!(
+            decide(&shipped, Input::StockReleased).expect("accepted").1,
+            Decision::Nothing
+        );
+    }
+
+    #[test]
+    fn a_release_without_a_request_changes_nothing() {
+        let (state, decisions) = run(&[
+            Input::StockReserved,
+            Input::PaymentAuthorized,
+            Input::StockReleased,
+        ]);
+        assert_eq!(state.status, Status::Confirmed);
+        assert_eq!(decisions, vec![Decision::Confirm]);
+        let (state, decisions) = run(&[Input::CancelRequested, Input::StockReleased]);
+        assert_eq!(state.status, Status::Cancelled);
+        assert_eq!(
+            decisions,
+            vec![Decision::Cancel {
+                was_confirmed: false
+            }]
         );
     }
 

@@ -8,7 +8,9 @@ mod timeout;
 
 use std::time::Duration;
 
-use contracts::checkout::{OrderCancelledV1, OrderConfirmedV1, OrderRejectedV1};
+use contracts::checkout::{
+    OrderCancellationRequestedV1, OrderCancelledV1, OrderConfirmedV1, OrderRejectedV1,
+};
 use contracts::subjects::CHECKOUT_SVC;
 use contracts::{Envelope, EventContext};
 use platform::outbox::{self, Outbox};
@@ -55,7 +57,7 @@ pub async fn apply(
         Ok(outcome) => outcome,
         Err(refusal) => return Ok(Err(refusal)),
     };
-    if next != order.saga && !store::save_saga(tx, order_id, order.saga.status, &next).await? {
+    if next != order.saga && !store::save_saga(tx, order_id, &order.saga, &next).await? {
         // Another instance moved the order between our read and write;
         // the transaction is retried by the caller's error path.
         return Err(sqlx::Error::Protocol("order changed concurrently".into()));
@@ -82,6 +84,17 @@ pub async fn apply(
                     customer_id,
                     reason,
                     detail: None,
+                },
+                ctx,
+            )
+            .await?,
+        ),
+        Decision::RequestCancel => Some(
+            push(
+                tx,
+                OrderCancellationRequestedV1 {
+                    order_id,
+                    customer_id,
                 },
                 ctx,
             )

@@ -3,7 +3,9 @@
 use contracts::consumers::checkout_svc;
 use contracts::finance::{PaymentAuthorizedV1, PaymentFailedV1};
 use contracts::subjects::{durable, evt};
-use contracts::warehouse::{ShipmentDispatchedV1, StockReservationFailedV1, StockReservedV1};
+use contracts::warehouse::{
+    ShipmentDispatchedV1, StockReleasedV1, StockReservationFailedV1, StockReservedV1,
+};
 use contracts::{Envelope, Event, EventContext};
 use platform::consumer::EventHandler;
 use platform::delivery::{Delivery, HandlerError, Outcome};
@@ -37,6 +39,9 @@ impl SagaEvents {
             evt::STOCK_RESERVATION_FAILED_V1 => input_of::<StockReservationFailedV1>(d, |e| {
                 (e.order_id, Input::StockFailed(e.reason.clone()))
             })?,
+            evt::STOCK_RELEASED_V1 => {
+                input_of::<StockReleasedV1>(d, |e| (e.order_id, Input::StockReleased))?
+            }
             evt::SHIPMENT_DISPATCHED_V1 => {
                 input_of::<ShipmentDispatchedV1>(d, |e| (e.order_id, Input::Shipped))?
             }

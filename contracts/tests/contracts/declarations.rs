@@ -4,7 +4,8 @@
 //! major version of an event reads the other one still in history too.
 
 use contracts::consumers::{
-    Consumer, OutsideUse, OwnEvents, Reads, CONSUMERS, PUBLISHED_FOR_OUTSIDE_USE, READS_OWN_EVENTS,
+    Consumer, OutsideUse, OwnEvents, Reading, Reads, CONSUMERS, PUBLISHED_FOR_OUTSIDE_USE,
+    READS_OWN_EVENTS,
 };
 use contracts::subjects::{evt, WAREHOUSE_SVC};
 use contracts::{Team, EVENTS};
@@ -194,6 +195,7 @@ fn warehouse_reading(subjects: &'static [&'static str]) -> [Consumer; 1] {
     [Consumer {
         service: WAREHOUSE_SVC,
         team: Some(Team::Warehouse),
+        reading: Reading::Durable,
         reads,
     }]
 }
@@ -219,6 +221,7 @@ fn a_service_reading_its_own_teams_events_is_reported_unless_allowed() {
     let consumer = [Consumer {
         service: WAREHOUSE_SVC,
         team: Some(Team::Warehouse),
+        reading: Reading::Durable,
         reads,
     }];
 
@@ -269,4 +272,23 @@ fn a_reader_of_only_the_new_major_version_is_reported() {
     assert_eq!(problems.len(), 2, "{problems:?}");
     assert!(problems[0].contains("has no consumer"));
     assert!(problems[1].contains("the stream still holds history"));
+}
+
+#[test]
+fn every_durable_reader_is_a_team_service_its_durables_are_named_after() {
+    use contracts::subjects::durable;
+    let names = [
+        durable::CHECKOUT,
+        durable::WAREHOUSE,
+        durable::FINANCE,
+        durable::PRODUCT,
+    ];
+    for consumer in contracts::consumers::durable_readers() {
+        assert!(consumer.team.is_some(), "{} has no team", consumer.service);
+        assert!(
+            names.contains(&consumer.service),
+            "{}'s durable consumers would not be named after it",
+            consumer.service
+        );
+    }
 }

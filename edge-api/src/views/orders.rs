@@ -5,7 +5,8 @@
 
 use chrono::{DateTime, Utc};
 use contracts::checkout::{
-    OrderCancelledV1, OrderLineV1, OrderPlacedV1, OrderPlacedV2, OrderRejectedV1,
+    OrderCancellationRequestedV1, OrderCancelledV1, OrderLineV1, OrderPlacedV1, OrderPlacedV2,
+    OrderRejectedV1,
 };
 use contracts::finance::{InvoiceIssuedV1, PaymentAuthorizedV1};
 use contracts::subjects::evt;
@@ -30,6 +31,7 @@ pub async fn apply_checkout(tx: &mut Tx, d: &Delivery) -> Result<bool, HandlerEr
             | evt::ORDER_CONFIRMED_V1
             | evt::ORDER_REJECTED_V1
             | evt::ORDER_CANCELLED_V1
+            | evt::ORDER_CANCELLATION_REQUESTED_V1
     ) {
         return Ok(false);
     }
@@ -59,6 +61,11 @@ pub async fn apply_checkout(tx: &mut Tx, d: &Delivery) -> Result<bool, HandlerEr
         evt::ORDER_REJECTED_V1 => {
             let e = raw.decode::<OrderRejectedV1>()?.data;
             flag(tx, order_id, "rejected", Some(e.reason)).await?;
+        }
+        // Only a step on the timeline: the order stays confirmed until the
+        // warehouse stops its shipment (then `order.cancelled` follows).
+        evt::ORDER_CANCELLATION_REQUESTED_V1 => {
+            let _ = raw.decode::<OrderCancellationRequestedV1>()?;
         }
         _ => {
             let _ = raw.decode::<OrderCancelledV1>()?;

@@ -234,6 +234,15 @@ fn closing_an_order_releases_only_what_is_held() {
 }
 
 #[test]
+fn a_cancellation_request_stops_only_a_shipment_that_has_not_left() {
+    use OrderState::*;
+    assert_eq!(on_cancel_requested(Held), Close::Release);
+    for state in [Open, Failed, Released, Closed, Shipped] {
+        assert_eq!(on_cancel_requested(state), Close::Nothing, "{state:?}");
+    }
+}
+
+#[test]
 fn only_held_orders_are_scheduled_and_dispatched() {
     use OrderState::*;
     for state in [Open, Held, Failed, Released, Closed, Shipped] {
