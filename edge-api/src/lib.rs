@@ -10,6 +10,7 @@ pub mod json;
 pub mod openapi;
 pub mod problem;
 pub mod rate_limit;
+pub mod read_cache;
 pub mod routes;
 pub mod search;
 pub mod state;
@@ -106,7 +107,7 @@ pub async fn run(
     let [products, checkout, warehouse, finance]: [_; 4] = handles
         .try_into()
         .map_err(|_| anyhow::anyhow!("one projection per team expected"))?;
-    let state = state::AppState {
+    let state = state::AppState::new(state::Shared {
         // Requests only read, and must not wait behind a replay's long
         // write transaction on SQLite's single writer connection.
         db: rt.db.reader(),
@@ -128,6 +129,16 @@ pub async fn run(
             burst: args.rate_limit_burst,
             max_keys: rate_limit::DEFAULT_MAX_KEYS,
         })),
+        cache: Arc::new(read_cache::ReadCache {
+            products: read_cache::ViewCache::new(
+                vec![products.clone(), warehouse.clone()],
+                read_cache::DEFAULT_CAPACITY,
+            ),
+            orders: read_cache::ViewCache::new(
+                vec![checkout.clone(), warehouse.clone(), finance.clone()],
+                read_cache::DEFAULT_CAPACITY,
+            ),
+        }),
         views: state::Views {
             products,
             checkout,
@@ -135,7 +146,7 @@ pub async fn run(
             finance,
         },
         write_wait: Duration::from_millis(args.write_wait_ms),
-    };
+    });
     let router = routes::app(state).merge(rt.health_router());
     rt.run_until_stopped(Some(router), shutdown).await
 }

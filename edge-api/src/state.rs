@@ -9,10 +9,29 @@ use platform::Db;
 use crate::auth::Verifier;
 use crate::bus::Bus;
 use crate::rate_limit::RateLimiter;
+use crate::read_cache::ReadCache;
 use crate::search::Gatherer;
 
+/// Cloned for every request (each `State` extractor and the rate-limit
+/// middleware): one `Arc`, so a clone is one atomic increment.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     /// The views, for reading only (`Db::reader`): the projections write.
     pub db: Db,
     pub bus: Bus,
@@ -22,6 +41,8 @@ pub struct AppState {
     /// Per-caller token buckets (`rate_limit::limit`).
     pub rate_limiter: Arc<RateLimiter>,
     pub views: Views,
+    /// Rendered answers of the hottest reads, fresh by the views' progress.
+    pub cache: Arc<ReadCache>,
     /// How long a write waits for the edge's own view (read-your-writes).
     pub write_wait: Duration,
 }

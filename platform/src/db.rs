@@ -276,6 +276,10 @@ fn sqlite_readers(url: &str) -> anyhow::Result<AnyPool> {
     AnyPoolOptions::new()
         .acquire_timeout(Duration::from_secs(10))
         .max_connections(SQLITE_READERS)
+        // A connection to a local file does not go stale, and the ping
+        // before each use would double the round trips to SQLite's worker
+        // thread of every read.
+        .test_before_acquire(false)
         .after_connect(|conn, _meta| {
             Box::pin(async move {
                 conn.execute("PRAGMA busy_timeout=10000").await?;

@@ -7,20 +7,24 @@ pub mod search;
 pub mod stock;
 pub mod system;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::HeaderMap;
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::middleware::{self, Next};
+use axum::response::IntoResponse;
 use axum::response::Response;
 use axum::routing::{get, post, put};
 use axum::Router;
+use bytes::Bytes;
 use contracts::commands::FieldError;
 use platform::projection::ProjectionHandle;
 use tower_http::timeout::TimeoutLayer;
 use uuid::Uuid;
 
 use crate::problem::{ApiError, ApiResult};
+use crate::read_cache::{Rendered, ViewCache};
 use crate::state::AppState;
 
 /// The whole API (health routes are merged in by the caller).
@@ -88,6 +92,58 @@ pub async fn caught_up(view: &ProjectionHandle, seq: Option<u64>, wait: Duration
         Some(seq) => view.wait_for(seq, wait).await,
         None => true,
     }
+}
+
+/// A body as axum's `Json` renders it, kept as bytes (for the read cache).
+fn render<T: serde::Serialize>(value: &T) -> ApiResult<Bytes> {
+    serde_json::to_vec(value)
+        .map(Bytes::from)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("rendering an answer: {e}")))
+}
+
+/// A 200 answer with a body from [`render`]: the same bytes and headers
+/// as `Json` gives.
+fn rendered_json(body: Bytes) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// A read through `cache`: the remembered answer if `owner` owns it (else
+/// `not_found`: another's order is as absent as one never placed), or
+/// `fetch`, rendered, remembered and answered. The projections' versions are
+/// taken before the read, so an entry is never fresher in name than in fact
+/// (see `read_cache`).
+pub async fn cached<T, F>(
+    cache: &ViewCache,
+    id: Uuid,
+    owner: &str,
+    not_found: impl FnOnce() -> ApiError,
+    fetch: F,
+) -> ApiResult<Response>
+where
+    T: serde::Serialize,
+    F: std::future::Future<Output = ApiResult<T>>,
+{
+    if let Some(hit) = cache.get(id) {
+        if *hit.owner != *owner {
+            return Err(not_found());
+        }
+        return Ok(rendered_json(hit.body));
+    }
+    let seen = cache.seen();
+    let body = render(&fetch.await?)?;
+    let rendered = Rendered {
+        owner: Arc::from(owner),
+        body: body.clone(),
+    };
+    cache.insert(id, rendered, seen);
+    Ok(rendered_json(body))
 }
 
 /// A path id; anything that is not a UUID names nothing (404).

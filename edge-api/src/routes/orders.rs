@@ -17,7 +17,7 @@ use futures::Stream;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{caught_up, command_id, parse_id};
+use super::{cached, caught_up, command_id, parse_id};
 use crate::auth::{Caller, StreamCaller};
 use crate::dto::{Invoice, InvoiceLine, NewOrder, Order, OrderLine, OrderPage, TimelineEntry};
 use crate::json::ApiJson;
@@ -87,7 +87,7 @@ pub async fn place(
     params(("id" = Uuid, Path, description = "order id")),
     security(("bearer" = [])),
     responses(
-        (status = 202, description = "cancelled; stock and payment are being released", body = Order),
+        (status = 202, description = "accepted. A pending order is cancelled at once. A confirmed one is cancelled once the warehouse has stopped its shipment (usually within the answer); if the shipment had already left, the order becomes shipped instead. The body is the order as it stands when answered.", body = Order),
         (status = 401, description = "no or invalid token", body = crate::dto::Problem, content_type = "application/problem+json"),
         (status = 404, description = "no such order of yours", body = crate::dto::Problem, content_type = "application/problem+json"),
         (status = 409, description = "already shipped, rejected or cancelled", body = crate::dto::Problem, content_type = "application/problem+json"),
@@ -108,6 +108,11 @@ pub async fn cancel(
             CancelOrder { order_id },
         )
         .await?;
+    if done.value.status == "confirmed" {
+        // Checkout asked the warehouse to stop the shipment; its answer
+        // usually comes within milliseconds, so answer with the outcome.
+        await_warehouse(&state, &caller.sub, order_id, done.stream_seq).await;
+    }
     answer(
         &state,
         &caller.sub,
@@ -116,6 +121,32 @@ pub async fn cancel(
         StatusCode::ACCEPTED,
     )
     .await
+}
+
+/// Waits, at most the write wait, until the view no longer shows the order
+/// confirmed: cancelled (the warehouse stopped the shipment) or shipped (it
+/// had already left). Gives up quietly: the answer is then `confirmed`,
+/// and the order's timeline shows the request.
+async fn await_warehouse(state: &AppState, customer: &str, order_id: Uuid, seq: Option<u64>) {
+    let deadline = tokio::time::Instant::now() + state.write_wait;
+    if !caught_up(&state.views.checkout, seq, state.write_wait).await {
+        return;
+    }
+    let [mut checkout, mut warehouse, _] = state.views.order_watches();
+    loop {
+        match orders::find(&state.db, order_id, customer).await {
+            Ok(Some(order)) if order.status == "confirmed" => {}
+            _ => return,
+        }
+        let moved = tokio::select! {
+            r = checkout.changed() => r.is_ok(),
+            r = warehouse.changed() => r.is_ok(),
+            _ = tokio::time::sleep_until(deadline) => false,
+        };
+        if !moved {
+            return;
+        }
+    }
 }
 
 /// Answers with the order view once it shows the command's event.
@@ -222,9 +253,16 @@ pub async fn get(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-) -> ApiResult<Json<Order>> {
+) -> ApiResult<Response> {
     let order_id = parse_id(&id, "order")?;
-    find(&state, order_id, &caller.sub).await.map(Json)
+    cached(
+        &state.cache.orders,
+        order_id,
+        &caller.sub,
+        || not_found(order_id),
+        find(&state, order_id, &caller.sub),
+    )
+    .await
 }
 
 /// The invoice of one of the caller's orders.
@@ -349,7 +387,11 @@ async fn find(state: &AppState, order_id: Uuid, customer: &str) -> ApiResult<Ord
     orders::find(&state.db, order_id, customer)
         .await?
         .map(to_order)
-        .ok_or_else(|| ApiError::NotFound(format!("no order {order_id}")))
+        .ok_or_else(|| not_found(order_id))
+}
+
+fn not_found(order_id: Uuid) -> ApiError {
+    ApiError::NotFound(format!("no order {order_id}"))
 }
 
 fn to_order(o: OrderView) -> Order {

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use contracts::commands::{CreateProduct, FieldError, ProductRecord, UpdateProduct};
 
-use super::{caught_up, command_id, parse_id};
+use super::{cached, caught_up, command_id, parse_id};
 use contracts::subjects::cmd;
 
 use crate::auth::Admin;
@@ -109,15 +109,15 @@ pub async fn update(
         (status = 200, description = "the product", body = Product),
         (status = 404, description = "no such product", body = crate::dto::Problem, content_type = "application/problem+json"),
     ))]
-pub async fn get(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Product>> {
+pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     let id = parse_id(&id, "product")?;
-    let row = products::find(&state.db, id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no product {id}")))?;
-    Ok(Json(to_product(row)))
+    let not_found = move || ApiError::NotFound(format!("no product {id}"));
+    // Public: every answer belongs to no one.
+    let fetch = async {
+        let row = products::find(&state.db, id).await?.ok_or_else(not_found)?;
+        Ok(to_product(row))
+    };
+    cached(&state.cache.products, id, "", not_found, fetch).await
 }
 
 /// Answers a write once the edge's own view reflects it (read-your-writes),
