@@ -1,8 +1,9 @@
 //! `bazaar dlq`: the dead letters in the `DLQ` stream (one per message a
 //! consumer gave up on, with the `Bazaar-Dlq-*` headers that say who failed
-//! and why). `retry` asks the failing service to run the message again
-//! through the consumer that failed it — only that one — and deletes the
-//! dead letter once it went through; `drop` deletes without retrying.
+//! and why). `retry` reads the dead letter and sends it to the failing
+//! service (no service may read the DLQ itself), which runs it again
+//! through the consumer that failed it — only that one; the dead letter is
+//! deleted once that went through. `drop` deletes without retrying.
 
 mod letters;
 
@@ -259,19 +260,31 @@ async fn chosen(js: &Context, which: &Which) -> anyhow::Result<Vec<u64>> {
 }
 
 /// Asks the failing service to run the dead letter again; deletes it when
-/// that went through. The error says why not, and whether the service
-/// could not be reached at all.
+/// that went through. The dead letter travels inside the request: no
+/// service may read the DLQ. The error says why not, and whether the
+/// service could not be reached at all.
 async fn retry(
     client: &async_nats::Client,
     js: &Context,
     id: u64,
     timeout: Duration,
 ) -> Result<Redelivered, (String, bool)> {
-    let letter = letters::read_one(js, id)
+    let (service, letter) = letters::read_for_retry(js, id)
         .await
         .map_err(|e| (format!("{e:#}"), false))?;
-    let body = serde_json::to_vec(&RedeliverRequest { dlq_seq: id }).unwrap_or_default();
-    let subject = ops::redeliver(&letter.service);
+    let payload_len = letter.payload.len();
+    let body = serde_json::to_vec(&RedeliverRequest {
+        dlq_seq: id,
+        letter,
+    })
+    .map_err(|e| (format!("encoding the request: {e}"), false))?;
+    fits(body.len(), client.max_payload()).map_err(|e| {
+        (
+            format!("dead letter {id} (payload {payload_len} bytes in base64): {e}"),
+            false,
+        )
+    })?;
+    let subject = ops::redeliver(&service);
     let request = async_nats::Request::new()
         .payload(body.into())
         .timeout(Some(timeout));
@@ -279,20 +292,17 @@ async fn retry(
         Ok(answer) => answer,
         Err(e) if e.kind() == RequestErrorKind::NoResponders => {
             return Err((
-                format!(
-                    "no {} instance answers on {subject} (is it running?)",
-                    letter.service
-                ),
+                format!("no {service} instance answers on {subject} (is it running?)"),
                 true,
             ))
         }
         Err(e) if e.kind() == RequestErrorKind::TimedOut => {
-            return Err((
-                format!("{} did not answer within {timeout:?}", letter.service),
-                true,
-            ))
+            return Err((format!("{service} did not answer within {timeout:?}"), true))
         }
-        Err(e) => return Err((format!("asking {}: {e}", letter.service), true)),
+        Err(e) if e.kind() == RequestErrorKind::MaxPayloadExceeded => {
+            return Err((format!("dead letter {id} is too large to send: {e}"), false))
+        }
+        Err(e) => return Err((format!("asking {service}: {e}"), true)),
     };
     match serde_json::from_slice::<ControlReply<Redelivered>>(&answer.payload) {
         Ok(ControlReply::Ok { value }) => {
@@ -308,8 +318,23 @@ async fn retry(
             Ok(value)
         }
         Ok(ControlReply::Error { kind, message }) => Err((format!("{message} ({kind:?})"), false)),
-        Err(e) => Err((format!("odd answer from {}: {e}", letter.service), false)),
+        Err(e) => Err((format!("odd answer from {service}: {e}"), false)),
     }
+}
+
+/// Whether a redeliver request of `size` bytes fits the broker's
+/// `max_payload`. A dead letter may be as large as that itself, and base64
+/// inside JSON makes it a third larger: such a one cannot be retried this
+/// way, and is kept.
+fn fits(size: usize, max_payload: usize) -> Result<(), String> {
+    if size <= max_payload {
+        return Ok(());
+    }
+    Err(format!(
+        "too large to retry: the request would be {size} bytes, over the broker's \
+         max_payload of {max_payload} bytes (raise it in the broker's config to retry this \
+         one; `bazaar dlq show` shows it)"
+    ))
 }
 
 /// Shows what `drop` would delete and asks; refuses without a terminal.
@@ -350,4 +375,33 @@ fn finish(done: &Done, json: bool) -> anyhow::Result<ExitCode> {
         ExitCode::from(exit::FAILED)
     };
     Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_over_the_brokers_max_payload_is_refused_with_both_sizes() {
+        assert!(fits(1024, 1024).is_ok());
+        let error = fits(1_398_200, 1_048_576).expect_err("too large");
+        assert!(error.contains("1398200"), "{error}");
+        assert!(error.contains("1048576"), "{error}");
+        assert!(error.contains("max_payload"), "{error}");
+    }
+
+    #[test]
+    fn the_largest_dead_letter_the_broker_takes_does_not_fit_a_request() {
+        // A dead letter may be as large as max_payload; in base64 inside
+        // JSON it is a third larger, so `fits` must catch it before sending.
+        let max_payload = 1_048_576;
+        let letter = platform::dlq::Letter::new(
+            &contracts::subjects::dlq_subject("a", "b"),
+            None,
+            &vec![0u8; max_payload],
+        );
+        let body = serde_json::to_vec(&RedeliverRequest { dlq_seq: 1, letter })
+            .expect("a request serializes");
+        assert!(fits(body.len(), max_payload).is_err());
+    }
 }

@@ -7,7 +7,10 @@
 //! - `redeliver`: run one dead letter again through the consumer that
 //!   failed it, and only that one: a durable consumer's handler (the inbox
 //!   makes a second effect impossible), or, for a projection, a replay from
-//!   the dead letter's sequence so the event lands in stream order.
+//!   the dead letter's sequence so the event lands in stream order. The
+//!   operator sends the dead letter inside the request ([`dlq::Letter`]):
+//!   the service's user may not read the `DLQ` stream, and only `ops` may
+//!   publish on `ops.<service>.redeliver`.
 //!
 //! The service runs these itself rather than the CLI writing its database:
 //! only the service knows its projectors and handlers, and only it can
@@ -18,7 +21,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::Context;
 use async_nats::service::{Request, Service};
-use contracts::subjects::{ops, DLQ_STREAM};
+use contracts::subjects::ops;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, OwnedMutexGuard};
@@ -57,11 +60,15 @@ pub struct ReplayProgress {
     pub total: u64,
 }
 
-/// `ops.<service>.redeliver`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// `ops.<service>.redeliver`. The operator sends the dead letter itself:
+/// no service may read the `DLQ` stream, which holds every team's payloads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RedeliverRequest {
-    /// The dead letter: its sequence in the `DLQ` stream.
+    /// The dead letter's sequence in the `DLQ` stream (for the reply and
+    /// the logs; the service does not read it back).
     pub dlq_seq: u64,
+    /// The dead letter, as read from the `DLQ` stream.
+    pub letter: dlq::Letter,
 }
 
 /// What a redelivery did.
@@ -363,23 +370,8 @@ impl Plane {
         req: RedeliverRequest,
     ) -> Result<Redelivered, (ControlErrorKind, String)> {
         use ControlErrorKind::*;
-        let stream = self
-            .js
-            .get_stream(DLQ_STREAM)
-            .await
-            .map_err(|e| (Failed, format!("reading the DLQ stream: {e}")))?;
-        let message = stream
-            .get_raw_message(req.dlq_seq)
-            .await
-            .map_err(|e| (NotFound, format!("no dead letter {}: {e}", req.dlq_seq)))?;
-        let header = |name: &str| {
-            message
-                .headers
-                .get(name)
-                .map(|v| v.as_str().to_owned())
-                .unwrap_or_default()
-        };
-        let owner = header(dlq::H_SERVICE);
+        let letter = &req.letter;
+        let owner = letter.header(dlq::H_SERVICE);
         if owner != self.service {
             return Err((
                 Invalid,
@@ -389,10 +381,23 @@ impl Plane {
                 ),
             ));
         }
-        let consumer = header(dlq::H_CONSUMER);
-        let origin = header(dlq::H_STREAM);
-        let stream_seq: u64 = header(dlq::H_SEQ).parse().unwrap_or(0);
-        let delivered: i64 = header(dlq::H_DELIVERIES).parse().unwrap_or(0);
+        let consumer = letter.header(dlq::H_CONSUMER).to_owned();
+        let origin = letter.header(dlq::H_STREAM).to_owned();
+        let stream_seq: u64 = letter.header(dlq::H_SEQ).parse().map_err(|_| {
+            (
+                Invalid,
+                format!(
+                    "dead letter {} has no stream sequence in {} ({:?})",
+                    req.dlq_seq,
+                    dlq::H_SEQ,
+                    letter.header(dlq::H_SEQ)
+                ),
+            )
+        })?;
+        let delivered: i64 = letter.header(dlq::H_DELIVERIES).parse().unwrap_or(0);
+        let invalid = |e: dlq::LetterError| (Invalid, format!("dead letter {}: {e}", req.dlq_seq));
+        let payload = letter.payload().map_err(invalid)?;
+        let headers = letter.header_map().map_err(invalid)?;
         let done = |how: &str| Redelivered {
             dlq_seq: req.dlq_seq,
             consumer: consumer.clone(),
@@ -408,9 +413,9 @@ impl Plane {
         {
             let delivery = Delivery {
                 stream: origin.clone(),
-                subject: header(dlq::H_SUBJECT),
-                payload: message.payload.clone(),
-                headers: Some(message.headers.clone()),
+                subject: letter.header(dlq::H_SUBJECT).to_owned(),
+                payload,
+                headers: Some(headers),
                 stream_seq,
                 delivered: delivered.saturating_add(1),
             };

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::consumer::pull::OrderedConfig;
 use async_nats::jetstream::consumer::DeliverPolicy;
+use async_nats::jetstream::message::StreamMessage;
 use async_nats::jetstream::stream::RawMessageErrorKind;
 use async_nats::jetstream::Context;
 use async_nats::HeaderMap;
@@ -77,17 +78,37 @@ impl DeadLetter {
 
 /// One dead letter by ID (exit code 2 when there is none).
 pub async fn read_one(js: &Context, id: u64) -> anyhow::Result<DeadLetter> {
+    let m = get(js, id).await?;
+    Ok(DeadLetter::from_parts(
+        id,
+        format_time(&to_chrono(m.time)),
+        Some(&m.headers),
+        &m.payload,
+    ))
+}
+
+/// One dead letter by ID as its service is sent it to retry, and the
+/// service that owns it.
+pub async fn read_for_retry(js: &Context, id: u64) -> anyhow::Result<(String, dlq::Letter)> {
+    let m = get(js, id).await?;
+    let letter = dlq::Letter::new(m.subject.as_str(), Some(&m.headers), &m.payload);
+    let service = letter.header(dlq::H_SERVICE).to_owned();
+    if service.is_empty() {
+        anyhow::bail!(
+            "dead letter {id} names no service ({} header)",
+            dlq::H_SERVICE
+        );
+    }
+    Ok((service, letter))
+}
+
+async fn get(js: &Context, id: u64) -> anyhow::Result<StreamMessage> {
     let stream = js
         .get_stream(DLQ_STREAM)
         .await
         .map_err(|e| anyhow::anyhow!("the {DLQ_STREAM} stream: {e}"))?;
     match stream.get_raw_message(id).await {
-        Ok(m) => Ok(DeadLetter::from_parts(
-            id,
-            format_time(&to_chrono(m.time)),
-            Some(&m.headers),
-            &m.payload,
-        )),
+        Ok(m) => Ok(m),
         Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => Err(exit::usage(format!(
             "no dead letter {id} (see `bazaar dlq list`)"
         ))),

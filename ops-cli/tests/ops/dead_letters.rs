@@ -1,13 +1,19 @@
 //! `bazaar dlq`: a poison event lands in the DLQ once per consumer that
 //! refused it, is listed and shown, stays when a retry fails, goes through
 //! the consumer that failed it once the cause is fixed, and can be dropped.
+//! The service takes the dead letter from the request (it may not read the
+//! DLQ) and refuses one it does not own or cannot decode.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_nats::HeaderMap;
 use bazaar_testkit::api::{NewProduct, Product};
 use bazaar_testkit::{wait_for, Api, Service, Shop, Streams};
-use contracts::subjects::evt;
+use contracts::subjects::{dlq_subject, durable, evt, ops, CHECKOUT_SVC, WAREHOUSE_SVC};
+use contracts::Team;
+use platform::control::{ControlErrorKind, ControlReply, RedeliverRequest, Redelivered};
+use platform::dlq::{self, Letter};
 use serde_json::Value;
 
 use crate::support::{bazaar, expect_code, json, stderr, stdout};
@@ -186,5 +192,96 @@ async fn a_dead_letter_is_retried_into_the_consumer_that_failed_once_the_cause_i
         stdout(&again).contains("no dead letter"),
         "{}",
         stdout(&again)
+    );
+}
+
+/// A dead letter of checkout's price replica, owned by `owner`, with the
+/// stream sequence `seq` and the base64 `payload`.
+fn letter(owner: &str, seq: &str, payload: &str) -> Letter {
+    let headers = BTreeMap::from([
+        (dlq::H_SERVICE.to_owned(), owner.to_owned()),
+        (dlq::H_CONSUMER.to_owned(), durable::CHECKOUT.to_owned()),
+        (dlq::H_STREAM.to_owned(), Team::Product.stream().to_owned()),
+        (
+            dlq::H_SUBJECT.to_owned(),
+            evt::PRODUCT_CREATED_V1.to_owned(),
+        ),
+        (dlq::H_SEQ.to_owned(), seq.to_owned()),
+    ]);
+    Letter {
+        subject: dlq_subject(owner, durable::CHECKOUT),
+        headers,
+        payload: payload.to_owned(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_refuses_a_dead_letter_it_does_not_own_or_cannot_decode() {
+    // Arrange: requests as `bazaar dlq retry` sends them, straight from `ops`.
+    let shop = Shop::builder().start().await;
+    let _logs = shop.logs_on_failure();
+    let ops_client = shop.nats().connect().await;
+    let cases = [
+        (letter(WAREHOUSE_SVC, "1", "e30="), "belongs to"),
+        (letter(CHECKOUT_SVC, "1", "not base64!"), "not base64"),
+        (letter(CHECKOUT_SVC, "", "e30="), "no stream sequence"),
+    ];
+
+    for (letter, why) in cases {
+        // Act
+        let body = serde_json::to_vec(&RedeliverRequest { dlq_seq: 7, letter })
+            .expect("a request serializes");
+        let answer = tokio::time::timeout(
+            Duration::from_secs(30),
+            ops_client.request(ops::redeliver(CHECKOUT_SVC), body.into()),
+        )
+        .await
+        .expect("checkout-svc answers within 30 s")
+        .expect("checkout-svc answers");
+
+        // Assert
+        let reply: ControlReply<Redelivered> =
+            serde_json::from_slice(&answer.payload).expect("a control reply");
+        match reply {
+            ControlReply::Error { kind, message } => {
+                assert_eq!(kind, ControlErrorKind::Invalid, "{message}");
+                assert!(message.contains(why), "{message} does not say {why:?}");
+            }
+            ControlReply::Ok { value } => panic!("checkout-svc ran it: {value:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_too_large_to_send_is_kept_with_an_error_that_says_so() {
+    // Arrange: a dead letter of 900 KB, which the broker stores (max_payload
+    // is 1 MB) but which base64 inside a request makes too large to send.
+    let shop = Shop::builder().start().await;
+    let _logs = shop.logs_on_failure();
+    let streams = Streams::connect(shop.nats()).await;
+    let mut headers = HeaderMap::new();
+    for (name, value) in letter(CHECKOUT_SVC, "1", "").headers {
+        headers.insert(name.as_str(), value.as_str());
+    }
+    let id = streams
+        .publish(
+            &dlq_subject(CHECKOUT_SVC, durable::CHECKOUT),
+            headers,
+            vec![b'x'; 900 * 1024],
+        )
+        .await;
+
+    // Act
+    let retried = bazaar(&shop, &["dlq", "retry", &id.to_string()]).await;
+
+    // Assert
+    expect_code(&retried, 1);
+    let text = stdout(&retried);
+    assert!(text.contains("failed, kept"), "{text}");
+    assert!(text.contains("too large"), "{text}");
+    assert!(text.contains("max_payload"), "{text}");
+    assert!(
+        dead_letters(&shop).await.iter().any(|l| l["id"] == id),
+        "{id} was not kept"
     );
 }

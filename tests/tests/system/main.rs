@@ -14,6 +14,8 @@ mod cancel;
 mod concurrency;
 mod contact_email;
 mod crash;
+mod dlq_privilege;
+mod fresh_reads;
 mod health;
 mod hostile;
 mod least_privilege;
