@@ -35,6 +35,7 @@ Examples:
   bazaar seed                                 a demo catalog with stock (run it again: nothing new)
   bazaar load --orders 200 --concurrency 16   order load with latency percentiles
   bazaar streams                              streams, consumers, pending and lag
+  bazaar streams apply --dry-run              what differs from the declared streams and durables
   bazaar tail --since 10m --follow            decoded events, then new ones as they come
   bazaar replay edge-api --from-start         rebuild the edge's views from history
   bazaar dlq list                             dead letters: who failed, on what, why

@@ -1,5 +1,8 @@
 //! `bazaar streams`: what the broker holds and how far each durable
-//! consumer is behind, read as the `ops` user.
+//! consumer is behind, read as the `ops` user; `bazaar streams apply`
+//! declares them as the code does.
+
+mod apply;
 
 use std::process::ExitCode;
 
@@ -15,17 +18,26 @@ const EXAMPLES: &str = "\
 Examples:
   bazaar streams                       every stream and its durable consumers
   bazaar streams --json | jq '.streams[] | {name, messages}'
+  bazaar streams apply --dry-run       what differs from the streams and consumers in the code
   bazaar streams --nats-url nats://127.0.0.1:4222 --nats-user ops --nats-password …";
 
 /// `bazaar streams`
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct StreamsArgs {
+    #[command(subcommand)]
+    action: Option<Action>,
     #[command(flatten)]
     connect: ConnectArgs,
     /// One JSON document on stdout instead of the table
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Action {
+    /// Create or update every stream and durable consumer as the code declares them
+    Apply(apply::ApplyArgs),
 }
 
 #[derive(Debug, Serialize)]
@@ -67,6 +79,9 @@ struct ConsumerView {
 }
 
 pub fn run(args: StreamsArgs) -> anyhow::Result<ExitCode> {
+    if let Some(Action::Apply(apply)) = args.action {
+        return apply::run(&args.connect, apply);
+    }
     exit::block_on(async move {
         let client = args.connect.connect().await?;
         let view = read(&jetstream::new(client)).await?;

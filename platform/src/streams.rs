@@ -84,6 +84,20 @@ pub async fn ensure_dlq(js: &Context, replicas: u8) -> anyhow::Result<()> {
     }
 }
 
+/// Every durable consumer the services declare, exactly as they declare it
+/// at start-up: one per stream a durable reader reads
+/// (`contracts::consumers`), named after the service. For operators'
+/// `bazaar streams apply`.
+pub fn declared_durables() -> Vec<ConsumerSpec> {
+    contracts::consumers::durable_readers()
+        .flat_map(|c| {
+            c.reads
+                .iter()
+                .map(|r| ConsumerSpec::new(r.from.stream(), c.service, r.subjects))
+        })
+        .collect()
+}
+
 /// A fresh name for an ordered consumer (a view, a replay, a search feed).
 /// Always naming them keeps least privilege enforceable: a create request
 /// then names its consumer in the subject, where the broker can refuse

@@ -4,6 +4,7 @@
 //! so they run in parallel; `bazaar` runs as the `ops` user, as an operator
 //! would run it.
 
+mod apply;
 mod dead_letters;
 mod inspect;
 mod replay;
