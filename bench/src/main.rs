@@ -2,6 +2,8 @@
 //! thing (a nats-server, the services' own code) on this machine and print
 //! a table; `bench/README.md` records the figures and how they were made.
 
+mod broker;
+mod durability;
 mod replay;
 mod search;
 mod shop;
@@ -19,6 +21,8 @@ enum Command {
     Replay(replay::ReplayArgs),
     /// The whole shop against the broker's own ceiling, and the edge's reads against hello-world.
     Shop(shop::ShopArgs),
+    /// What fsync-before-ack costs: JetStream, SQLite and PostgreSQL, each against its relaxed peer.
+    Durability(durability::DurabilityArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +45,7 @@ fn main() -> ExitCode {
             Command::Search(args) => search::run(args).await,
             Command::Replay(args) => replay::run(args).await,
             Command::Shop(args) => shop::run(args).await,
+            Command::Durability(args) => durability::run(args).await,
         }
     });
     match result {

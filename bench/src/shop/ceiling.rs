@@ -4,15 +4,14 @@
 //! the way `bazaar up` starts it (the embedded config, users and all, a
 //! fresh store, loopback). The payload is a real `order.placed` envelope.
 
-use std::future::IntoFuture;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use async_nats::jetstream::{self, consumer::pull, message::PublishMessage};
+use async_nats::jetstream::{self, consumer::pull};
 use contracts::Team;
-use futures::stream::FuturesUnordered;
 use futures::StreamExt;
-use platform::nats_server::{self, NatsServer};
+
+use crate::broker::{publish_all, Broker};
 
 /// The golden sample of the newest `order.placed`, sent compact as checkout does.
 const ORDER_PLACED: &str =
@@ -34,23 +33,9 @@ pub async fn measure(work: &std::path::Path, messages: u64) -> anyhow::Result<Ce
     let payload: serde_json::Value =
         serde_json::from_str(ORDER_PLACED).context("the order.placed sample")?;
     let payload = serde_json::to_vec(&payload).context("encoding the sample")?;
-    let dir = work.join("ceiling-nats");
-    let config = nats_server::write_config(&dir).context("writing the broker config")?;
-    let mut builder = NatsServer::builder(&dir).config_file(config);
-    let password = nats_server::random_password();
-    for user in nats_server::USERS {
-        builder = builder.env(nats_server::password_env_var(user), &password);
-    }
-    let server = tokio::task::spawn_blocking(move || builder.start())
-        .await
-        .context("the nats-server start task")?
-        .context("starting nats-server")?;
-    let connect = || {
-        async_nats::ConnectOptions::with_user_and_password("ops".into(), password.clone())
-            .connect(server.url())
-    };
-    let publisher = jetstream::new(connect().await.context("connecting as ops")?);
-    let consumer_js = jetstream::new(connect().await.context("connecting as ops")?);
+    let broker = Broker::start(&work.join("ceiling-nats"), false).await?;
+    let publisher = jetstream::new(broker.connect().await?);
+    let consumer_js = jetstream::new(broker.connect().await?);
     let team = Team::Checkout;
     platform::streams::ensure(&publisher, platform::streams::event_stream(team, 1)).await?;
     let stream = consumer_js
@@ -89,29 +74,11 @@ pub async fn measure(work: &std::path::Path, messages: u64) -> anyhow::Result<Ce
         }
         anyhow::Ok(received)
     });
-    let mut acks = FuturesUnordered::new();
-    for _ in 0..messages {
-        let message = PublishMessage::build()
-            .payload(payload.clone().into())
-            .message_id(uuid::Uuid::now_v7().to_string());
-        let ack = publisher
-            .send_publish(subject, message)
-            .await
-            .context("publishing")?;
-        acks.push(ack.into_future());
-        while acks.len() >= WINDOW {
-            if let Some(ack) = acks.next().await {
-                ack.context("publish ack")?;
-            }
-        }
-    }
-    while let Some(ack) = acks.next().await {
-        ack.context("publish ack")?;
-    }
+    publish_all(&publisher, subject, &payload, messages, WINDOW).await?;
     let published = started.elapsed().as_secs_f64();
     let received = consume.await.context("the consumer task")??;
     let seconds = started.elapsed().as_secs_f64();
-    drop(server);
+    drop(broker);
     Ok(Ceiling {
         messages: received,
         payload_bytes: payload.len(),

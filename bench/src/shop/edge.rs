@@ -18,6 +18,22 @@ pub struct Reads {
     pub errors: u64,
 }
 
+/// The reads in one line: each rate, the edge's as a share of hello-world,
+/// and the errors of each.
+pub fn reads_line(hello: &Reads, products: &Reads, orders: &Reads) -> String {
+    format!(
+        "hello-world {:.0}, GET product {:.0} ({:.0} %), GET order {:.0} ({:.0} %); errors {} / {} / {}",
+        hello.per_s,
+        products.per_s,
+        100.0 * products.per_s / hello.per_s,
+        orders.per_s,
+        100.0 * orders.per_s / hello.per_s,
+        hello.errors,
+        products.errors,
+        orders.errors
+    )
+}
+
 /// An axum hello-world on 127.0.0.1:0 in a thread of its own; stops when
 /// the returned sender is dropped.
 pub fn hello_world() -> anyhow::Result<(String, oneshot::Sender<()>)> {

@@ -15,6 +15,7 @@
 
 mod ceiling;
 mod edge;
+mod reads;
 mod report;
 mod running;
 
@@ -39,6 +40,18 @@ pub struct ShopArgs {
     /// Keep-alive clients for the read benchmark.
     #[arg(long, default_value_t = 16)]
     read_clients: usize,
+    /// Only the edge's reads against hello-world (step 3): a shop, its
+    /// demo catalog and one order, no ceiling and no load; ~30 s.
+    #[arg(long)]
+    reads_only: bool,
+    /// With --reads-only: place orders (`bazaar load`, this many in
+    /// flight) while the edge is read, so its views keep changing.
+    #[arg(long, requires = "reads_only")]
+    reads_under_load: Option<u16>,
+    /// Seconds each read target is driven (default 3 with --quick or
+    /// --reads-only, else 10).
+    #[arg(long)]
+    read_secs: Option<f64>,
 }
 
 /// How long each part runs, by mode.
@@ -119,7 +132,11 @@ pub async fn run(args: ShopArgs) -> anyhow::Result<()> {
 }
 
 async fn measure(args: &ShopArgs) -> anyhow::Result<()> {
-    let plan = if args.quick {
+    if args.reads_only {
+        let secs = args.read_secs.unwrap_or(3.0);
+        return reads::only(args.read_clients, secs, args.reads_under_load).await;
+    }
+    let mut plan = if args.quick {
         Plan {
             ceiling_messages: 100_000,
             load_secs: 12.0,
@@ -134,6 +151,9 @@ async fn measure(args: &ShopArgs) -> anyhow::Result<()> {
             probes: 5,
         }
     };
+    if let Some(secs) = args.read_secs {
+        plan.read_secs = secs;
+    }
     let bin_dir = running::bin_dir()?;
     let work = tempfile::Builder::new()
         .prefix("bazaar-bench-shop-")
@@ -236,43 +256,8 @@ async fn measure(args: &ShopArgs) -> anyhow::Result<()> {
     );
 
     // The edge's reads against hello-world.
-    let token = shop
-        .bazaar(
-            &["token", "--customer", "bench-reader"],
-            Duration::from_secs(30),
-        )
-        .await?
-        .trim()
-        .to_owned();
-    let product = first_product(&shop)?;
-    let order = place_order(&shop.up.http_url, &token, &product).await?;
-    let (hello_url, stop_hello) = edge::hello_world()?;
-    let hello = edge::drive(
-        &format!("{hello_url}/api/v1/products/{product}"),
-        None,
-        args.read_clients,
-        plan.read_secs,
-    )
-    .await?;
-    drop(stop_hello);
-    let products = edge::drive(
-        &format!("{}/api/v1/products/{product}", shop.up.http_url),
-        None,
-        args.read_clients,
-        plan.read_secs,
-    )
-    .await?;
-    let orders_read = edge::drive(
-        &format!("{}/api/v1/orders/{order}", shop.up.http_url),
-        Some(&token),
-        args.read_clients,
-        plan.read_secs,
-    )
-    .await?;
-    eprintln!(
-        "reads/s: hello-world {:.0}, product {:.0}, order {:.0}",
-        hello.per_s, products.per_s, orders_read.per_s
-    );
+    let (hello, products, orders_read) =
+        reads::measure(&shop, args.read_clients, plan.read_secs, None).await?;
     let rss = shop.peak_rss_mib();
     drop(shop);
 
@@ -398,67 +383,6 @@ async fn settle_streams(js: &async_nats::jetstream::Context) -> anyhow::Result<(
     }
     eprintln!("bench: the streams were still growing after 30 s; measuring anyway");
     Ok(())
-}
-
-fn first_product(shop: &RunningShop) -> anyhow::Result<String> {
-    #[derive(Deserialize)]
-    struct Seeded {
-        products: Vec<SeededProduct>,
-    }
-    #[derive(Deserialize)]
-    struct SeededProduct {
-        id: String,
-        stock: i64,
-    }
-    let text = std::fs::read_to_string(shop.data_dir.join("seed.json")).context("seed.json")?;
-    let seeded: Seeded = serde_json::from_str(&text).context("parsing seed.json")?;
-    seeded
-        .products
-        .into_iter()
-        .find(|p| p.stock > 0)
-        .map(|p| p.id)
-        .context("seed.json lists no product with stock")
-}
-
-/// Places one order as the reader's customer and waits until the edge shows it.
-async fn place_order(base: &str, token: &str, product: &str) -> anyhow::Result<String> {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .context("the HTTP client")?;
-    let body = json!({
-        "items": [{"product_id": product, "quantity": 1}],
-        "shipping_address": {"name": "Bench Reader", "line1": "1 Benchmark Way",
-                             "city": "Berlin", "postal_code": "10115", "country": "DE"},
-        "payment_method": "tok_visa",
-    });
-    let response = http
-        .post(format!("{base}/api/v1/orders"))
-        .bearer_auth(token)
-        .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
-        .json(&body)
-        .send()
-        .await
-        .context("placing the order to read")?;
-    let status = response.status();
-    let answer: serde_json::Value = response.json().await.context("the order answer")?;
-    let id = answer
-        .get("id")
-        .and_then(|v| v.as_str())
-        .with_context(|| format!("placing the order to read: {status} {answer}"))?
-        .to_owned();
-    for _ in 0..100 {
-        let got = http
-            .get(format!("{base}/api/v1/orders/{id}"))
-            .bearer_auth(token)
-            .send()
-            .await;
-        if got.is_ok_and(|r| r.status().is_success()) {
-            return Ok(id);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    bail!("the edge did not show order {id} within 10 s")
 }
 
 fn round(value: f64) -> f64 {

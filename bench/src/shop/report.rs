@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::{ceiling, edge, round, RateRun};
+use super::{ceiling, edge, reads, round, RateRun};
 
 pub fn print(
     ceiling: &ceiling::Ceiling,
@@ -34,17 +34,7 @@ pub fn print(
         );
     }
     println!("\nshop / ceiling (events/s): {:.3}", ratio);
-    println!(
-        "reads/s: hello-world {:.0}, GET product {:.0} ({:.0} %), GET order {:.0} ({:.0} %); errors {} / {} / {}",
-        hello.per_s,
-        products.per_s,
-        100.0 * products.per_s / hello.per_s,
-        orders.per_s,
-        100.0 * orders.per_s / hello.per_s,
-        hello.errors,
-        products.errors,
-        orders.errors
-    );
+    println!("reads/s: {}", edge::reads_line(hello, products, orders));
     let rss_text: Vec<String> = rss.iter().map(|(n, m)| format!("{n} {m:.1}")).collect();
     println!("peak RSS MiB: {}", rss_text.join(", "));
     let rss_json: BTreeMap<&str, f64> = rss.iter().map(|(n, m)| (n.as_str(), round(*m))).collect();
@@ -63,14 +53,7 @@ pub fn print(
         "p99_ms": lm.p99,
         "max_rate": max.json(),
         "half_rate": half.json(),
-        "reads_per_s": {
-            "hello_world": round(hello.per_s),
-            "product": round(products.per_s),
-            "order": round(orders.per_s),
-            "product_ratio": round(products.per_s / hello.per_s),
-            "order_ratio": round(orders.per_s / hello.per_s),
-            "errors": hello.errors + products.errors + orders.errors,
-        },
+        "reads_per_s": reads::summary(hello, products, orders),
         "rss_mib": rss_json,
     });
     println!("{summary}");
