@@ -59,6 +59,13 @@ pub trait Projector: Send + Sync + 'static {
         }
     }
 
+    /// Sees each batch the live follower received, before it is applied
+    /// (and so before the projection reports progress past it), whether or
+    /// not this instance applies it: another instance sharing the database
+    /// may have. For a projector that tells readers what moved (the edge's
+    /// order followers); the default does nothing.
+    fn observe(&self, _batch: &[Delivery]) {}
+
     /// The tables this projector writes. A replay from the start empties
     /// them first, together with every other projection of the service
     /// that writes one of them. None declared: it can only be replayed
@@ -382,6 +389,7 @@ async fn follow<P: Projector>(
                 Some(next) => pending = take(&mut batch, next)?,
             }
         }
+        projector.observe(&batch);
         {
             let _paused = live.pause.lock().await;
             apply_run(js, db, service, spec, projector, &batch, stop).await?;

@@ -24,6 +24,7 @@ use crate::json::ApiJson;
 use crate::problem::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::views::orders::{self, OrderView};
+use crate::views::touches;
 
 /// Place an order, from explicit items or from the basket.
 #[utoipa::path(post, path = "/api/v1/orders", operation_id = "placeOrder", tag = "orders",
@@ -327,9 +328,20 @@ pub async fn updates(
     Path(id): Path<String>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let order_id = parse_id(&id, "order")?;
+    // The views' positions before the first read: a later touch of the
+    // order above them is a change this read may not show.
+    let mut watches = state.views.order_watches();
+    let seen = positions(&mut watches);
     let first = find(&state, order_id, &caller.sub).await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Event>(8);
-    tokio::spawn(follow(state, order_id, caller.sub, first, tx));
+    tokio::spawn(follow(
+        state,
+        order_id,
+        caller.sub,
+        (first, seen),
+        watches,
+        tx,
+    ));
     let stream =
         futures::stream::unfold(
             rx,
@@ -338,22 +350,31 @@ pub async fn updates(
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
-/// Sends the order whenever a view that feeds it moves and the order
-/// changed; stops when the client goes away or after STREAM_LIMIT.
+/// The applied position of each view that feeds the orders, marking them seen.
+fn positions(watches: &mut [OrderWatch; 3]) -> touches::Positions {
+    watches.each_mut().map(|w| w.borrow_and_update().applied)
+}
+
+type OrderWatch = tokio::sync::watch::Receiver<platform::projection::Progress>;
+
+/// Sends the order whenever a view that feeds it moved past an event of
+/// this order (`views::touches`) and the order changed; stops when the
+/// client goes away or after STREAM_LIMIT.
 async fn follow(
     state: AppState,
     order_id: Uuid,
     customer: String,
-    first: Order,
+    (first, mut seen): (Order, touches::Positions),
+    mut watches: [OrderWatch; 3],
     tx: tokio::sync::mpsc::Sender<Event>,
 ) {
-    let [mut checkout, mut warehouse, mut finance] = state.views.order_watches();
     let deadline = tokio::time::Instant::now() + STREAM_LIMIT;
     let mut last = first;
     if tx.send(to_event(&last)).await.is_err() {
         return;
     }
     loop {
+        let [checkout, warehouse, finance] = &mut watches;
         let moved = tokio::select! {
             r = checkout.changed() => r.is_ok(),
             r = warehouse.changed() => r.is_ok(),
@@ -364,6 +385,13 @@ async fn follow(
         if !moved {
             break;
         }
+        // Taken before the read, as the first positions were.
+        let now = positions(&mut watches);
+        if !touches::touched_since(order_id, &seen) {
+            seen = now;
+            continue;
+        }
+        seen = now;
         let Ok(current) = find(&state, order_id, &customer).await else {
             break;
         };

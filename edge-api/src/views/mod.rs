@@ -7,6 +7,7 @@ pub mod baskets;
 pub mod catalog;
 pub mod orders;
 pub mod products;
+pub mod touches;
 
 use contracts::consumers::edge_api;
 use contracts::{RawEnvelope, Team};
@@ -58,6 +59,13 @@ impl Projector for TeamProjector {
             self.apply(tx, d).await?;
         }
         Ok(())
+    }
+
+    /// Order events tell the orders' SSE followers which order moved.
+    fn observe(&self, batch: &[Delivery]) {
+        if self.0 != Team::Product {
+            touches::observe(batch);
+        }
     }
 
     /// The tables each stream's events write. The orders' tables are fed by
