@@ -132,10 +132,13 @@ pub async fn run(
         cache: Arc::new(read_cache::ReadCache {
             products: read_cache::ViewCache::new(
                 vec![products.clone(), warehouse.clone()],
+                read_cache::Freshness::AnyProgress,
                 read_cache::DEFAULT_CAPACITY,
             ),
+            // In `views::touches::STREAMS` order.
             orders: read_cache::ViewCache::new(
                 vec![checkout.clone(), warehouse.clone(), finance.clone()],
+                read_cache::Freshness::ByOrder,
                 read_cache::DEFAULT_CAPACITY,
             ),
         }),

@@ -16,9 +16,14 @@
 //! - it holds with several edge instances on one database too: a follower
 //!   that finds a batch already applied by another instance still reports.
 //!
-//! The price is that any event on those streams makes every entry of the
-//! view stale, so under a steady stream of orders most reads still go to
-//! the database; the cache pays off for reads between changes.
+//! For products, any event on those streams makes every entry of the view
+//! stale, so under a steady stream of orders most product reads still go
+//! to the database. Orders are finer ([`Freshness::ByOrder`]): an entry
+//! remembers the three projections' positions before the read and stays
+//! fresh until an event of *that* order above them arrives
+//! (`views::touches`, recorded on receipt, before the commit and before
+//! the progress report that follows it), so an order read while other
+//! orders flow is still a hit.
 //!
 //! Memory is bounded by entries: two generations of at most `capacity / 2`
 //! each; when the young one is full it becomes the old one (whose entries
@@ -32,6 +37,8 @@ use platform::projection::{Progress, ProjectionHandle};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use crate::views::touches;
+
 /// Entries kept per view at most: product and order answers are a few
 /// hundred bytes to a few KiB, so this stays within a few MiB.
 pub const DEFAULT_CAPACITY: usize = 4096;
@@ -44,9 +51,21 @@ pub struct ReadCache {
     pub orders: ViewCache,
 }
 
+/// When an entry goes stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// When any feeding projection reports progress.
+    AnyProgress,
+    /// When an event of the entry's order moves a feeding projection past
+    /// the positions seen before the read (the feeds must be the order
+    /// projections, in `views::touches::STREAMS` order).
+    ByOrder,
+}
+
 /// One view's rendered answers by id.
 pub struct ViewCache {
     feeds: Vec<ProjectionHandle>,
+    freshness: Freshness,
     capacity: usize,
     inner: Mutex<Generations>,
 }
@@ -58,16 +77,22 @@ pub struct Rendered {
     pub body: Bytes,
 }
 
-/// The projections' progress versions, taken before a database read.
-pub struct Seen(Vec<watch::Receiver<Progress>>);
+/// The projections' progress, taken before a database read.
+pub enum Seen {
+    /// Their watch versions.
+    Versions(Vec<watch::Receiver<Progress>>),
+    /// Their applied positions.
+    Positions(touches::Positions),
+}
 
 impl Seen {
-    /// Whether no projection has reported progress since.
-    fn unchanged(&self) -> bool {
-        // An error means the projection is gone (shutdown): stale.
-        self.0
-            .iter()
-            .all(|rx| matches!(rx.has_changed(), Ok(false)))
+    /// Whether nothing that could change `id`'s answer was reported since.
+    fn unchanged(&self, id: Uuid) -> bool {
+        match self {
+            // An error means the projection is gone (shutdown): stale.
+            Seen::Versions(rxs) => rxs.iter().all(|rx| matches!(rx.has_changed(), Ok(false))),
+            Seen::Positions(positions) => !touches::touched_since(id, positions),
+        }
     }
 }
 
@@ -84,9 +109,10 @@ struct Generations {
 
 impl ViewCache {
     /// A cache of a view fed by `feeds`, holding at most `capacity` entries.
-    pub fn new(feeds: Vec<ProjectionHandle>, capacity: usize) -> Self {
+    pub fn new(feeds: Vec<ProjectionHandle>, freshness: Freshness, capacity: usize) -> Self {
         ViewCache {
             feeds,
+            freshness,
             capacity: capacity.max(2),
             inner: Mutex::new(Generations::default()),
         }
@@ -102,14 +128,14 @@ impl ViewCache {
     pub fn get(&self, id: Uuid) -> Option<Rendered> {
         let mut inner = self.lock();
         if let Some(entry) = inner.young.get(&id) {
-            if entry.seen.unchanged() {
+            if entry.seen.unchanged(id) {
                 return Some(entry.rendered.clone());
             }
             inner.young.remove(&id);
             return None;
         }
         let entry = inner.old.remove(&id)?;
-        if !entry.seen.unchanged() {
+        if !entry.seen.unchanged(id) {
             return None;
         }
         let rendered = entry.rendered.clone();
@@ -120,22 +146,31 @@ impl ViewCache {
     /// What the projections have reported so far; take it before reading
     /// the database, and give it to [`ViewCache::insert`] with the answer.
     pub fn seen(&self) -> Seen {
-        Seen(
-            self.feeds
-                .iter()
-                .map(|handle| {
-                    let mut rx = handle.subscribe();
-                    rx.borrow_and_update();
-                    rx
-                })
-                .collect(),
-        )
+        match self.freshness {
+            Freshness::AnyProgress => Seen::Versions(
+                self.feeds
+                    .iter()
+                    .map(|handle| {
+                        let mut rx = handle.subscribe();
+                        rx.borrow_and_update();
+                        rx
+                    })
+                    .collect(),
+            ),
+            Freshness::ByOrder => {
+                let mut positions = touches::Positions::default();
+                for (at, handle) in positions.iter_mut().zip(&self.feeds) {
+                    *at = handle.progress().applied;
+                }
+                Seen::Positions(positions)
+            }
+        }
     }
 
     /// Keeps `rendered` for `id`, unless a projection has reported progress
     /// since `seen` was taken (the answer may predate that commit).
     pub fn insert(&self, id: Uuid, rendered: Rendered, seen: Seen) {
-        if !seen.unchanged() {
+        if !seen.unchanged(id) {
             return;
         }
         let mut inner = self.lock();
@@ -174,7 +209,10 @@ mod tests {
 
     fn cache(capacity: usize) -> (ViewCache, watch::Sender<Progress>) {
         let (handle, progress) = ProjectionHandle::detached("edge.test", "EVT_TEST");
-        (ViewCache::new(vec![handle], capacity), progress)
+        (
+            ViewCache::new(vec![handle], Freshness::AnyProgress, capacity),
+            progress,
+        )
     }
 
     #[test]
@@ -214,6 +252,43 @@ mod tests {
         progress.send_modify(|_| {});
 
         assert_eq!(cache.get(id), None);
+    }
+
+    /// An order event for `order` at `seq` on `team`'s stream, as the
+    /// live follower receives it.
+    fn received(team: contracts::Team, order: Uuid, seq: u64) {
+        let payload = format!(r#"{{"data":{{"order_id":"{order}"}}}}"#);
+        touches::observe(&[platform::delivery::Delivery {
+            stream: team.stream().to_owned(),
+            subject: "evt.test".into(),
+            payload: Bytes::from(payload),
+            headers: None,
+            stream_seq: seq,
+            delivered: 1,
+        }]);
+    }
+
+    #[test]
+    fn an_order_answer_stays_fresh_while_other_orders_move_and_not_once_its_own_does() {
+        let (feeds, progress): (Vec<_>, Vec<_>) = touches::STREAMS
+            .iter()
+            .map(|team| ProjectionHandle::detached(format!("edge.{}", team.name()), team.stream()))
+            .unzip();
+        let cache = ViewCache::new(feeds, Freshness::ByOrder, 8);
+        let (mine, other) = (Uuid::now_v7(), Uuid::now_v7());
+        // Positions far above what other tests of this process record.
+        let base = 1 << 40;
+        for p in &progress {
+            p.send_modify(|p| p.applied = base);
+        }
+        cache.insert(mine, rendered("v1"), cache.seen());
+
+        received(contracts::Team::Warehouse, other, base + 1);
+        progress[1].send_modify(|p| p.applied = base + 1);
+        assert_eq!(cache.get(mine), Some(rendered("v1")), "another order moved");
+
+        received(contracts::Team::Finance, mine, base + 2);
+        assert_eq!(cache.get(mine), None, "stale once its event is received");
     }
 
     #[test]
