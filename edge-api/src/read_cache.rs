@@ -260,7 +260,7 @@ mod tests {
         let payload = format!(r#"{{"data":{{"order_id":"{order}"}}}}"#);
         touches::observe(&[platform::delivery::Delivery {
             stream: team.stream().to_owned(),
-            subject: "evt.test".into(),
+            subject: contracts::subjects::evt::ORDER_CONFIRMED_V1.into(),
             payload: Bytes::from(payload),
             headers: None,
             stream_seq: seq,
