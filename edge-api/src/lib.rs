@@ -90,11 +90,15 @@ pub async fn run(
     if args.service.http_addr.is_none() {
         args.service.http_addr = Some(DEFAULT_HTTP_ADDR.parse()?);
     }
-    let mut rt = Runtime::start(
+    // Every table of the edge's database is a projection whose checkpoint
+    // commits with it: a commit a power cut takes is applied again from the
+    // stream, so commits need not wait for the disk.
+    let mut rt = Runtime::start_with(
         EDGE_API,
         None,
         &args.service,
         Some(&platform::migrations!()),
+        platform::Durability::Rebuildable,
     )
     .await?;
     let mut handles = Vec::new();

@@ -36,6 +36,23 @@ macro_rules! migrations {
     }};
 }
 
+/// What a commit waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// The disk: a committed transaction survives power loss (SQLite
+    /// `synchronous=FULL`, PostgreSQL `synchronous_commit=on`). Every
+    /// database that holds state of its own: reactions' effects, the
+    /// outbox, the inbox, commands.
+    Durable,
+    /// The OS: a crash of the process loses nothing, a power cut may lose
+    /// the last commits, never consistency (SQLite `synchronous=NORMAL` in
+    /// WAL mode, PostgreSQL `synchronous_commit=off`). Only for a database
+    /// whose tables are all rebuildable projections with their checkpoints
+    /// in the same transactions (the edge's views): what a power cut takes
+    /// is applied again from the stream.
+    Rebuildable,
+}
+
 /// A pool plus what kind of database it talks to.
 #[derive(Debug, Clone)]
 pub struct Db {
@@ -43,6 +60,15 @@ pub struct Db {
     /// Connections for reads only (see [`Db::reader`]).
     reader: AnyPool,
     backend: Backend,
+    durability: Durability,
+}
+
+/// The SQLite pragma for `durability`.
+fn sqlite_sync(durability: Durability) -> &'static str {
+    match durability {
+        Durability::Durable => "PRAGMA synchronous=FULL",
+        Durability::Rebuildable => "PRAGMA synchronous=NORMAL",
+    }
 }
 
 /// Read-only connections to an SQLite file: enough for an API's readers.
@@ -50,8 +76,14 @@ const SQLITE_READERS: u32 = 4;
 
 impl Db {
     /// Connects (creating an SQLite file and its directory if needed), sets
-    /// the SQLite pragmas, and creates the platform's own tables.
+    /// the SQLite pragmas, and creates the platform's own tables; commits
+    /// are [`Durability::Durable`].
     pub async fn connect(url: &Secret) -> anyhow::Result<Db> {
+        Db::connect_with(url, Durability::Durable).await
+    }
+
+    /// [`Db::connect`] with commits as durable as `durability` says.
+    pub async fn connect_with(url: &Secret, durability: Durability) -> anyhow::Result<Db> {
         sqlx::any::install_default_drivers();
         let raw = url.expose();
         let backend = if raw.starts_with("sqlite:") {
@@ -74,13 +106,20 @@ impl Db {
             })
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL for concurrent readers; FULL sync so a commit
-                        // survives power loss; wait instead of failing on locks.
-                        conn.execute("PRAGMA journal_mode=WAL").await?;
-                        conn.execute("PRAGMA synchronous=FULL").await?;
-                        conn.execute("PRAGMA busy_timeout=10000").await?;
-                        conn.execute("PRAGMA foreign_keys=ON").await?;
+                    match backend {
+                        Backend::Sqlite => {
+                            // WAL for concurrent readers; FULL sync so a
+                            // commit survives power loss (unless the data
+                            // is rebuildable); wait instead of failing on locks.
+                            conn.execute("PRAGMA journal_mode=WAL").await?;
+                            conn.execute(sqlite_sync(durability)).await?;
+                            conn.execute("PRAGMA busy_timeout=10000").await?;
+                            conn.execute("PRAGMA foreign_keys=ON").await?;
+                        }
+                        Backend::Postgres if durability == Durability::Rebuildable => {
+                            conn.execute("SET synchronous_commit TO OFF").await?;
+                        }
+                        Backend::Postgres => {}
                     }
                     Ok(())
                 })
@@ -100,6 +139,7 @@ impl Db {
             pool,
             reader,
             backend,
+            durability,
         };
         db.create_platform_tables().await?;
         Ok(db)
@@ -118,6 +158,7 @@ impl Db {
             pool: self.reader.clone(),
             reader: self.reader.clone(),
             backend: self.backend,
+            durability: self.durability,
         }
     }
 
@@ -173,7 +214,7 @@ impl Db {
                 let mut conn = self.pool.acquire().await?;
                 conn.execute("PRAGMA synchronous=NORMAL").await?;
                 let result = query.execute(&mut *conn).await;
-                if conn.execute("PRAGMA synchronous=FULL").await.is_err() {
+                if conn.execute(sqlite_sync(self.durability)).await.is_err() {
                     // Never hand a connection that does not sync back to the pool.
                     conn.close_on_drop();
                 }

@@ -30,6 +30,6 @@ pub mod streams;
 pub mod telemetry;
 
 pub use config::{Secret, ServiceArgs};
-pub use db::{Db, Tx};
+pub use db::{Db, Durability, Tx};
 pub use delivery::{Delivery, HandlerError, Outcome};
 pub use runtime::Runtime;

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::ServiceArgs;
 use crate::consumer::EventHandler;
 use crate::control::{RegisteredConsumer, Registry};
-use crate::db::{Db, Migrations};
+use crate::db::{Db, Durability, Migrations};
 use crate::health::Readiness;
 use crate::outbox::Outbox;
 use crate::projection::{ProjectionHandle, ProjectionSpec, Projector};
@@ -53,12 +53,25 @@ pub struct Runtime {
 
 impl Runtime {
     /// Connects everything a service needs. `team` is the team whose stream
-    /// the service publishes to (None for the edge).
+    /// the service publishes to (None for the edge). Commits are durable.
     pub async fn start(
         service: &'static str,
         team: Option<Team>,
         args: &ServiceArgs,
         migrations: Option<&Migrations>,
+    ) -> anyhow::Result<Runtime> {
+        Runtime::start_with(service, team, args, migrations, Durability::Durable).await
+    }
+
+    /// [`Runtime::start`] with the database's commits as durable as
+    /// `durability` says ([`Durability::Rebuildable`] only for a service
+    /// whose database holds projections alone).
+    pub async fn start_with(
+        service: &'static str,
+        team: Option<Team>,
+        args: &ServiceArgs,
+        migrations: Option<&Migrations>,
+        durability: Durability,
     ) -> anyhow::Result<Runtime> {
         crate::metrics::install(service);
         let instance = args.instance_name(service);
@@ -72,7 +85,7 @@ impl Runtime {
             .await
             .with_context(|| format!("binding the HTTP server to {addr} (is the port in use?)"))?;
 
-        let db = Db::connect(&args.database_url_for(service)).await?;
+        let db = Db::connect_with(&args.database_url_for(service), durability).await?;
         if let Some(migrations) = migrations {
             db.migrate(migrations).await?;
         }

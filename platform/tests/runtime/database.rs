@@ -1,7 +1,7 @@
 //! The database layer itself.
 
 use bazaar_testkit::{Backend, TestDb};
-use platform::{Db, Secret};
+use platform::{Db, Durability, Secret};
 
 use crate::support::on_every_backend;
 
@@ -55,17 +55,7 @@ async fn a_relaxed_statement_lands_and_later_commits_still_wait_for_the_disk() {
             .await
             .expect("reading the row");
         assert_eq!(n, 7, "{backend:?}");
-        let sync: String = match backend {
-            Backend::Sqlite => sqlx::query_scalar::<_, i64>("PRAGMA synchronous")
-                .fetch_one(db.pool())
-                .await
-                .expect("reading the pragma")
-                .to_string(),
-            Backend::Postgres => sqlx::query_scalar("SELECT current_setting('synchronous_commit')")
-                .fetch_one(db.pool())
-                .await
-                .expect("reading the setting"),
-        };
+        let sync = sync_setting(&db, backend).await;
         let expected = match backend {
             Backend::Sqlite => "2",
             Backend::Postgres => "on",
@@ -74,6 +64,58 @@ async fn a_relaxed_statement_lands_and_later_commits_still_wait_for_the_disk() {
             sync, expected,
             "{backend:?}: synchronous after a relaxed statement"
         );
+    })
+    .await;
+}
+
+/// What a commit on `db`'s pool waits for: SQLite's `synchronous` (2 FULL,
+/// 1 NORMAL), PostgreSQL's `synchronous_commit`.
+async fn sync_setting(db: &Db, backend: Backend) -> String {
+    match backend {
+        Backend::Sqlite => sqlx::query_scalar::<_, i64>("PRAGMA synchronous")
+            .fetch_one(db.pool())
+            .await
+            .expect("reading the pragma")
+            .to_string(),
+        Backend::Postgres => sqlx::query_scalar("SELECT current_setting('synchronous_commit')")
+            .fetch_one(db.pool())
+            .await
+            .expect("reading the setting"),
+    }
+}
+
+#[tokio::test]
+async fn a_rebuildable_database_commits_without_waiting_for_the_disk_and_stays_so() {
+    on_every_backend(|backend: Backend| async move {
+        // Arrange
+        let fresh = TestDb::new(backend).await;
+        let url = Secret::new(fresh.url());
+        let db = Db::connect_with(&url, Durability::Rebuildable)
+            .await
+            .expect("connecting");
+        let relaxed = match backend {
+            Backend::Sqlite => "1",
+            Backend::Postgres => "off",
+        };
+        assert_eq!(sync_setting(&db, backend).await, relaxed, "{backend:?}");
+
+        // Act: a relaxed statement must not turn the sync back on.
+        db.execute_relaxed(sqlx::query("SELECT 1"))
+            .await
+            .expect("a relaxed statement");
+
+        // Assert
+        assert_eq!(
+            sync_setting(&db, backend).await,
+            relaxed,
+            "{backend:?}: after a relaxed statement"
+        );
+        let durable = Db::connect(&url).await.expect("connecting durably");
+        let full = match backend {
+            Backend::Sqlite => "2",
+            Backend::Postgres => "on",
+        };
+        assert_eq!(sync_setting(&durable, backend).await, full, "{backend:?}");
     })
     .await;
 }
