@@ -139,7 +139,6 @@ pub async fn run(
                 read_cache::Freshness::AnyProgress,
                 read_cache::DEFAULT_CAPACITY,
             ),
-            // In `views::touches::STREAMS` order.
             orders: read_cache::ViewCache::new(
                 vec![checkout.clone(), warehouse.clone(), finance.clone()],
                 read_cache::Freshness::ByOrder,

@@ -57,8 +57,8 @@ pub enum Freshness {
     /// When any feeding projection reports progress.
     AnyProgress,
     /// When an event of the entry's order moves a feeding projection past
-    /// the positions seen before the read (the feeds must be the order
-    /// projections, in `views::touches::STREAMS` order).
+    /// the positions seen before the read (feeds on streams other than the
+    /// order projections' are ignored).
     ByOrder,
 }
 
@@ -159,8 +159,10 @@ impl ViewCache {
             ),
             Freshness::ByOrder => {
                 let mut positions = touches::Positions::default();
-                for (at, handle) in positions.iter_mut().zip(&self.feeds) {
-                    *at = handle.progress().applied;
+                for handle in &self.feeds {
+                    if let Some(i) = touches::index_of(handle.stream) {
+                        positions[i] = handle.progress().applied;
+                    }
                 }
                 Seen::Positions(positions)
             }

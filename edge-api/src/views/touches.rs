@@ -53,7 +53,8 @@ fn touches() -> MutexGuard<'static, Touches> {
         .unwrap_or_else(|e| e.into_inner())
 }
 
-fn index_of(stream: &str) -> Option<usize> {
+/// Where `stream` stands in [`STREAMS`] (and so in [`Positions`]).
+pub fn index_of(stream: &str) -> Option<usize> {
     STREAMS.iter().position(|t| t.stream() == stream)
 }
 
