@@ -2,6 +2,7 @@
 //! A customer sees only their own orders; another's is 404.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
@@ -133,18 +134,21 @@ async fn await_warehouse(state: &AppState, customer: &str, order_id: Uuid, seq: 
     if !caught_up(&state.views.checkout, seq, state.write_wait).await {
         return;
     }
-    let [mut checkout, mut warehouse, _] = state.views.order_watches();
+    let mut watches = state.views.order_watches();
+    let mut seen = positions(&mut watches);
     loop {
         match orders::find(&state.db, order_id, customer).await {
             Ok(Some(order)) if order.status == "confirmed" => {}
             _ => return,
         }
-        let moved = tokio::select! {
-            r = checkout.changed() => r.is_ok(),
-            r = warehouse.changed() => r.is_ok(),
-            _ = tokio::time::sleep_until(deadline) => false,
-        };
-        if !moved {
+        if !touched(
+            &mut watches,
+            &mut seen,
+            order_id,
+            tokio::time::sleep_until(deadline),
+        )
+        .await
+        {
             return;
         }
     }
@@ -357,6 +361,38 @@ fn positions(watches: &mut [OrderWatch; 3]) -> touches::Positions {
 
 type OrderWatch = tokio::sync::watch::Receiver<platform::projection::Progress>;
 
+/// Waits until an event of `order_id` has moved one of the order views past
+/// `seen` (`views::touches`), then updates `seen` to the positions taken
+/// just before the caller's next read; false once `until` resolves or a
+/// view is gone. Waking on every view change and re-reading the order each
+/// time was the cost this avoids.
+async fn touched(
+    watches: &mut [OrderWatch; 3],
+    seen: &mut touches::Positions,
+    order_id: Uuid,
+    until: impl Future<Output = ()>,
+) -> bool {
+    tokio::pin!(until);
+    loop {
+        let [checkout, warehouse, finance] = &mut *watches;
+        let moved = tokio::select! {
+            r = checkout.changed() => r.is_ok(),
+            r = warehouse.changed() => r.is_ok(),
+            r = finance.changed() => r.is_ok(),
+            _ = &mut until => false,
+        };
+        if !moved {
+            return false;
+        }
+        let now = positions(watches);
+        let touched = touches::touched_since(order_id, seen);
+        *seen = now;
+        if touched {
+            return true;
+        }
+    }
+}
+
 /// Sends the order whenever a view that feeds it moved past an event of
 /// this order (`views::touches`) and the order changed; stops when the
 /// client goes away or after STREAM_LIMIT.
@@ -374,24 +410,15 @@ async fn follow(
         return;
     }
     loop {
-        let [checkout, warehouse, finance] = &mut watches;
-        let moved = tokio::select! {
-            r = checkout.changed() => r.is_ok(),
-            r = warehouse.changed() => r.is_ok(),
-            r = finance.changed() => r.is_ok(),
-            _ = tokio::time::sleep_until(deadline) => false,
-            _ = tx.closed() => false,
+        let gone = async {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => {}
+                _ = tx.closed() => {}
+            }
         };
-        if !moved {
+        if !touched(&mut watches, &mut seen, order_id, gone).await {
             break;
         }
-        // Taken before the read, as the first positions were.
-        let now = positions(&mut watches);
-        if !touches::touched_since(order_id, &seen) {
-            seen = now;
-            continue;
-        }
-        seen = now;
         let Ok(current) = find(&state, order_id, &customer).await else {
             break;
         };
