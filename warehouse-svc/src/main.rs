@@ -2,7 +2,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-#[tokio::main]
+// One thread: fewer wake-ups per event (ARCHITECTURE.md, "Runtime").
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let args = warehouse_svc::Args::parse();
     platform::telemetry::init_logs(args.service.log_format);
