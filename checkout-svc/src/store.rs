@@ -132,18 +132,15 @@ pub async fn insert_order(tx: &mut Tx, o: &OrderRow) -> Result<(), sqlx::Error> 
 }
 
 pub async fn load_order(tx: &mut Tx, id: Uuid) -> Result<Option<OrderRow>, sqlx::Error> {
-    // Lock the row first (a no-op update: portable, unlike `SELECT … FOR
-    // UPDATE`), so that two answers about one order handled at once take
-    // turns and each decides on what the other committed; otherwise on
-    // PostgreSQL the second overwrites the first's verdict (lost update).
-    sqlx::query("UPDATE orders SET status = status WHERE order_id = $1")
-        .bind(id.to_string())
-        .execute(&mut **tx)
-        .await?;
+    // Lock the row as it is read (a no-op update that returns it: portable,
+    // unlike `SELECT … FOR UPDATE`, and one statement), so that two answers
+    // about one order handled at once take turns and each decides on what
+    // the other committed; otherwise on PostgreSQL the second overwrites
+    // the first's verdict (lost update).
     let row = sqlx::query(
-        "SELECT order_id, customer_id, status, reason, stock, payment, cancel_requested, lines, net_minor,
-             currency, created_at, deadline_at
-         FROM orders WHERE order_id = $1",
+        "UPDATE orders SET status = status WHERE order_id = $1
+         RETURNING order_id, customer_id, status, reason, stock, payment, cancel_requested, lines,
+             net_minor, currency, created_at, deadline_at",
     )
     .bind(id.to_string())
     .fetch_optional(&mut **tx)

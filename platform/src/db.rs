@@ -210,6 +210,8 @@ impl Db {
         query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
     ) -> Result<AnyQueryResult, sqlx::Error> {
         match self.backend {
+            // A rebuildable database never waits for the disk anyway.
+            _ if self.durability == Durability::Rebuildable => query.execute(&self.pool).await,
             Backend::Sqlite => {
                 let mut conn = self.pool.acquire().await?;
                 conn.execute("PRAGMA synchronous=NORMAL").await?;

@@ -208,18 +208,15 @@ pub async fn checkpoint(db: &Db, name: &str) -> Result<u64, sqlx::Error> {
 /// has it (another instance applied it), in which case the caller skips.
 async fn advance(tx: &mut Tx, name: &str, seq: u64) -> Result<bool, sqlx::Error> {
     let seq = i64::try_from(seq).unwrap_or(i64::MAX);
-    sqlx::query(
-        "INSERT INTO platform_checkpoint (projection, last_seq) VALUES ($1, 0)
-         ON CONFLICT (projection) DO NOTHING",
-    )
-    .bind(name)
-    .execute(&mut **tx)
-    .await?;
+    // One statement: inserts the checkpoint, or moves it only forwards (an
+    // upsert whose update does not match changes no row).
     let moved = sqlx::query(
-        "UPDATE platform_checkpoint SET last_seq = $1 WHERE projection = $2 AND last_seq < $1",
+        "INSERT INTO platform_checkpoint (projection, last_seq) VALUES ($1, $2)
+         ON CONFLICT (projection) DO UPDATE SET last_seq = excluded.last_seq
+         WHERE platform_checkpoint.last_seq < excluded.last_seq",
     )
-    .bind(seq)
     .bind(name)
+    .bind(seq)
     .execute(&mut **tx)
     .await?
     .rows_affected();
@@ -490,15 +487,10 @@ async fn apply_run<P: Projector>(
 /// PostgreSQL; SQLite's `BEGIN IMMEDIATE` already holds the database), so
 /// another instance's follower waits instead of applying the same events.
 async fn claim(tx: &mut Tx, name: &str) -> Result<u64, sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO platform_checkpoint (projection, last_seq) VALUES ($1, 0)
-         ON CONFLICT (projection) DO NOTHING",
-    )
-    .bind(name)
-    .execute(&mut **tx)
-    .await?;
+    // An upsert locks the row whether it inserted it or found it.
     let seq: i64 = sqlx::query_scalar(
-        "UPDATE platform_checkpoint SET last_seq = last_seq WHERE projection = $1
+        "INSERT INTO platform_checkpoint (projection, last_seq) VALUES ($1, 0)
+         ON CONFLICT (projection) DO UPDATE SET last_seq = platform_checkpoint.last_seq
          RETURNING last_seq",
     )
     .bind(name)

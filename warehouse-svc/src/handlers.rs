@@ -171,10 +171,8 @@ impl Reactions {
         for want in &demand {
             let result = if refused {
                 LineResult::Skipped(store::level(&mut tx, want.product_id).await?)
-            } else if store::try_reserve(&mut tx, *want).await? {
-                LineResult::Held(store::level(&mut tx, want.product_id).await?.ok_or_else(
-                    || HandlerError::Transient(anyhow::anyhow!("reserved stock row vanished")),
-                )?)
+            } else if let Some(level) = store::try_reserve(&mut tx, *want).await? {
+                LineResult::Held(level)
             } else {
                 refused = true;
                 LineResult::Refused(store::level(&mut tx, want.product_id).await?)

@@ -41,13 +41,16 @@ pub async fn ensure_stock(tx: &mut Tx, product_id: Uuid) -> Result<bool, sqlx::E
 }
 
 /// Locks the product's stock row until the transaction ends (a no-op
-/// update: portable, unlike `SELECT … FOR UPDATE`), then reads it.
+/// update: portable, unlike `SELECT … FOR UPDATE`) and reads it, in one
+/// statement.
 pub async fn lock_stock(tx: &mut Tx, product_id: Uuid) -> Result<Option<Level>, sqlx::Error> {
-    sqlx::query("UPDATE stock SET on_hand = on_hand WHERE product_id = $1")
-        .bind(product_id.to_string())
-        .execute(&mut **tx)
-        .await?;
-    level(tx, product_id).await
+    let row = sqlx::query(
+        "UPDATE stock SET on_hand = on_hand WHERE product_id = $1 RETURNING on_hand, reserved",
+    )
+    .bind(product_id.to_string())
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.map(|r| level_of(&r)).transpose()
 }
 
 /// The product's stock level, or `None` if the warehouse never counted it.
@@ -59,11 +62,11 @@ pub async fn level(tx: &mut Tx, product_id: Uuid) -> Result<Option<Level>, sqlx:
     row.map(|r| level_of(&r)).transpose()
 }
 
-/// The product's level, read after a change that must have found its row.
-async fn level_after(tx: &mut Tx, product_id: Uuid) -> Result<Level, sqlx::Error> {
-    level(tx, product_id)
-        .await?
-        .ok_or_else(|| sqlx::Error::Protocol(format!("stock row of {product_id} vanished")))
+/// The level a change returned, which must have found the product's row.
+fn changed(row: Option<AnyRow>, product_id: Uuid) -> Result<Level, sqlx::Error> {
+    let row =
+        row.ok_or_else(|| sqlx::Error::Protocol(format!("stock row of {product_id} vanished")))?;
+    level_of(&row)
 }
 
 pub async fn set_on_hand(tx: &mut Tx, product_id: Uuid, on_hand: i64) -> Result<(), sqlx::Error> {
@@ -78,43 +81,47 @@ pub async fn set_on_hand(tx: &mut Tx, product_id: Uuid, on_hand: i64) -> Result<
 
 /// Holds `quantity` units if that many are available, in one statement;
 /// returns whether it did. This is what keeps stock from being oversold.
-pub async fn try_reserve(tx: &mut Tx, want: Demand) -> Result<bool, sqlx::Error> {
-    let held = sqlx::query(
+pub async fn try_reserve(tx: &mut Tx, want: Demand) -> Result<Option<Level>, sqlx::Error> {
+    let row = sqlx::query(
         "UPDATE stock SET reserved = reserved + $1, updated_at = $2
-         WHERE product_id = $3 AND on_hand - reserved >= $1",
+         WHERE product_id = $3 AND on_hand - reserved >= $1
+         RETURNING on_hand, reserved",
     )
     .bind(want.quantity)
     .bind(now_text())
     .bind(want.product_id.to_string())
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    Ok(held == 1)
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.map(|r| level_of(&r)).transpose()
 }
 
 /// Gives back units held for an order; returns the level afterwards.
 pub async fn unreserve(tx: &mut Tx, held: Demand) -> Result<Level, sqlx::Error> {
-    sqlx::query("UPDATE stock SET reserved = reserved - $1, updated_at = $2 WHERE product_id = $3")
-        .bind(held.quantity)
-        .bind(now_text())
-        .bind(held.product_id.to_string())
-        .execute(&mut **tx)
-        .await?;
-    level_after(tx, held.product_id).await
-}
-
-/// Takes units held for an order off the shelf; returns the level afterwards.
-pub async fn take_out(tx: &mut Tx, held: Demand) -> Result<Level, sqlx::Error> {
-    sqlx::query(
-        "UPDATE stock SET on_hand = on_hand - $1, reserved = reserved - $1, updated_at = $2
-         WHERE product_id = $3",
+    let row = sqlx::query(
+        "UPDATE stock SET reserved = reserved - $1, updated_at = $2 WHERE product_id = $3
+         RETURNING on_hand, reserved",
     )
     .bind(held.quantity)
     .bind(now_text())
     .bind(held.product_id.to_string())
-    .execute(&mut **tx)
+    .fetch_optional(&mut **tx)
     .await?;
-    level_after(tx, held.product_id).await
+    changed(row, held.product_id)
+}
+
+/// Takes units held for an order off the shelf; returns the level afterwards.
+pub async fn take_out(tx: &mut Tx, held: Demand) -> Result<Level, sqlx::Error> {
+    let row = sqlx::query(
+        "UPDATE stock SET on_hand = on_hand - $1, reserved = reserved - $1, updated_at = $2
+         WHERE product_id = $3
+         RETURNING on_hand, reserved",
+    )
+    .bind(held.quantity)
+    .bind(now_text())
+    .bind(held.product_id.to_string())
+    .fetch_optional(&mut **tx)
+    .await?;
+    changed(row, held.product_id)
 }
 
 fn level_of(row: &AnyRow) -> Result<Level, sqlx::Error> {
@@ -131,26 +138,18 @@ fn level_of(row: &AnyRow) -> Result<Level, sqlx::Error> {
 /// call this first, so the events of one order are handled one at a time
 /// whichever instances they reach.
 pub async fn lock_order(tx: &mut Tx, order_id: Uuid) -> Result<OrderState, sqlx::Error> {
-    let now = now_text();
-    sqlx::query(
+    // One statement: an upsert locks the row whether it inserted it or
+    // found it (a plain `DO NOTHING` would not lock a row that existed).
+    let state: String = sqlx::query_scalar(
         "INSERT INTO orders (order_id, state, updated_at) VALUES ($1, $2, $3)
-         ON CONFLICT (order_id) DO NOTHING",
+         ON CONFLICT (order_id) DO UPDATE SET updated_at = excluded.updated_at
+         RETURNING state",
     )
     .bind(order_id.to_string())
     .bind(OrderState::Open.as_str())
-    .bind(&now)
-    .execute(&mut **tx)
+    .bind(now_text())
+    .fetch_one(&mut **tx)
     .await?;
-    // The insert does not lock a row that already existed; this update does.
-    sqlx::query("UPDATE orders SET updated_at = $1 WHERE order_id = $2")
-        .bind(&now)
-        .bind(order_id.to_string())
-        .execute(&mut **tx)
-        .await?;
-    let state: String = sqlx::query_scalar("SELECT state FROM orders WHERE order_id = $1")
-        .bind(order_id.to_string())
-        .fetch_one(&mut **tx)
-        .await?;
     OrderState::parse(&state)
         .ok_or_else(|| sqlx::Error::Protocol(format!("order {order_id} has state {state:?}")))
 }
