@@ -75,8 +75,14 @@ impl Outbox {
 
     /// Publishes every pending row; returns how many were published.
     pub async fn flush(&self) -> Result<usize, RelayError> {
+        Ok(self.drain().await?.len())
+    }
+
+    /// Publishes every pending row; returns each one's event id and stream
+    /// sequence.
+    async fn drain(&self) -> Result<Vec<(String, u64)>, RelayError> {
         let _guard = self.publishing.lock().await;
-        let mut total = 0;
+        let mut published = Vec::new();
         // Bounded: each round drains up to BATCH rows; stop once a round is short.
         for _ in 0..10_000 {
             let rows = sqlx::query(
@@ -110,20 +116,23 @@ impl Outbox {
                     publish = publish.header(TRACEPARENT, tp.as_str());
                 }
                 let ack = self.js.send_publish(subject.clone(), publish).await;
-                pending.push((position, subject, ack, span));
+                pending.push((position, event_id, subject, ack, span));
             }
             // Await acks in order; stop at the first failure so that nothing
             // after it is marked sent (it will be published again, and the
             // broker drops the duplicates).
             let mut done = Vec::with_capacity(count);
             let mut failure = None;
-            for (position, subject, ack, _span) in pending {
+            for (position, event_id, subject, ack, _span) in pending {
                 let result = match ack {
                     Ok(future) => future.await.map_err(|e| e.to_string()),
                     Err(e) => Err(e.to_string()),
                 };
                 match result {
-                    Ok(ack) => done.push((position, ack.sequence)),
+                    Ok(ack) => {
+                        done.push((position, ack.sequence));
+                        published.push((event_id, ack.sequence));
+                    }
                     Err(message) => {
                         failure = Some(RelayError::Publish { subject, message });
                         break;
@@ -131,7 +140,6 @@ impl Outbox {
                 }
             }
             self.mark_published(&done).await?;
-            total += done.len();
             crate::metrics::outbox_published(done.len());
             if let Some(error) = failure {
                 return Err(error);
@@ -140,7 +148,7 @@ impl Outbox {
                 break;
             }
         }
-        Ok(total)
+        Ok(published)
     }
 
     /// Marks rows sent, with their stream sequences, in one statement that
@@ -175,14 +183,24 @@ impl Outbox {
         if event_ids.is_empty() {
             return None;
         }
-        if let Err(error) = self.flush().await {
-            tracing::warn!(%error, "outbox flush after command failed; the relay will retry");
-        }
+        let published = match self.drain().await {
+            Ok(published) => published,
+            Err(error) => {
+                tracing::warn!(%error, "outbox flush after command failed; the relay will retry");
+                Vec::new()
+            }
+        };
         let mut highest = 0u64;
         for id in event_ids {
+            // Usually this flush published it; else the relay did, before.
+            let id = id.to_string();
+            if let Some((_, seq)) = published.iter().find(|(event_id, _)| *event_id == id) {
+                highest = highest.max(*seq);
+                continue;
+            }
             let seq: Option<i64> =
                 sqlx::query_scalar("SELECT stream_seq FROM platform_outbox WHERE event_id = $1")
-                    .bind(id.to_string())
+                    .bind(&id)
                     .fetch_optional(self.db.pool())
                     .await
                     .ok()
