@@ -45,7 +45,15 @@ async fn a_name_match_outranks_a_description_only_match_and_irrelevant_products_
         ]
     );
     assert!(results.items[0].score > results.items[1].score);
-    let mug = search(&gatherer, &params("mug", None, 20, 0)).await;
+    // The mug was created last: on a shard other than the computers' it
+    // may be indexed a moment later, so it is waited for too.
+    let mug = search_until(
+        &gatherer,
+        &params("mug", None, 20, 0),
+        "the mug is found",
+        |r| r.total >= 1,
+    )
+    .await;
     assert_eq!(names(&mug), ["Coffee mug"]);
 }
 
