@@ -55,8 +55,7 @@ pub async fn run(
     )
     .await?;
     for spec in handlers::SagaEvents::specs() {
-        rt.consume(spec, handlers::SagaEvents(handlers.clone()))
-            .await?;
+        rt.react(spec, handlers::SagaEvents).await?;
     }
     let h = handlers.clone();
     rt.serve(cmd::CHECKOUT_PUT_BASKET_ITEM, move |req| {

@@ -2,6 +2,9 @@
 //! message to the handler, and acks in one place from the handler's outcome:
 //! `Done` → ack; `Retry` → nak with back-off, or dead-letter once
 //! `max_deliver` is reached; `Poison` → dead-letter, then terminate.
+//! Deliveries a lane has at hand go to the handler together first
+//! ([`EventHandler::handle_all`], group commit); a handler that declines
+//! gets them one by one.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -21,11 +24,41 @@ use crate::telemetry::TraceParent;
 /// Handles events of one durable consumer.
 pub trait EventHandler: Send + Sync + 'static {
     fn handle(&self, delivery: &Delivery) -> impl Future<Output = Outcome> + Send;
+
+    /// Whether [`EventHandler::handle_all`] may take several deliveries.
+    fn batches(&self) -> bool {
+        false
+    }
+
+    /// Handles `deliveries` (in stream order, each with its `handle` span)
+    /// all or nothing: true when every one's effect is durable, so the loop
+    /// acks them all; false when nothing was changed and the loop must hand
+    /// them to [`EventHandler::handle`] one by one. The default declines.
+    fn handle_all(
+        &self,
+        deliveries: &[Delivery],
+        spans: &[tracing::Span],
+    ) -> impl Future<Output = bool> + Send {
+        let _ = (deliveries, spans);
+        async { false }
+    }
 }
 
 impl<H: EventHandler> EventHandler for Arc<H> {
     fn handle(&self, delivery: &Delivery) -> impl Future<Output = Outcome> + Send {
         H::handle(self, delivery)
+    }
+
+    fn batches(&self) -> bool {
+        H::batches(self)
+    }
+
+    fn handle_all(
+        &self,
+        deliveries: &[Delivery],
+        spans: &[tracing::Span],
+    ) -> impl Future<Output = bool> + Send {
+        H::handle_all(self, deliveries, spans)
     }
 }
 
@@ -57,7 +90,7 @@ pub async fn handle_checked<H: DynHandler + ?Sized>(
     handler.handle_dyn(delivery).await
 }
 
-/// Runs until `stop` is cancelled; the message in hand is finished first.
+/// Runs until `stop` is cancelled; the messages its lanes hold are finished first.
 pub async fn run<H: EventHandler>(
     js: Context,
     service: &'static str,
@@ -109,30 +142,25 @@ async fn consume<H: EventHandler>(
         .messages()
         .await
         .map_err(|e| anyhow::anyhow!("pulling from {}: {e}", spec.durable))?;
-    tracing::info!(consumer = %spec.durable, stream = spec.stream, lanes = spec.lanes, "consuming");
-    if spec.lanes <= 1 {
-        loop {
-            let next = tokio::select! {
-                _ = stop.cancelled() => return Ok(()),
-                next = messages.next() => next,
-            };
-            match next {
-                None => anyhow::bail!("message stream ended"),
-                Some(Err(error)) => {
-                    tracing::debug!(consumer = %spec.durable, %error, "pull stream error")
-                }
-                Some(Ok(message)) => process(js, service, spec, handler, message).await,
-            }
-        }
-    }
     // Lanes: each aggregate's messages go to one lane and are handled there
-    // in order; different aggregates proceed in parallel.
-    let (senders, receivers): (Vec<_>, Vec<_>) = (0..spec.lanes)
+    // in order; different aggregates proceed in parallel. A lane takes what
+    // it has at hand, up to a pull batch, in one go. A handler that commits
+    // deliveries together gets one lane: its database has one writer, for
+    // which parallel lanes would only queue, and one lane has the most at
+    // hand to commit together.
+    let lanes = if handler.batches() {
+        1
+    } else {
+        spec.lanes.max(1)
+    };
+    tracing::info!(consumer = %spec.durable, stream = spec.stream, lanes, "consuming");
+    let (senders, receivers): (Vec<_>, Vec<_>) = (0..lanes)
         .map(|_| tokio::sync::mpsc::channel::<jetstream::Message>(spec.batch.max(1)))
         .unzip();
     let lanes = futures::future::join_all(receivers.into_iter().map(|mut rx| async move {
-        while let Some(message) = rx.recv().await {
-            process(js, service, spec, handler, message).await;
+        let mut batch = Vec::with_capacity(spec.batch.max(1));
+        while rx.recv_many(&mut batch, spec.batch.max(1)).await > 0 {
+            process_all(js, service, spec, handler, std::mem::take(&mut batch)).await;
         }
     }));
     let dispatch = async move {
@@ -174,7 +202,10 @@ fn lane_of(payload: &[u8], stream_seq: u64, lanes: usize) -> usize {
         subject: Option<std::borrow::Cow<'a, str>>,
     }
     use std::hash::{Hash, Hasher};
-    let lanes = lanes.max(1) as u64;
+    if lanes <= 1 {
+        return 0;
+    }
+    let lanes = lanes as u64;
     let Some(key) = serde_json::from_slice::<Aggregate>(payload)
         .ok()
         .and_then(|a| a.subject)
@@ -184,6 +215,71 @@ fn lane_of(payload: &[u8], stream_seq: u64, lanes: usize) -> usize {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     key.hash(&mut hasher);
     (hasher.finish() % lanes) as usize
+}
+
+/// Handles a lane's messages: together if the handler takes them so,
+/// else one at a time.
+async fn process_all<H: EventHandler>(
+    js: &Context,
+    service: &'static str,
+    spec: &ConsumerSpec,
+    handler: &H,
+    messages: Vec<jetstream::Message>,
+) {
+    if messages.len() > 1 && handler.batches() && handle_together(spec, handler, &messages).await {
+        return;
+    }
+    for message in messages {
+        process(js, service, spec, handler, message).await;
+    }
+}
+
+/// Offers `messages` to the handler as one batch and acks them all if it
+/// took them; false when they must be handled one by one (the handler
+/// declined or failed, a message lacks metadata, or a fault is injected).
+async fn handle_together<H: EventHandler>(
+    spec: &ConsumerSpec,
+    handler: &H,
+    messages: &[jetstream::Message],
+) -> bool {
+    let mut deliveries = Vec::with_capacity(messages.len());
+    for message in messages {
+        let Some(delivery) = to_delivery(message) else {
+            return false;
+        };
+        if crate::fault::poisons(&spec.durable, &delivery.stream) {
+            return false;
+        }
+        deliveries.push(delivery);
+    }
+    let spans: Vec<tracing::Span> = deliveries.iter().map(|d| handle_span(spec, d)).collect();
+    let started = Instant::now();
+    if !handler.handle_all(&deliveries, &spans).await {
+        return false;
+    }
+    let each = started.elapsed() / u32::try_from(messages.len()).unwrap_or(u32::MAX);
+    crate::metrics::committed_together(&spec.durable, messages.len());
+    if let Some(info) = messages.last().and_then(|m| m.info().ok()) {
+        crate::metrics::consumer_pending(&spec.durable, info.pending);
+    }
+    for (message, span) in messages.iter().zip(&spans) {
+        crate::metrics::message_handled(&spec.durable, "done", each);
+        if let Err(error) = message.ack_with(AckKind::Ack).await {
+            // The broker will redeliver; the inbox makes that harmless.
+            tracing::warn!(parent: span, %error, "acknowledgement failed");
+        }
+    }
+    true
+}
+
+/// The span a delivery is handled in: its own trace id, continuing the
+/// publisher's trace.
+fn handle_span(spec: &ConsumerSpec, delivery: &Delivery) -> tracing::Span {
+    let trace = TraceParent::continue_or_start(delivery.traceparent());
+    let span = tracing::info_span!("handle", consumer = %spec.durable, subject = %delivery.subject,
+        seq = delivery.stream_seq, delivered = delivery.delivered, trace_id = %trace.trace_id);
+    crate::telemetry::continue_from(&span, delivery.traceparent());
+    span
 }
 
 async fn process<H: EventHandler>(
@@ -201,10 +297,7 @@ async fn process<H: EventHandler>(
     if let Ok(info) = message.info() {
         crate::metrics::consumer_pending(&spec.durable, info.pending);
     }
-    let trace = TraceParent::continue_or_start(delivery.traceparent());
-    let span = tracing::info_span!("handle", consumer = %spec.durable, subject = %delivery.subject,
-        seq = delivery.stream_seq, delivered = delivery.delivered, trace_id = %trace.trace_id);
-    crate::telemetry::continue_from(&span, delivery.traceparent());
+    let span = handle_span(spec, &delivery);
     async {
         let started = Instant::now();
         let outcome = handle_checked(handler, &spec.durable, &delivery).await;

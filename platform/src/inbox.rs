@@ -7,6 +7,17 @@ use crate::db::{now_text, Db, Tx};
 /// `None` when that event was already handled (the caller acks and skips).
 pub async fn begin(db: &Db, consumer: &str, event_id: &str) -> Result<Option<Tx>, sqlx::Error> {
     let mut tx = db.begin().await?;
+    if claim(&mut tx, consumer, event_id).await? {
+        Ok(Some(tx))
+    } else {
+        tx.rollback().await?;
+        Ok(None)
+    }
+}
+
+/// Records `event_id` as handled by `consumer` inside `tx`; false when it
+/// already was (the caller then changes nothing).
+pub async fn claim(tx: &mut Tx, consumer: &str, event_id: &str) -> Result<bool, sqlx::Error> {
     let claimed = sqlx::query(
         "INSERT INTO platform_inbox (consumer, event_id, handled_at) VALUES ($1, $2, $3)
          ON CONFLICT (consumer, event_id) DO NOTHING",
@@ -14,14 +25,11 @@ pub async fn begin(db: &Db, consumer: &str, event_id: &str) -> Result<Option<Tx>
     .bind(consumer)
     .bind(event_id)
     .bind(now_text())
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?
     .rows_affected();
-    if claimed == 1 {
-        Ok(Some(tx))
-    } else {
-        tx.rollback().await?;
+    if claimed != 1 {
         crate::metrics::duplicate_skipped(consumer);
-        Ok(None)
     }
+    Ok(claimed == 1)
 }

@@ -22,6 +22,7 @@ pub mod nats;
 pub mod nats_server;
 pub mod outbox;
 pub mod projection;
+pub mod reaction;
 pub mod replay;
 pub mod responder;
 pub mod runtime;

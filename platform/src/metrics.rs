@@ -37,6 +37,12 @@ pub fn message_handled(consumer: &str, outcome: &'static str, elapsed: Duration)
         .record(elapsed.as_secs_f64());
 }
 
+/// Deliveries that committed together in one transaction (group commit).
+pub fn committed_together(consumer: &str, deliveries: usize) {
+    metrics::counter!("bazaar_deliveries_committed_together_total", "consumer" => consumer.to_owned())
+        .increment(deliveries as u64);
+}
+
 pub fn dead_lettered(consumer: &str) {
     metrics::counter!("bazaar_messages_dead_lettered_total", "consumer" => consumer.to_owned())
         .increment(1);

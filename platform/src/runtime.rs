@@ -26,6 +26,7 @@ use crate::db::{Db, Durability, Migrations};
 use crate::health::Readiness;
 use crate::outbox::Outbox;
 use crate::projection::{ProjectionHandle, ProjectionSpec, Projector};
+use crate::reaction::{InTx, Reaction};
 use crate::streams::{self, ConsumerSpec};
 
 /// The default address of a service's health and metrics server.
@@ -200,6 +201,19 @@ impl Runtime {
         });
         self.workers.push(task);
         Ok(())
+    }
+
+    /// Starts a durable consumer whose handler is a [`Reaction`]: the
+    /// platform opens and commits its transaction, with this service's
+    /// database and outbox, and commits deliveries at hand together on
+    /// SQLite (see [`crate::reaction`]).
+    pub async fn react<R: Reaction>(
+        &mut self,
+        spec: ConsumerSpec,
+        reaction: R,
+    ) -> anyhow::Result<()> {
+        let handler = InTx::new(self.db.clone(), self.outbox.clone(), reaction);
+        self.consume(spec, handler).await
     }
 
     /// Starts a projection; readiness waits until it has caught up once.

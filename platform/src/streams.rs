@@ -184,7 +184,9 @@ pub struct ConsumerSpec {
     /// Messages per pull.
     pub batch: usize,
     /// Messages handled at once. Events of one aggregate (the CloudEvents
-    /// `subject`) always go to the same lane, so they stay in order.
+    /// `subject`) always go to the same lane, so they stay in order. A
+    /// handler that commits deliveries together (a reaction on SQLite) gets
+    /// one lane whatever this says.
     pub lanes: usize,
 }
 

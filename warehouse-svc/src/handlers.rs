@@ -16,9 +16,9 @@ use contracts::commands::{
 use contracts::subjects::{durable, evt, WAREHOUSE_SVC};
 use contracts::{Envelope, Event, EventContext};
 use platform::command::{self, Decided, Refusal};
-use platform::consumer::EventHandler;
-use platform::delivery::{Delivery, HandlerError, Outcome};
+use platform::delivery::{Delivery, HandlerError};
 use platform::outbox::{self, Outbox};
+use platform::reaction::{Effect, Reaction};
 use platform::{Db, Tx};
 use tracing::instrument;
 use uuid::Uuid;
@@ -102,119 +102,56 @@ fn refusal(error: SetStockError) -> CommandError {
     }
 }
 
-/// The reactions to checkout's order events.
+/// The reactions to checkout's order events, each inside the transaction
+/// the platform opens for it (`platform::reaction`).
 pub struct Reactions {
-    db: Db,
-    outbox: Outbox,
     dispatch_delay: Duration,
 }
 
-impl EventHandler for Reactions {
-    async fn handle(&self, delivery: &Delivery) -> Outcome {
-        self.react(delivery).await.into()
-    }
-}
-
-impl Reactions {
-    pub fn new(db: Db, outbox: Outbox, dispatch_delay: Duration) -> Self {
-        Reactions {
-            db,
-            outbox,
-            dispatch_delay,
-        }
-    }
-
-    async fn react(&self, d: &Delivery) -> Result<(), HandlerError> {
+impl Reaction for Reactions {
+    async fn react(&self, tx: &mut Tx, d: &Delivery) -> Result<Effect, HandlerError> {
         match d.subject.as_str() {
             // History still holds v1: both are read as v2.
             evt::ORDER_PLACED_V1 | evt::ORDER_PLACED_V2 => {
-                self.placed(decode_order_placed(&d.payload)?).await
+                placed(tx, decode_order_placed(&d.payload)?).await
             }
-            evt::ORDER_CONFIRMED_V1 => self.confirmed(d.decode()?).await,
+            evt::ORDER_CONFIRMED_V1 => self.confirmed(tx, d.decode()?).await,
             evt::ORDER_REJECTED_V1 => {
                 let e: Envelope<OrderRejectedV1> = d.decode()?;
-                self.closed(e.data.order_id, &e, domain::on_closed).await
+                closed(tx, e.data.order_id, &e, domain::on_closed).await
             }
             evt::ORDER_CANCELLED_V1 => {
                 let e: Envelope<OrderCancelledV1> = d.decode()?;
-                self.closed(e.data.order_id, &e, domain::on_closed).await
+                closed(tx, e.data.order_id, &e, domain::on_closed).await
             }
             evt::ORDER_CANCELLATION_REQUESTED_V1 => {
                 let e: Envelope<OrderCancellationRequestedV1> = d.decode()?;
-                self.closed(e.data.order_id, &e, domain::on_cancel_requested)
-                    .await
+                closed(tx, e.data.order_id, &e, domain::on_cancel_requested).await
             }
             other => Err(HandlerError::Poison(format!(
                 "warehouse does not consume {other}"
             ))),
         }
     }
+}
 
-    /// Holds stock for every line of the order, or for none of it.
-    #[instrument(skip_all, fields(order_id = %e.data.order_id, event_id = %e.id))]
-    async fn placed(&self, e: Envelope<OrderPlacedV2>) -> Result<(), HandlerError> {
-        let order_id = e.data.order_id;
-        let demand =
-            domain::demand(&e.data.lines).map_err(|err| HandlerError::Poison(err.to_string()))?;
-        let ctx = EventContext::caused_by(&e);
-        let Some(mut tx) = self.begin(&e).await? else {
-            return Ok(());
-        };
-        if !domain::may_reserve(store::lock_order(&mut tx, order_id).await?) {
-            // A repeat, or an order rejected before it reached us: the
-            // inbox record is all there is to keep.
-            tx.commit().await?;
-            return Ok(());
-        }
-        let mut results = Vec::with_capacity(demand.len());
-        let mut refused = false;
-        for want in &demand {
-            let result = if refused {
-                LineResult::Skipped(store::level(&mut tx, want.product_id).await?)
-            } else if let Some(level) = store::try_reserve(&mut tx, *want).await? {
-                LineResult::Held(level)
-            } else {
-                refused = true;
-                LineResult::Refused(store::level(&mut tx, want.product_id).await?)
-            };
-            results.push((*want, result));
-        }
-        match domain::settle(order_id, &results) {
-            Settlement::Reserved(event) => {
-                store::insert_reservations(&mut tx, order_id, &demand).await?;
-                store::set_order_state(&mut tx, order_id, OrderState::Held).await?;
-                self.commit_with(tx, event, &ctx).await?;
-                tracing::info!("stock reserved");
-            }
-            Settlement::Failed(event) => {
-                // Give back the lines held so far (and their row locks) at
-                // once, then record the failure on its own.
-                tx.rollback().await?;
-                let Some(mut tx) = self.begin(&e).await? else {
-                    return Ok(());
-                };
-                if !domain::may_reserve(store::lock_order(&mut tx, order_id).await?) {
-                    // A twin of this event decided meanwhile; its answer stands.
-                    tx.commit().await?;
-                    return Ok(());
-                }
-                store::set_order_state(&mut tx, order_id, OrderState::Failed).await?;
-                let reason = event.reason.clone();
-                self.commit_with(tx, event, &ctx).await?;
-                tracing::info!(%reason, "stock reservation failed");
-            }
-        }
-        Ok(())
+impl Reactions {
+    pub fn new(dispatch_delay: Duration) -> Self {
+        Reactions { dispatch_delay }
     }
 
     /// Schedules the shipment of a confirmed order.
     #[instrument(skip_all, fields(order_id = %e.data.order_id, event_id = %e.id))]
-    async fn confirmed(&self, e: Envelope<OrderConfirmedV1>) -> Result<(), HandlerError> {
+    async fn confirmed(
+        &self,
+        tx: &mut Tx,
+        e: Envelope<OrderConfirmedV1>,
+    ) -> Result<Effect, HandlerError> {
         let order_id = e.data.order_id;
-        let Some(mut tx) = self.begin(&e).await? else {
-            return Ok(());
-        };
-        let state = store::lock_order(&mut tx, order_id).await?;
+        if !claim(tx, &e).await? {
+            return Ok(Effect::Quiet);
+        }
+        let state = store::lock_order(tx, order_id).await?;
         if domain::may_schedule(state) {
             // The delay is bounded by the command line, so this cannot fail
             // in practice; date arithmetic still must not panic.
@@ -226,71 +163,119 @@ impl Reactions {
                 })?
                 .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
             let ctx = EventContext::caused_by(&e);
-            store::schedule_shipment(&mut tx, order_id, Uuid::now_v7(), &due_at, &ctx).await?;
+            store::schedule_shipment(tx, order_id, Uuid::now_v7(), &due_at, &ctx).await?;
         } else {
             tracing::warn!(
                 state = state.as_str(),
                 "confirmed order holds no stock; nothing to ship"
             );
         }
-        tx.commit().await?;
-        Ok(())
+        Ok(Effect::Quiet)
     }
+}
 
-    /// Releases what a rejected or cancelled order holds and cancels its
-    /// shipment, or marks an order holding nothing closed, as `rule` says
-    /// for the order's state. The order row is locked first, so a release
-    /// and the dispatcher's claim of the same shipment take turns: exactly
-    /// one of `stock.released` and `shipment.dispatched` is published.
-    #[instrument(skip_all, fields(%order_id, event_id = %e.id))]
-    async fn closed<T: Event>(
-        &self,
-        order_id: Uuid,
-        e: &Envelope<T>,
-        rule: fn(OrderState) -> Close,
-    ) -> Result<(), HandlerError> {
-        let Some(mut tx) = self.begin(e).await? else {
-            return Ok(());
+/// Holds stock for every line of the order, or for none of it.
+#[instrument(skip_all, fields(order_id = %e.data.order_id, event_id = %e.id))]
+async fn placed(tx: &mut Tx, e: Envelope<OrderPlacedV2>) -> Result<Effect, HandlerError> {
+    let order_id = e.data.order_id;
+    let demand =
+        domain::demand(&e.data.lines).map_err(|err| HandlerError::Poison(err.to_string()))?;
+    let ctx = EventContext::caused_by(&e);
+    if !claim(tx, &e).await? {
+        return Ok(Effect::Quiet);
+    }
+    if !domain::may_reserve(store::lock_order(tx, order_id).await?) {
+        // A repeat, or an order rejected before it reached us: the inbox
+        // record is all there is to keep.
+        return Ok(Effect::Quiet);
+    }
+    let mut results = Vec::with_capacity(demand.len());
+    let mut refused = false;
+    for want in &demand {
+        let result = if refused {
+            LineResult::Skipped(store::level(tx, want.product_id).await?)
+        } else if let Some(level) = store::try_reserve(tx, *want).await? {
+            LineResult::Held(level)
+        } else {
+            refused = true;
+            LineResult::Refused(store::level(tx, want.product_id).await?)
         };
-        match rule(store::lock_order(&mut tx, order_id).await?) {
-            Close::Release => {
-                let held = domain::in_lock_order(store::held_for(&mut tx, order_id).await?);
-                let mut lines = Vec::with_capacity(held.len());
-                for d in held {
-                    lines.push((d, store::unreserve(&mut tx, d).await?));
-                }
-                store::finish_reservations(&mut tx, order_id, store::RELEASED).await?;
-                store::cancel_shipment(&mut tx, order_id).await?;
-                store::set_order_state(&mut tx, order_id, OrderState::Released).await?;
-                let event = domain::released(order_id, &lines);
-                self.commit_with(tx, event, &EventContext::caused_by(e))
-                    .await?;
-                tracing::info!("stock released");
-            }
-            Close::MarkClosed => {
-                store::set_order_state(&mut tx, order_id, OrderState::Closed).await?;
-                tx.commit().await?;
-            }
-            Close::Nothing => tx.commit().await?,
+        results.push((*want, result));
+    }
+    match domain::settle(order_id, &results) {
+        Settlement::Reserved(event) => {
+            store::insert_reservations(tx, order_id, &demand).await?;
+            store::set_order_state(tx, order_id, OrderState::Held).await?;
+            push(tx, event, &ctx).await?;
+            tracing::info!("stock reserved");
         }
-        Ok(())
+        Settlement::Failed(event) => {
+            // Give back the lines held so far (the transaction may hold
+            // other deliveries' effects, so it is not rolled back), then
+            // record the failure.
+            for (want, result) in &results {
+                if matches!(result, LineResult::Held(_)) {
+                    store::unreserve(tx, *want).await?;
+                }
+            }
+            store::set_order_state(tx, order_id, OrderState::Failed).await?;
+            let reason = event.reason.clone();
+            push(tx, event, &ctx).await?;
+            tracing::info!(%reason, "stock reservation failed");
+        }
     }
+    Ok(Effect::Events)
+}
 
-    /// Claims the event in the inbox: `None` if it was handled before.
-    async fn begin<T>(&self, e: &Envelope<T>) -> Result<Option<Tx>, HandlerError> {
-        Ok(platform::inbox::begin(&self.db, CONSUMER, &e.id.to_string()).await?)
+/// Releases what a rejected or cancelled order holds and cancels its
+/// shipment, or marks an order holding nothing closed, as `rule` says for
+/// the order's state. The order row is locked first, so a release and the
+/// dispatcher's claim of the same shipment take turns: exactly one of
+/// `stock.released` and `shipment.dispatched` is published.
+#[instrument(skip_all, fields(%order_id, event_id = %e.id))]
+async fn closed<T: Event>(
+    tx: &mut Tx,
+    order_id: Uuid,
+    e: &Envelope<T>,
+    rule: fn(OrderState) -> Close,
+) -> Result<Effect, HandlerError> {
+    if !claim(tx, e).await? {
+        return Ok(Effect::Quiet);
     }
+    match rule(store::lock_order(tx, order_id).await?) {
+        Close::Release => {
+            let held = domain::in_lock_order(store::held_for(tx, order_id).await?);
+            let mut lines = Vec::with_capacity(held.len());
+            for d in held {
+                lines.push((d, store::unreserve(tx, d).await?));
+            }
+            store::finish_reservations(tx, order_id, store::RELEASED).await?;
+            store::cancel_shipment(tx, order_id).await?;
+            store::set_order_state(tx, order_id, OrderState::Released).await?;
+            push(
+                tx,
+                domain::released(order_id, &lines),
+                &EventContext::caused_by(e),
+            )
+            .await?;
+            tracing::info!("stock released");
+            Ok(Effect::Events)
+        }
+        Close::MarkClosed => {
+            store::set_order_state(tx, order_id, OrderState::Closed).await?;
+            Ok(Effect::Quiet)
+        }
+        Close::Nothing => Ok(Effect::Quiet),
+    }
+}
 
-    /// Adds `event` to the outbox, commits, and wakes the relay.
-    async fn commit_with<T: Event>(
-        &self,
-        mut tx: Tx,
-        event: T,
-        ctx: &EventContext,
-    ) -> Result<(), HandlerError> {
-        outbox::push(&mut tx, &Envelope::new(WAREHOUSE_SVC, event, ctx)).await?;
-        tx.commit().await?;
-        self.outbox.notify();
-        Ok(())
-    }
+/// Claims the event in the inbox: false if it was handled before.
+async fn claim<T>(tx: &mut Tx, e: &Envelope<T>) -> Result<bool, HandlerError> {
+    Ok(platform::inbox::claim(tx, CONSUMER, &e.id.to_string()).await?)
+}
+
+/// Adds `event`, caused by `ctx`, to the outbox.
+async fn push<T: Event>(tx: &mut Tx, event: T, ctx: &EventContext) -> Result<(), HandlerError> {
+    outbox::push(tx, &Envelope::new(WAREHOUSE_SVC, event, ctx)).await?;
+    Ok(())
 }

@@ -71,12 +71,8 @@ pub async fn run(
         async move { commands.set_stock(req).await }
     })
     .await?;
-    let reactions = handlers::Reactions::new(
-        rt.db.clone(),
-        rt.outbox.clone(),
-        Duration::from_millis(args.dispatch_delay_ms),
-    );
-    rt.consume(consumer_spec(), reactions).await?;
+    let reactions = handlers::Reactions::new(Duration::from_millis(args.dispatch_delay_ms));
+    rt.react(consumer_spec(), reactions).await?;
     let (db, outbox) = (rt.db.clone(), rt.outbox.clone());
     rt.spawn(move |stop| dispatcher::run(db, outbox, stop));
     rt.run_until_stopped(None, shutdown).await

@@ -7,16 +7,18 @@ use contracts::warehouse::{
     ShipmentDispatchedV1, StockReleasedV1, StockReservationFailedV1, StockReservedV1,
 };
 use contracts::{Envelope, Event, EventContext};
-use platform::consumer::EventHandler;
-use platform::delivery::{Delivery, HandlerError, Outcome};
+use platform::delivery::{Delivery, HandlerError};
+use platform::reaction::{Effect, Reaction};
 use platform::streams::ConsumerSpec;
+use platform::Tx;
 use uuid::Uuid;
 
-use super::{apply, Applied, Handlers};
+use super::{apply, Applied};
 use crate::domain::Input;
 
-/// Reacts to warehouse and finance events on behalf of each order.
-pub struct SagaEvents(pub Handlers);
+/// Reacts to warehouse and finance events on behalf of each order, inside
+/// the transaction the platform opens for each (`platform::reaction`).
+pub struct SagaEvents;
 
 impl SagaEvents {
     /// The durable consumers of the saga's inputs checkout declares, one
@@ -31,7 +33,7 @@ impl SagaEvents {
             .collect()
     }
 
-    async fn react(&self, d: &Delivery) -> Result<(), HandlerError> {
+    async fn react_in(&self, tx: &mut Tx, d: &Delivery) -> Result<Effect, HandlerError> {
         let (order_id, input, envelope_ctx) = match d.subject.as_str() {
             evt::STOCK_RESERVED_V1 => {
                 input_of::<StockReservedV1>(d, |e| (e.order_id, Input::StockReserved))?
@@ -58,29 +60,23 @@ impl SagaEvents {
             }
         };
         let (event_id, ctx) = envelope_ctx;
-        let Some(mut tx) = platform::inbox::begin(&self.0.db, durable::CHECKOUT, &event_id).await?
-        else {
-            return Ok(());
-        };
-        match apply(&mut tx, order_id, input, &ctx).await? {
-            Ok(Applied::Done { event, .. }) => {
-                tx.commit().await?;
-                if event.is_some() {
-                    self.0.outbox.notify();
-                }
-            }
+        if !platform::inbox::claim(tx, durable::CHECKOUT, &event_id).await? {
+            return Ok(Effect::Quiet);
+        }
+        match apply(tx, order_id, input, &ctx).await? {
+            Ok(Applied::Done { event, .. }) if event.is_some() => Ok(Effect::Events),
+            Ok(Applied::Done { .. }) => Ok(Effect::Quiet),
             Ok(Applied::Unknown) => {
                 // An answer about an order checkout never placed: keep the
                 // inbox record so it is not retried, and say so.
                 tracing::warn!(%order_id, subject = %d.subject, "event for an unknown order ignored");
-                tx.commit().await?;
+                Ok(Effect::Quiet)
             }
             Err(refusal) => {
                 tracing::warn!(%order_id, %refusal, "saga input refused");
-                tx.commit().await?;
+                Ok(Effect::Quiet)
             }
         }
-        Ok(())
     }
 }
 
@@ -99,8 +95,8 @@ fn input_of<T: Event>(
     ))
 }
 
-impl EventHandler for SagaEvents {
-    async fn handle(&self, delivery: &Delivery) -> Outcome {
-        self.react(delivery).await.into()
+impl Reaction for SagaEvents {
+    async fn react(&self, tx: &mut Tx, delivery: &Delivery) -> Result<Effect, HandlerError> {
+        self.react_in(tx, delivery).await
     }
 }

@@ -7,5 +7,6 @@ mod consumer_loop;
 mod database;
 mod outbox_relay;
 mod projections;
+mod reactions;
 mod stream_wait;
 mod support;

@@ -1,0 +1,117 @@
+//! Reactions: event handlers whose whole effect is one database
+//! transaction. The platform opens the transaction; the reaction claims the
+//! event in the inbox ([`crate::inbox::claim`]) and writes its effect and
+//! its events to the outbox; the platform commits, wakes the outbox relay
+//! and lets the consumer loop ack.
+//!
+//! Group commit: on SQLite, where every write transaction queues for the
+//! one writer anyway, the deliveries a lane has at hand commit in one
+//! transaction, so the lot costs one `BEGIN`/`COMMIT` and one fsync instead
+//! of one each. If any of them fails, nothing of the lot is kept and the
+//! consumer loop hands each to the reaction alone, so retries and dead
+//! letters stay per message. PostgreSQL keeps one transaction per delivery:
+//! its lanes write in parallel, and one transaction across several orders
+//! would take their rows' locks in no fixed order (deadlocks).
+
+use std::future::Future;
+
+use tracing::Instrument;
+
+use crate::consumer::EventHandler;
+use crate::db::{Backend, Db, Tx};
+use crate::delivery::{Delivery, HandlerError, Outcome};
+use crate::outbox::Outbox;
+
+/// What a reaction left for the outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// No event (a repeat, or a change of state alone).
+    Quiet,
+    /// Events in the outbox: the relay is woken once they commit.
+    Events,
+}
+
+/// Handles one delivery inside a transaction it must neither commit nor
+/// roll back: first [`crate::inbox::claim`] its event (and change nothing
+/// when that says it was handled), then its effect and its events.
+pub trait Reaction: Send + Sync + 'static {
+    fn react<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        delivery: &'a Delivery,
+    ) -> impl Future<Output = Result<Effect, HandlerError>> + Send + 'a;
+}
+
+/// A [`Reaction`] as the consumer loop's handler.
+pub struct InTx<R> {
+    db: Db,
+    outbox: Outbox,
+    reaction: R,
+}
+
+impl<R: Reaction> InTx<R> {
+    pub fn new(db: Db, outbox: Outbox, reaction: R) -> Self {
+        InTx {
+            db,
+            outbox,
+            reaction,
+        }
+    }
+
+    async fn one(&self, delivery: &Delivery) -> Result<(), HandlerError> {
+        let mut tx = self.db.begin().await?;
+        let effect = self.reaction.react(&mut tx, delivery).await?;
+        tx.commit().await?;
+        if effect == Effect::Events {
+            self.outbox.notify();
+        }
+        Ok(())
+    }
+
+    async fn all(
+        &self,
+        deliveries: &[Delivery],
+        spans: &[tracing::Span],
+    ) -> Result<(), HandlerError> {
+        let mut tx = self.db.begin().await?;
+        let mut events = false;
+        for (delivery, span) in deliveries.iter().zip(spans) {
+            let effect = self
+                .reaction
+                .react(&mut tx, delivery)
+                .instrument(span.clone())
+                .await?;
+            events |= effect == Effect::Events;
+        }
+        tx.commit().await?;
+        if events {
+            self.outbox.notify();
+        }
+        Ok(())
+    }
+}
+
+impl<R: Reaction> EventHandler for InTx<R> {
+    async fn handle(&self, delivery: &Delivery) -> Outcome {
+        self.one(delivery).await.into()
+    }
+
+    fn batches(&self) -> bool {
+        self.db.backend() == Backend::Sqlite
+    }
+
+    async fn handle_all(&self, deliveries: &[Delivery], spans: &[tracing::Span]) -> bool {
+        if !self.batches() {
+            return false;
+        }
+        match self.all(deliveries, spans).await {
+            Ok(()) => true,
+            Err(error) => {
+                // Dropping the transaction rolled the whole lot back.
+                tracing::debug!(%error, deliveries = deliveries.len(),
+                    "batch failed; handling its deliveries one by one");
+                false
+            }
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! Reactions (`platform::reaction`): the platform's transaction around a
+//! handler. On SQLite the deliveries at hand commit together; a failure
+//! among them keeps nothing of the lot, and each is then handled alone, so
+//! the good ones take effect once and the bad one is dead-lettered alone.
+
+use bazaar_testkit::{wait_until, Backend};
+use contracts::product::ProductCreatedV1;
+use platform::outbox::Outbox;
+use platform::reaction::{Effect, InTx, Reaction};
+use platform::streams::ConsumerSpec;
+use platform::{inbox, Db, Delivery, HandlerError, Tx};
+use tokio_util::sync::CancellationToken;
+
+use crate::support::{
+    broker, consumer_settled, database, dead_letters, execute, join, metric, on_every_backend,
+    product_created, publish_event, scalar, Broker, PRODUCT_CREATED, PRODUCT_STREAM, SERVICE, WAIT,
+};
+
+/// Records each product.created it handles as a row of `test_tally`; a
+/// product named "poison" is refused after its row was written, so a lot
+/// that kept anything of a failed transaction would show it.
+struct Tally {
+    consumer: &'static str,
+}
+
+impl Reaction for Tally {
+    async fn react(&self, tx: &mut Tx, delivery: &Delivery) -> Result<Effect, HandlerError> {
+        let event = delivery.decode::<ProductCreatedV1>()?;
+        if !inbox::claim(tx, self.consumer, &event.id.to_string()).await? {
+            return Ok(Effect::Quiet);
+        }
+        sqlx::query("INSERT INTO test_tally (consumer, name) VALUES ($1, $2)")
+            .bind(self.consumer)
+            .bind(&event.data.name)
+            .execute(&mut **tx)
+            .await?;
+        if event.data.name == "poison" {
+            return Err(HandlerError::Poison("this product is refused".into()));
+        }
+        Ok(Effect::Quiet)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_at_hand_commit_together_and_a_bad_one_is_dead_lettered_alone() {
+    platform::metrics::install(SERVICE);
+    on_every_backend(commit_together_and_dead_letter_alone).await;
+}
+
+async fn commit_together_and_dead_letter_alone(backend: Backend) {
+    // Arrange: a tally table; events are published while the consumer is
+    // stopped, so that its lane has many at hand when it starts.
+    let broker = broker().await;
+    let (_test_db, db) = database(backend).await;
+    execute(
+        &db,
+        "CREATE TABLE test_tally (consumer TEXT NOT NULL, name TEXT NOT NULL)",
+    )
+    .await;
+    let consumer = match backend {
+        Backend::Sqlite => "tally-sqlite",
+        Backend::Postgres => "tally-postgres",
+    };
+    let together_before = metric("bazaar_deliveries_committed_together_total", consumer);
+    let js = &broker.js;
+
+    // Act 1: 30 good events, then the consumer.
+    let good: Vec<String> = (1..=30).map(|i| format!("product-{i}")).collect();
+    let mut last = 0;
+    for name in &good {
+        last = publish_event(js, &product_created(name)).await;
+    }
+    let running = start(&broker, &db, consumer);
+    wait_until(
+        WAIT,
+        "the consumer has finished the good events",
+        || async move { consumer_settled(js, consumer, last).await },
+    )
+    .await;
+    running.stop().await;
+
+    // Assert 1: SQLite committed deliveries together; PostgreSQL, one by one.
+    let together = metric("bazaar_deliveries_committed_together_total", consumer) - together_before;
+    match backend {
+        Backend::Sqlite => assert!(
+            together >= 2.0,
+            "[{backend}] deliveries committed together: {together}"
+        ),
+        Backend::Postgres => assert_eq!(together, 0.0, "[{backend}] deliveries committed together"),
+    }
+
+    // Act 2: ten more, the fifth one the reaction refuses, then the consumer
+    // again: the refused one usually lands in a lot with good ones.
+    let more: Vec<String> = (31..=40)
+        .map(|i| match i {
+            35 => "poison".to_owned(),
+            i => format!("product-{i}"),
+        })
+        .collect();
+    for name in &more {
+        last = publish_event(js, &product_created(name)).await;
+    }
+    let running = start(&broker, &db, consumer);
+    wait_until(
+        WAIT,
+        "the consumer has finished every event",
+        || async move { consumer_settled(js, consumer, last).await },
+    )
+    .await;
+    running.stop().await;
+
+    // Assert 2: the refused event is the one dead letter.
+    let letters = dead_letters(js, consumer).await;
+    assert_eq!(letters.len(), 1, "[{backend}] dead letters");
+    let refused: ProductCreatedV1 =
+        serde_json::from_slice::<serde_json::Value>(&letters[0].payload)
+            .ok()
+            .and_then(|v| serde_json::from_value(v["data"].clone()).ok())
+            .expect("the dead letter is the refused event");
+    assert_eq!(refused.name, "poison", "[{backend}] the dead letter");
+
+    // Assert 2: each good event took effect once, the refused one not at all.
+    let rows = |name: &str| {
+        format!("SELECT COUNT(*) FROM test_tally WHERE consumer = '{consumer}' AND name = '{name}'")
+    };
+    for name in good.iter().chain(&more) {
+        let expected = i64::from(name != "poison");
+        assert_eq!(
+            scalar(&db, &rows(name)).await,
+            expected,
+            "[{backend}] rows for {name}"
+        );
+    }
+}
+
+/// A running consumer loop of [`Tally`]; stopped by [`Running::stop`].
+struct Running {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn start(broker: &Broker, db: &Db, consumer: &'static str) -> Running {
+    let stop = CancellationToken::new();
+    let handler = InTx::new(
+        db.clone(),
+        Outbox::new(db.clone(), broker.js.clone()),
+        Tally { consumer },
+    );
+    let task = tokio::spawn(platform::consumer::run(
+        broker.js.clone(),
+        SERVICE,
+        ConsumerSpec::new(PRODUCT_STREAM, consumer, &[PRODUCT_CREATED]).with_lanes(2),
+        handler,
+        stop.clone(),
+    ));
+    Running { stop, task }
+}
+
+impl Running {
+    async fn stop(self) {
+        self.stop.cancel();
+        join(self.task, "the consumer loop").await;
+    }
+}
