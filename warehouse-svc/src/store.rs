@@ -62,11 +62,9 @@ pub async fn level(tx: &mut Tx, product_id: Uuid) -> Result<Option<Level>, sqlx:
     row.map(|r| level_of(&r)).transpose()
 }
 
-/// The level a change returned, which must have found the product's row.
-fn changed(row: Option<AnyRow>, product_id: Uuid) -> Result<Level, sqlx::Error> {
-    let row =
-        row.ok_or_else(|| sqlx::Error::Protocol(format!("stock row of {product_id} vanished")))?;
-    level_of(&row)
+/// The level of a change that must have found the product's row.
+fn found(level: Option<Level>, product_id: Uuid) -> Result<Level, sqlx::Error> {
+    level.ok_or_else(|| sqlx::Error::Protocol(format!("stock row of {product_id} vanished")))
 }
 
 pub async fn set_on_hand(tx: &mut Tx, product_id: Uuid, on_hand: i64) -> Result<(), sqlx::Error> {
@@ -80,48 +78,55 @@ pub async fn set_on_hand(tx: &mut Tx, product_id: Uuid, on_hand: i64) -> Result<
 }
 
 /// Holds `quantity` units if that many are available, in one statement;
-/// returns whether it did. This is what keeps stock from being oversold.
+/// returns the level afterwards if it did. This is what keeps stock from
+/// being oversold.
 pub async fn try_reserve(tx: &mut Tx, want: Demand) -> Result<Option<Level>, sqlx::Error> {
-    let row = sqlx::query(
+    change(
+        tx,
         "UPDATE stock SET reserved = reserved + $1, updated_at = $2
          WHERE product_id = $3 AND on_hand - reserved >= $1
          RETURNING on_hand, reserved",
+        want,
     )
-    .bind(want.quantity)
-    .bind(now_text())
-    .bind(want.product_id.to_string())
-    .fetch_optional(&mut **tx)
-    .await?;
-    row.map(|r| level_of(&r)).transpose()
+    .await
 }
 
 /// Gives back units held for an order; returns the level afterwards.
 pub async fn unreserve(tx: &mut Tx, held: Demand) -> Result<Level, sqlx::Error> {
-    let row = sqlx::query(
+    let row = change(
+        tx,
         "UPDATE stock SET reserved = reserved - $1, updated_at = $2 WHERE product_id = $3
          RETURNING on_hand, reserved",
+        held,
     )
-    .bind(held.quantity)
-    .bind(now_text())
-    .bind(held.product_id.to_string())
-    .fetch_optional(&mut **tx)
     .await?;
-    changed(row, held.product_id)
+    found(row, held.product_id)
 }
 
 /// Takes units held for an order off the shelf; returns the level afterwards.
 pub async fn take_out(tx: &mut Tx, held: Demand) -> Result<Level, sqlx::Error> {
-    let row = sqlx::query(
+    let row = change(
+        tx,
         "UPDATE stock SET on_hand = on_hand - $1, reserved = reserved - $1, updated_at = $2
          WHERE product_id = $3
          RETURNING on_hand, reserved",
+        held,
     )
-    .bind(held.quantity)
-    .bind(now_text())
-    .bind(held.product_id.to_string())
-    .fetch_optional(&mut **tx)
     .await?;
-    changed(row, held.product_id)
+    found(row, held.product_id)
+}
+
+/// Runs a relative stock update (`$1` quantity, `$2` now, `$3` product,
+/// `RETURNING on_hand, reserved`) and returns the level it left, or `None`
+/// when it changed no row.
+async fn change(tx: &mut Tx, sql: &str, d: Demand) -> Result<Option<Level>, sqlx::Error> {
+    let row = sqlx::query(sql)
+        .bind(d.quantity)
+        .bind(now_text())
+        .bind(d.product_id.to_string())
+        .fetch_optional(&mut **tx)
+        .await?;
+    row.map(|r| level_of(&r)).transpose()
 }
 
 fn level_of(row: &AnyRow) -> Result<Level, sqlx::Error> {
