@@ -33,7 +33,8 @@ pub trait EventHandler: Send + Sync + 'static {
     /// Handles `deliveries` (in stream order, each with its `handle` span)
     /// all or nothing: true when every one's effect is durable, so the loop
     /// acks them all; false when nothing was changed and the loop must hand
-    /// them to [`EventHandler::handle`] one by one. The default declines.
+    /// them to [`EventHandler::handle`] one by one. Called only when
+    /// [`EventHandler::batches`] is true; the default declines.
     fn handle_all(
         &self,
         deliveries: &[Delivery],

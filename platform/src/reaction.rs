@@ -58,16 +58,7 @@ impl<R: Reaction> InTx<R> {
         }
     }
 
-    async fn one(&self, delivery: &Delivery) -> Result<(), HandlerError> {
-        let mut tx = self.db.begin().await?;
-        let effect = self.reaction.react(&mut tx, delivery).await?;
-        tx.commit().await?;
-        if effect == Effect::Events {
-            self.outbox.notify();
-        }
-        Ok(())
-    }
-
+    /// Reacts to each delivery, in its span, then commits them all at once.
     async fn all(
         &self,
         deliveries: &[Delivery],
@@ -93,7 +84,9 @@ impl<R: Reaction> InTx<R> {
 
 impl<R: Reaction> EventHandler for InTx<R> {
     async fn handle(&self, delivery: &Delivery) -> Outcome {
-        self.one(delivery).await.into()
+        // The consumer loop already entered the delivery's span.
+        let span = [tracing::Span::current()];
+        self.all(std::slice::from_ref(delivery), &span).await.into()
     }
 
     fn batches(&self) -> bool {
@@ -101,9 +94,6 @@ impl<R: Reaction> EventHandler for InTx<R> {
     }
 
     async fn handle_all(&self, deliveries: &[Delivery], spans: &[tracing::Span]) -> bool {
-        if !self.batches() {
-            return false;
-        }
         match self.all(deliveries, spans).await {
             Ok(()) => true,
             Err(error) => {

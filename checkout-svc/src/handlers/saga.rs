@@ -32,8 +32,25 @@ impl SagaEvents {
             })
             .collect()
     }
+}
 
-    async fn react_in(&self, tx: &mut Tx, d: &Delivery) -> Result<Effect, HandlerError> {
+type Decoded = (Uuid, Input, (String, EventContext));
+
+fn input_of<T: Event>(
+    d: &Delivery,
+    map: impl Fn(&T) -> (Uuid, Input),
+) -> Result<Decoded, HandlerError> {
+    let envelope: Envelope<T> = d.decode()?;
+    let (order_id, input) = map(&envelope.data);
+    Ok((
+        order_id,
+        input,
+        (envelope.id.to_string(), EventContext::caused_by(&envelope)),
+    ))
+}
+
+impl Reaction for SagaEvents {
+    async fn react(&self, tx: &mut Tx, d: &Delivery) -> Result<Effect, HandlerError> {
         let (order_id, input, envelope_ctx) = match d.subject.as_str() {
             evt::STOCK_RESERVED_V1 => {
                 input_of::<StockReservedV1>(d, |e| (e.order_id, Input::StockReserved))?
@@ -77,26 +94,5 @@ impl SagaEvents {
                 Ok(Effect::Quiet)
             }
         }
-    }
-}
-
-type Decoded = (Uuid, Input, (String, EventContext));
-
-fn input_of<T: Event>(
-    d: &Delivery,
-    map: impl Fn(&T) -> (Uuid, Input),
-) -> Result<Decoded, HandlerError> {
-    let envelope: Envelope<T> = d.decode()?;
-    let (order_id, input) = map(&envelope.data);
-    Ok((
-        order_id,
-        input,
-        (envelope.id.to_string(), EventContext::caused_by(&envelope)),
-    ))
-}
-
-impl Reaction for SagaEvents {
-    async fn react(&self, tx: &mut Tx, delivery: &Delivery) -> Result<Effect, HandlerError> {
-        self.react_in(tx, delivery).await
     }
 }
