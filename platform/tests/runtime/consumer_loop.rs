@@ -11,47 +11,17 @@ use platform::consumer::EventHandler;
 use platform::dlq;
 use platform::streams::ConsumerSpec;
 use platform::{inbox, Db, Delivery, HandlerError, Outcome};
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::support::{
-    broker, consumer_info, consumer_settled, database, dead_letters, execute, header, join, metric,
-    on_every_backend, product_created, publish, publish_event, scalar, PRODUCT_CREATED,
+    broker, consumer_info, consumer_settled, database, dead_letters, execute, header, metric,
+    on_every_backend, product_created, publish, publish_event, scalar, start, PRODUCT_CREATED,
     PRODUCT_STREAM, SERVICE, WAIT,
 };
 
 /// A durable consumer of the tests on `product.created.v1`.
 fn spec(durable: &str) -> ConsumerSpec {
     ConsumerSpec::new(PRODUCT_STREAM, durable, &[PRODUCT_CREATED])
-}
-
-/// A running consumer loop; stopped by [`Running::stop`].
-struct Running {
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
-}
-
-fn start<H: EventHandler>(
-    js: &async_nats::jetstream::Context,
-    spec: ConsumerSpec,
-    handler: H,
-) -> Running {
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(platform::consumer::run(
-        js.clone(),
-        SERVICE,
-        spec,
-        handler,
-        stop.clone(),
-    ));
-    Running { stop, task }
-}
-
-impl Running {
-    async fn stop(self) {
-        self.stop.cancel();
-        join(self.task, "the consumer loop").await;
-    }
 }
 
 /// Adds one to its row of `test_counter` per product.created it handles,

@@ -9,11 +9,11 @@ use platform::outbox::Outbox;
 use platform::reaction::{Effect, InTx, Reaction};
 use platform::streams::ConsumerSpec;
 use platform::{inbox, Db, Delivery, HandlerError, Tx};
-use tokio_util::sync::CancellationToken;
 
 use crate::support::{
-    broker, consumer_settled, database, dead_letters, execute, join, metric, on_every_backend,
-    product_created, publish_event, scalar, Broker, PRODUCT_CREATED, PRODUCT_STREAM, SERVICE, WAIT,
+    broker, consumer_settled, database, dead_letters, execute, metric, on_every_backend,
+    product_created, publish_event, scalar, start, Broker, PRODUCT_CREATED, PRODUCT_STREAM,
+    SERVICE, WAIT,
 };
 
 /// Records each product.created it handles as a row of `test_tally`; a
@@ -70,14 +70,7 @@ async fn commit_together_and_dead_letter_alone(backend: Backend) {
     for name in &good {
         last = publish_event(js, &product_created(name)).await;
     }
-    let running = start(&broker, &db, consumer);
-    wait_until(
-        WAIT,
-        "the consumer has finished the good events",
-        || async move { consumer_settled(js, consumer, last).await },
-    )
-    .await;
-    running.stop().await;
+    drain(&broker, &db, consumer, last).await;
 
     // Assert 1: SQLite committed deliveries together; PostgreSQL, one by one.
     let together = metric("bazaar_deliveries_committed_together_total", consumer) - together_before;
@@ -100,14 +93,7 @@ async fn commit_together_and_dead_letter_alone(backend: Backend) {
     for name in &more {
         last = publish_event(js, &product_created(name)).await;
     }
-    let running = start(&broker, &db, consumer);
-    wait_until(
-        WAIT,
-        "the consumer has finished every event",
-        || async move { consumer_settled(js, consumer, last).await },
-    )
-    .await;
-    running.stop().await;
+    drain(&broker, &db, consumer, last).await;
 
     // Assert 2: the refused event is the one dead letter.
     let letters = dead_letters(js, consumer).await;
@@ -133,32 +119,22 @@ async fn commit_together_and_dead_letter_alone(backend: Backend) {
     }
 }
 
-/// A running consumer loop of [`Tally`]; stopped by [`Running::stop`].
-struct Running {
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
-}
-
-fn start(broker: &Broker, db: &Db, consumer: &'static str) -> Running {
-    let stop = CancellationToken::new();
+/// Runs the consumer of [`Tally`] until it has finished the stream up to
+/// `last`, then stops it.
+async fn drain(broker: &Broker, db: &Db, consumer: &'static str, last: u64) {
     let handler = InTx::new(
         db.clone(),
         Outbox::new(db.clone(), broker.js.clone()),
         Tally { consumer },
     );
-    let task = tokio::spawn(platform::consumer::run(
-        broker.js.clone(),
-        SERVICE,
-        ConsumerSpec::new(PRODUCT_STREAM, consumer, &[PRODUCT_CREATED]).with_lanes(2),
-        handler,
-        stop.clone(),
-    ));
-    Running { stop, task }
-}
-
-impl Running {
-    async fn stop(self) {
-        self.stop.cancel();
-        join(self.task, "the consumer loop").await;
-    }
+    let spec = ConsumerSpec::new(PRODUCT_STREAM, consumer, &[PRODUCT_CREATED]).with_lanes(2);
+    let running = start(&broker.js, spec, handler);
+    let js = &broker.js;
+    wait_until(
+        WAIT,
+        "the consumer has finished the stream",
+        || async move { consumer_settled(js, consumer, last).await },
+    )
+    .await;
+    running.stop().await;
 }

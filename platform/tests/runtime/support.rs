@@ -11,7 +11,10 @@ use bazaar_testkit::{Backend, TestDb, TestNats};
 use contracts::product::ProductCreatedV1;
 use contracts::subjects::{dlq_subject, evt, DLQ_STREAM};
 use contracts::{Envelope, EventContext, Money, Team};
+use platform::consumer::EventHandler;
+use platform::streams::ConsumerSpec;
 use platform::{streams, Db, Secret};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// The service name the tests' consumers and dead letters run under.
@@ -219,4 +222,30 @@ pub async fn join(task: tokio::task::JoinHandle<()>, what: &str) {
         .await
         .unwrap_or_else(|_| panic!("{what} did not stop within {WAIT:?}"))
         .unwrap_or_else(|e| panic!("{what} panicked: {e}"));
+}
+
+/// A running consumer loop; stopped by [`Running::stop`].
+pub struct Running {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Runs the platform's consumer loop of `spec` with `handler`.
+pub fn start<H: EventHandler>(js: &Context, spec: ConsumerSpec, handler: H) -> Running {
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(platform::consumer::run(
+        js.clone(),
+        SERVICE,
+        spec,
+        handler,
+        stop.clone(),
+    ));
+    Running { stop, task }
+}
+
+impl Running {
+    pub async fn stop(self) {
+        self.stop.cancel();
+        join(self.task, "the consumer loop").await;
+    }
 }
