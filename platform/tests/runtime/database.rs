@@ -68,6 +68,52 @@ async fn a_relaxed_statement_lands_and_later_commits_still_wait_for_the_disk() {
     .await;
 }
 
+#[tokio::test]
+async fn a_relaxed_statement_that_fails_changes_nothing_and_leaves_commits_durable() {
+    on_every_backend(|backend: Backend| async move {
+        // Arrange
+        let fresh = TestDb::new(backend).await;
+        let db = Db::connect(&Secret::new(fresh.url()))
+            .await
+            .expect("connecting");
+        sqlx::query("CREATE TABLE relaxed (n BIGINT NOT NULL UNIQUE)")
+            .execute(db.pool())
+            .await
+            .expect("creating a table");
+        sqlx::query("INSERT INTO relaxed (n) VALUES (1)")
+            .execute(db.pool())
+            .await
+            .expect("a first row");
+
+        // Act: the second row breaks the unique constraint.
+        let result = db
+            .execute_relaxed(
+                sqlx::query("INSERT INTO relaxed (n) VALUES ($1), ($2)")
+                    .bind(2_i64)
+                    .bind(1_i64),
+            )
+            .await;
+
+        // Assert: an error, no row added, and the connection syncs again.
+        assert!(result.is_err(), "{backend:?}: a duplicate must fail");
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM relaxed")
+            .fetch_one(db.pool())
+            .await
+            .expect("counting");
+        assert_eq!(count, 1, "{backend:?}");
+        let expected = match backend {
+            Backend::Sqlite => "2",
+            Backend::Postgres => "on",
+        };
+        assert_eq!(
+            sync_setting(&db, backend).await,
+            expected,
+            "{backend:?}: synchronous after a failed relaxed statement"
+        );
+    })
+    .await;
+}
+
 /// What a commit on `db`'s pool waits for: SQLite's `synchronous` (2 FULL,
 /// 1 NORMAL), PostgreSQL's `synchronous_commit`.
 async fn sync_setting(db: &Db, backend: Backend) -> String {
