@@ -22,25 +22,41 @@ fn uuid(row: &AnyRow, column: &str) -> Result<Uuid, sqlx::Error> {
 }
 
 pub async fn priced_product(tx: &mut Tx, id: Uuid) -> Result<Option<PricedProduct>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT product_id, sku, name, price_minor, currency, status FROM price_replica WHERE product_id = $1",
-    )
-    .bind(id.to_string())
-    .fetch_optional(&mut **tx)
-    .await?;
-    row.map(|r| {
-        Ok(PricedProduct {
-            product_id: uuid(&r, "product_id")?,
-            sku: r.try_get("sku")?,
-            name: r.try_get("name")?,
-            price: Money {
-                amount_minor: r.try_get("price_minor")?,
-                currency: r.try_get("currency")?,
-            },
-            active: r.try_get::<String, _>("status")? == "active",
+    Ok(priced_products(tx, &[id]).await?.pop())
+}
+
+/// The products among `ids` that the price replica knows, in one statement.
+pub async fn priced_products(
+    tx: &mut Tx,
+    ids: &[Uuid],
+) -> Result<Vec<PricedProduct>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT product_id, sku, name, price_minor, currency, status FROM price_replica
+         WHERE product_id IN (VALUES {})",
+        platform::db::values(tx, ids.len(), 1)
+    );
+    let mut query = sqlx::query(&sql);
+    for id in ids {
+        query = query.bind(id.to_string());
+    }
+    let rows = query.fetch_all(&mut **tx).await?;
+    rows.iter()
+        .map(|r| {
+            Ok(PricedProduct {
+                product_id: uuid(r, "product_id")?,
+                sku: r.try_get("sku")?,
+                name: r.try_get("name")?,
+                price: Money {
+                    amount_minor: r.try_get("price_minor")?,
+                    currency: r.try_get("currency")?,
+                },
+                active: r.try_get::<String, _>("status")? == "active",
+            })
         })
-    })
-    .transpose()
+        .collect()
 }
 
 /// The customer's basket lines (product, quantity), oldest first.

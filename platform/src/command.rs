@@ -62,8 +62,13 @@ where
         Ok(Attempt::Repeated(reply)) => reply,
         Ok(Attempt::Done(decided)) => {
             crate::fault::point(crate::fault::OUTBOX_AFTER_COMMIT);
-            outbox.notify();
+            // Published here rather than by the relay, which would race this
+            // flush for the rows (then this one finds nothing and reads the
+            // sequences back). The relay is woken only if this did not do it.
             let stream_seq = outbox.publish_now(&decided.events).await;
+            if stream_seq.is_none() && !decided.events.is_empty() {
+                outbox.notify();
+            }
             let reply = Reply::Ok {
                 value: decided.value,
                 stream_seq,

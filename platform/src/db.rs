@@ -372,6 +372,30 @@ pub fn now_text() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
+/// The placeholders of a multi-row `VALUES` list inside `tx`: `rows` rows
+/// of `width` parameters, `(…), (…)`, numbered from `$1` on PostgreSQL.
+/// SQLite gets anonymous `?`: sqlx binds `$N` there by looking each name
+/// up among all of the statement's, which is quadratic in their number.
+pub fn values(tx: &Tx, rows: usize, width: usize) -> String {
+    let sqlite = tx.backend_name() == "SQLite";
+    let mut out = String::with_capacity(rows * (width * 5 + 4));
+    for r in 0..rows {
+        out.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 1..=width {
+            if c > 1 {
+                out.push_str(", ");
+            }
+            if sqlite {
+                out.push('?');
+            } else {
+                out.push_str(&format!("${}", r * width + c));
+            }
+        }
+        out.push(')');
+    }
+    out
+}
+
 /// Rows touched by a statement.
 pub fn affected(result: &AnyQueryResult) -> u64 {
     result.rows_affected()

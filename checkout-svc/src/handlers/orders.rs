@@ -36,12 +36,10 @@ impl Handlers {
                         None => basket_items(tx, &customer).await?,
                     };
                     domain::check_items(&items).map_err(CommandError::invalid)?;
-                    let mut known = Vec::with_capacity(items.len());
-                    for item in &items {
-                        known.push(store::priced_product(tx, item.product_id).await?);
-                    }
+                    let ids: Vec<Uuid> = items.iter().map(|item| item.product_id).collect();
+                    let known = store::priced_products(tx, &ids).await?;
                     let (lines, net) = domain::price_lines(&items, |id| {
-                        known.iter().flatten().find(|p| p.product_id == id).cloned()
+                        known.iter().find(|p| p.product_id == id).cloned()
                     })
                     .map_err(CommandError::invalid)?;
                     let now = Utc::now();

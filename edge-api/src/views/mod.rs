@@ -34,29 +34,43 @@ pub struct TeamProjector(pub Team);
 
 impl Projector for TeamProjector {
     async fn apply(&self, tx: &mut Tx, d: &Delivery) -> Result<(), HandlerError> {
-        let handled = match self.0 {
-            Team::Product => products::apply(tx, d).await?,
-            Team::Checkout => baskets::apply(tx, d).await? || orders::apply_checkout(tx, d).await?,
-            Team::Warehouse => {
-                let stock = catalog::apply_stock(tx, d).await?;
-                orders::apply_warehouse(tx, d).await? || stock
+        if self.0 == Team::Product {
+            if !products::apply(tx, d).await? {
+                tracing::debug!(subject = %d.subject, "event not projected by the edge");
             }
-            Team::Finance => orders::apply_finance(tx, d).await?,
-        };
-        if !handled {
-            tracing::debug!(subject = %d.subject, "event not projected by the edge");
+            return Ok(());
         }
-        Ok(())
+        self.apply_batch(tx, std::slice::from_ref(d)).await
     }
 
-    /// The catalog is written a batch at a time during a replay (see
-    /// `products::batch`); the order views keep the per-event path.
+    /// The catalog is written a batch at a time (see `products::batch`);
+    /// the order views record every step of the batch on the timelines
+    /// together, then apply each step's own change in stream order.
     async fn apply_batch(&self, tx: &mut Tx, batch: &[Delivery]) -> Result<(), HandlerError> {
         if self.0 == Team::Product {
             return products::apply_batch(tx, batch).await;
         }
+        let mut steps = Vec::with_capacity(batch.len());
+        let mut is_step = Vec::with_capacity(batch.len());
         for d in batch {
-            self.apply(tx, d).await?;
+            let step = orders::step(self.0, d)?;
+            is_step.push(step.is_some());
+            steps.extend(step);
+        }
+        orders::touch(tx, &steps).await?;
+        for step in steps {
+            orders::apply(tx, step).await?;
+        }
+        // Baskets and stock levels are other views of the same streams.
+        for (d, is_step) in batch.iter().zip(is_step) {
+            let handled = match self.0 {
+                Team::Checkout => baskets::apply(tx, d).await?,
+                Team::Warehouse => catalog::apply_stock(tx, d).await?,
+                Team::Finance | Team::Product => false,
+            };
+            if !handled && !is_step {
+                tracing::debug!(subject = %d.subject, "event not projected by the edge");
+            }
         }
         Ok(())
     }

@@ -3,6 +3,8 @@
 //! order, so each fills only what it knows, and the status is derived from
 //! flags: cancelled > rejected > shipped > confirmed > pending.
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::{DateTime, Utc};
 use contracts::checkout::{
     OrderCancellationRequestedV1, OrderCancelledV1, OrderLineV1, OrderPlacedV1, OrderPlacedV2,
@@ -21,24 +23,55 @@ const STATUS: &str =
     "status = CASE WHEN cancelled = 1 THEN 'cancelled' WHEN rejected = 1 THEN 'rejected'
     WHEN shipped = 1 THEN 'shipped' WHEN confirmed = 1 THEN 'confirmed' ELSE 'pending' END";
 
-/// Checkout's order events.
-pub async fn apply_checkout(tx: &mut Tx, d: &Delivery) -> Result<bool, HandlerError> {
-    let subject = d.subject.as_str();
-    if !matches!(
-        subject,
-        evt::ORDER_PLACED_V1
-            | evt::ORDER_PLACED_V2
-            | evt::ORDER_CONFIRMED_V1
-            | evt::ORDER_REJECTED_V1
-            | evt::ORDER_CANCELLED_V1
-            | evt::ORDER_CANCELLATION_REQUESTED_V1
-    ) {
-        return Ok(false);
+/// An event about an order, decoded once. A batch records every step on
+/// its order's timeline together ([`touch`]), then writes what each step
+/// changes besides ([`apply`]).
+pub struct Step<'a> {
+    d: &'a Delivery,
+    raw: RawEnvelope,
+    order_id: Uuid,
+}
+
+/// The order step `d` is, if it is one of the order events of `team`'s
+/// stream the views project; poison when it names no valid order.
+pub fn step(team: Team, d: &Delivery) -> Result<Option<Step<'_>>, HandlerError> {
+    let ours = match team {
+        Team::Checkout => matches!(
+            d.subject.as_str(),
+            evt::ORDER_PLACED_V1
+                | evt::ORDER_PLACED_V2
+                | evt::ORDER_CONFIRMED_V1
+                | evt::ORDER_REJECTED_V1
+                | evt::ORDER_CANCELLED_V1
+                | evt::ORDER_CANCELLATION_REQUESTED_V1
+        ),
+        // Stock levels are the catalog's business.
+        Team::Warehouse => matches!(
+            d.subject.as_str(),
+            evt::STOCK_RESERVED_V1
+                | evt::STOCK_RESERVATION_FAILED_V1
+                | evt::STOCK_RELEASED_V1
+                | evt::SHIPMENT_DISPATCHED_V1
+        ),
+        // Amounts with tax, payment outcomes, the invoice.
+        Team::Finance => {
+            contracts::catalog::by_subject(&d.subject).is_some_and(|e| e.team == Team::Finance)
+        }
+        Team::Product => false,
+    };
+    if !ours {
+        return Ok(None);
     }
     let raw = d.raw()?;
     let order_id = order_id_of(&raw)?;
-    touch(tx, order_id, d, &raw).await?;
-    match subject {
+    Ok(Some(Step { d, raw, order_id }))
+}
+
+/// What a step changes in its order besides the timeline; [`touch`] must
+/// have recorded it first (it creates the order's row).
+pub async fn apply(tx: &mut Tx, step: Step<'_>) -> Result<(), HandlerError> {
+    let Step { d, raw, order_id } = step;
+    match d.subject.as_str() {
         // History still holds v1: both are read as v2.
         evt::ORDER_PLACED_V1 | evt::ORDER_PLACED_V2 => {
             let e = raw.decode_or_upcast::<OrderPlacedV1, OrderPlacedV2>()?.data;
@@ -67,7 +100,7 @@ pub async fn apply_checkout(tx: &mut Tx, d: &Delivery) -> Result<bool, HandlerEr
         evt::ORDER_CANCELLATION_REQUESTED_V1 => {
             let _ = raw.decode::<OrderCancellationRequestedV1>()?;
         }
-        _ => {
+        evt::ORDER_CANCELLED_V1 => {
             let _ = raw.decode::<OrderCancelledV1>()?;
             flag(
                 tx,
@@ -77,39 +110,7 @@ pub async fn apply_checkout(tx: &mut Tx, d: &Delivery) -> Result<bool, HandlerEr
             )
             .await?;
         }
-    }
-    Ok(true)
-}
-
-/// Warehouse's steps of an order (stock levels are catalog's business).
-pub async fn apply_warehouse(tx: &mut Tx, d: &Delivery) -> Result<bool, HandlerError> {
-    if !matches!(
-        d.subject.as_str(),
-        evt::STOCK_RESERVED_V1
-            | evt::STOCK_RESERVATION_FAILED_V1
-            | evt::STOCK_RELEASED_V1
-            | evt::SHIPMENT_DISPATCHED_V1
-    ) {
-        return Ok(false);
-    }
-    let raw = d.raw()?;
-    let order_id = order_id_of(&raw)?;
-    touch(tx, order_id, d, &raw).await?;
-    if d.subject == evt::SHIPMENT_DISPATCHED_V1 {
-        flag(tx, order_id, "shipped", None).await?;
-    }
-    Ok(true)
-}
-
-/// Finance's steps: amounts with tax, payment outcomes, the invoice.
-pub async fn apply_finance(tx: &mut Tx, d: &Delivery) -> Result<bool, HandlerError> {
-    if contracts::catalog::by_subject(&d.subject).is_none_or(|e| e.team != Team::Finance) {
-        return Ok(false);
-    }
-    let raw = d.raw()?;
-    let order_id = order_id_of(&raw)?;
-    touch(tx, order_id, d, &raw).await?;
-    match d.subject.as_str() {
+        evt::SHIPMENT_DISPATCHED_V1 => flag(tx, order_id, "shipped", None).await?,
         evt::PAYMENT_AUTHORIZED_V1 => {
             let e = raw.decode::<PaymentAuthorizedV1>()?.data;
             sqlx::query(
@@ -138,7 +139,7 @@ pub async fn apply_finance(tx: &mut Tx, d: &Delivery) -> Result<bool, HandlerErr
         }
         _ => {}
     }
-    Ok(true)
+    Ok(())
 }
 
 fn order_id_of(raw: &RawEnvelope) -> Result<Uuid, HandlerError> {
@@ -153,62 +154,91 @@ fn time(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
-/// Makes sure the order row exists and records the step on the timeline.
-/// `updated_at` only moves forward: the three streams' events arrive in any
-/// relative order, and a replay must end with the same value as live did.
-async fn touch(
-    tx: &mut Tx,
-    order_id: Uuid,
-    d: &Delivery,
-    raw: &RawEnvelope,
-) -> Result<(), sqlx::Error> {
-    let at = time(&raw.time);
-    sqlx::query(
-        "INSERT INTO orders_view (order_id, updated_at) VALUES ($1, $2)
-         ON CONFLICT (order_id) DO UPDATE SET updated_at = CASE
-             WHEN orders_view.updated_at >= $2 THEN orders_view.updated_at ELSE $2 END",
-    )
-    .bind(order_id.to_string())
-    .bind(&at)
-    .execute(&mut **tx)
-    .await?;
-    // A redelivered copy (same event, another stream position) is the
-    // same step: it has the same type and time, so it is recorded once.
-    sqlx::query(
-        "INSERT INTO order_timeline (order_id, stream, seq, event_type, at)
-         SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM order_timeline
-             WHERE order_id = $1 AND event_type = $4 AND at = $5)
-         ON CONFLICT (order_id, stream, seq) DO NOTHING",
-    )
-    .bind(order_id.to_string())
-    .bind(&d.stream)
-    .bind(i64::try_from(d.stream_seq).unwrap_or(i64::MAX))
-    .bind(&raw.event_type)
-    .bind(&at)
-    .execute(&mut **tx)
-    .await?;
+/// Rows per statement of [`touch`] (at most 5 parameters each).
+const CHUNK: usize = 400;
+
+/// Makes sure each step's order row exists and records the steps on their
+/// timelines, in two statements per chunk, exactly as one by one would:
+/// `updated_at` only moves forward (the three streams' events arrive in
+/// any relative order, and a replay must end with the same value as live
+/// did), and a step already on the timeline is not recorded again.
+pub async fn touch(tx: &mut Tx, steps: &[Step<'_>]) -> Result<(), sqlx::Error> {
+    // One row per order, with its latest step: an upsert may not meet the
+    // same row twice (PostgreSQL refuses it).
+    let mut latest: Vec<(Uuid, String)> = Vec::with_capacity(steps.len());
+    let mut row_of: HashMap<Uuid, usize> = HashMap::with_capacity(steps.len());
+    // A redelivered copy (same event, another stream position) is the same
+    // step: it has the same type and time, so only the first is recorded.
+    let mut timeline: Vec<(&Step<'_>, String)> = Vec::with_capacity(steps.len());
+    let mut seen: HashSet<(Uuid, &str, String)> = HashSet::with_capacity(steps.len());
+    for step in steps {
+        let at = time(&step.raw.time);
+        match row_of.get(&step.order_id) {
+            Some(&row) if latest[row].1 < at => latest[row].1 = at.clone(),
+            Some(_) => {}
+            None => {
+                row_of.insert(step.order_id, latest.len());
+                latest.push((step.order_id, at.clone()));
+            }
+        }
+        if seen.insert((step.order_id, step.raw.event_type.as_str(), at.clone())) {
+            timeline.push((step, at));
+        }
+    }
+    for chunk in latest.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO orders_view (order_id, updated_at) VALUES {}
+             ON CONFLICT (order_id) DO UPDATE SET updated_at = CASE
+                 WHEN orders_view.updated_at >= excluded.updated_at THEN orders_view.updated_at
+                 ELSE excluded.updated_at END",
+            platform::db::values(tx, chunk.len(), 2)
+        );
+        let mut query = sqlx::query(&sql);
+        for (order_id, at) in chunk {
+            query = query.bind(order_id.to_string()).bind(at);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    for chunk in timeline.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO order_timeline (order_id, stream, seq, event_type, at)
+             SELECT v.column1, v.column2, v.column3, v.column4, v.column5
+             FROM (VALUES {}) AS v
+             WHERE NOT EXISTS (SELECT 1 FROM order_timeline t WHERE t.order_id = v.column1
+                 AND t.event_type = v.column4 AND t.at = v.column5)
+             ON CONFLICT (order_id, stream, seq) DO NOTHING",
+            platform::db::values(tx, chunk.len(), 5)
+        );
+        let mut query = sqlx::query(&sql);
+        for (step, at) in chunk {
+            query = query
+                .bind(step.order_id.to_string())
+                .bind(&step.d.stream)
+                .bind(i64::try_from(step.d.stream_seq).unwrap_or(i64::MAX))
+                .bind(&step.raw.event_type)
+                .bind(at);
+        }
+        query.execute(&mut **tx).await?;
+    }
     Ok(())
 }
 
+/// Sets one status flag and derives the status in one statement. Every
+/// `SET` expression of an UPDATE sees the row as it was, so the status is
+/// derived with the flag being set taken as true.
 async fn flag(
     tx: &mut Tx,
     order_id: Uuid,
     column: &'static str,
     reason: Option<String>,
 ) -> Result<(), sqlx::Error> {
-    // `column` is one of our constants, never input. The status is derived
-    // in a second statement: within one UPDATE the CASE would still see the
-    // flag's old value.
+    // `column` is one of our constants, never input.
+    let status = STATUS.replace(&format!("{column} = 1"), "1 = 1");
     sqlx::query(&format!(
-        "UPDATE orders_view SET {column} = 1, reason = COALESCE($1, reason) WHERE order_id = $2"
+        "UPDATE orders_view SET {column} = 1, reason = COALESCE($1, reason), {status}
+         WHERE order_id = $2"
     ))
     .bind(reason)
-    .bind(order_id.to_string())
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query(&format!(
-        "UPDATE orders_view SET {STATUS} WHERE order_id = $1"
-    ))
     .bind(order_id.to_string())
     .execute(&mut **tx)
     .await?;
@@ -349,4 +379,20 @@ pub async fn invoice(db: &Db, order_id: Uuid) -> Result<Option<InvoiceIssuedV1>,
             .await?;
     body.map(|b| serde_json::from_str(&b).map_err(|e| sqlx::Error::Decode(Box::new(e))))
         .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::STATUS;
+
+    #[test]
+    fn every_flag_is_a_condition_of_the_status() {
+        // `flag` derives the status by taking its flag's condition as true.
+        for column in ["confirmed", "rejected", "shipped", "cancelled"] {
+            assert!(
+                STATUS.contains(&format!("WHEN {column} = 1 THEN")),
+                "{column} is not a condition of the status"
+            );
+        }
+    }
 }

@@ -23,31 +23,6 @@ use uuid::Uuid;
 /// Products per statement (9 parameters each, far below both backends' limits).
 const CHUNK: usize = 400;
 
-/// The placeholders of `rows` rows of `width` parameters, `(…), (…)`.
-/// SQLite gets anonymous `?`: sqlx binds `$N` there by looking each name
-/// up among all of the statement's, which is quadratic in their number.
-fn placeholders(sqlite: bool, rows: usize, width: usize) -> String {
-    (0..rows)
-        .map(|r| {
-            let row: Vec<String> = (1..=width)
-                .map(|c| {
-                    if sqlite {
-                        "?".to_owned()
-                    } else {
-                        format!("${}", r * width + c)
-                    }
-                })
-                .collect();
-            format!("({})", row.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn is_sqlite(tx: &Tx) -> bool {
-    tx.backend_name() == "SQLite"
-}
-
 /// What one product's events in the batch do, together.
 #[derive(Default)]
 struct Patch {
@@ -179,7 +154,7 @@ impl Patch {
 /// upsert of rows selected from the existing ones (`UPDATE … FROM` would
 /// let SQLite scan the whole view for each changed row).
 async fn update_existing(tx: &mut Tx, chunk: &[(Uuid, &Conditional)]) -> Result<(), sqlx::Error> {
-    let rows = placeholders(is_sqlite(tx), chunk.len(), 5);
+    let rows = platform::db::values(tx, chunk.len(), 5);
     // `WHERE true` tells SQLite's parser that `ON CONFLICT` is not the join's.
     let sql = format!(
         "WITH v (id, price_minor, currency, discontinued, seq) AS (VALUES {rows})
@@ -208,7 +183,7 @@ async fn update_existing(tx: &mut Tx, chunk: &[(Uuid, &Conditional)]) -> Result<
 /// The rows as they end up, inserted or updated; an existing row's status
 /// changes only when the batch discontinued it after its upsert.
 async fn upsert(tx: &mut Tx, chunk: &[(Uuid, &Upsert)]) -> Result<(), sqlx::Error> {
-    let rows = placeholders(is_sqlite(tx), chunk.len(), 9);
+    let rows = platform::db::values(tx, chunk.len(), 9);
     let sql = format!(
         "INSERT INTO product_view (id, sku, name, description, category, price_minor, currency, status, updated_seq)
          VALUES {rows}
