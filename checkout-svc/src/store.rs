@@ -26,10 +26,7 @@ pub async fn priced_product(tx: &mut Tx, id: Uuid) -> Result<Option<PricedProduc
 }
 
 /// The products among `ids` that the price replica knows, in one statement.
-pub async fn priced_products(
-    tx: &mut Tx,
-    ids: &[Uuid],
-) -> Result<Vec<PricedProduct>, sqlx::Error> {
+pub async fn priced_products(tx: &mut Tx, ids: &[Uuid]) -> Result<Vec<PricedProduct>, sqlx::Error> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }

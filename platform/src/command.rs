@@ -74,14 +74,15 @@ where
                 stream_seq,
             };
             // A repeat must get this reply, stream sequence included (for
-            // read-your-writes); the committed one has none yet.
+            // read-your-writes); the committed one has none yet. Without
+            // waiting for the disk: after a power cut a repeat may get the
+            // committed reply, whose caller then answers without waiting
+            // for its views, which is all the sequence is for.
             if let (Some(_), Ok(stored)) = (stream_seq, serde_json::to_string(&reply)) {
                 let update =
                     sqlx::query("UPDATE platform_command_log SET reply = $1 WHERE command_id = $2");
-                if let Err(error) = update
-                    .bind(stored)
-                    .bind(command_id)
-                    .execute(db.pool())
+                if let Err(error) = db
+                    .execute_relaxed(update.bind(stored).bind(command_id))
                     .await
                 {
                     tracing::warn!(command_id, %error, "could not store the reply's stream sequence");

@@ -199,12 +199,13 @@ impl Db {
     /// Runs one statement whose loss in a power failure is harmless because
     /// it is redone after a restart (the outbox marking rows sent: a row
     /// found unsent is published again with the same `Nats-Msg-Id`, and
-    /// the broker's duplicate window or the consumers' inboxes drop it).
+    /// the broker's duplicate window or the consumers' inboxes drop it; a
+    /// command's stored reply gaining its events' stream sequence).
     /// It commits without waiting for the disk: on SQLite with
     /// `synchronous=NORMAL` for this statement alone (the next regular
     /// commit syncs the write-ahead log, this change included), on
     /// PostgreSQL with `synchronous_commit = off` for its transaction.
-    /// That saves an fsync per relay round.
+    /// That saves an fsync per relay round and per command.
     ///
     /// On SQLite the pragma, the statement and the pragma that restores the
     /// sync go to the connection as one string: one round trip to sqlx's

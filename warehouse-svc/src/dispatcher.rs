@@ -7,8 +7,9 @@ use std::time::Duration;
 use contracts::subjects::WAREHOUSE_SVC;
 use contracts::Envelope;
 use platform::db::now_text;
+use platform::db::Backend;
 use platform::outbox::{self, Outbox};
-use platform::Db;
+use platform::{Db, Tx};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -38,54 +39,114 @@ pub async fn run(db: Db, outbox: Outbox, stop: CancellationToken) {
     }
 }
 
-/// Dispatches the shipments due now; returns how many left.
+/// Dispatches the shipments due now; returns how many left. On SQLite,
+/// where every write transaction queues for the one writer anyway, they
+/// leave in one transaction (one commit, one fsync); if that fails, each
+/// goes alone, so one bad shipment holds up no other. PostgreSQL ships
+/// each in its own transaction: one across several orders would take their
+/// rows' locks in no fixed order.
 pub async fn dispatch_due(db: &Db, outbox: &Outbox) -> Result<usize, sqlx::Error> {
     let due = store::due_shipments(db, &now_text(), BATCH).await?;
-    let mut dispatched = 0;
-    for order_id in due {
-        if dispatch(db, order_id).await? {
-            dispatched += 1;
-        }
-    }
+    let together = due.len() > 1 && db.backend() == Backend::Sqlite;
+    let dispatched = match together {
+        true => match dispatch_together(db, &due).await {
+            Ok(n) => n,
+            Err(error) => {
+                tracing::debug!(%error, shipments = due.len(),
+                    "dispatching together failed; dispatching one by one");
+                one_by_one(db, &due).await?
+            }
+        },
+        false => one_by_one(db, &due).await?,
+    };
     if dispatched > 0 {
         outbox.notify();
     }
     Ok(dispatched)
 }
 
-/// Ships one order in one transaction: claim, stock out, event.
-async fn dispatch(db: &Db, order_id: Uuid) -> Result<bool, sqlx::Error> {
+async fn one_by_one(db: &Db, due: &[Uuid]) -> Result<usize, sqlx::Error> {
+    let mut dispatched = 0;
+    for &order_id in due {
+        let mut tx = db.begin().await?;
+        let done = dispatch(&mut tx, order_id).await?;
+        tx.commit().await?;
+        dispatched += usize::from(done.report());
+    }
+    Ok(dispatched)
+}
+
+async fn dispatch_together(db: &Db, due: &[Uuid]) -> Result<usize, sqlx::Error> {
     let mut tx = db.begin().await?;
+    let mut done = Vec::with_capacity(due.len());
+    for &order_id in due {
+        done.push(dispatch(&mut tx, order_id).await?);
+    }
+    tx.commit().await?;
+    Ok(done.into_iter().map(|d| usize::from(d.report())).sum())
+}
+
+/// What became of a due shipment.
+enum Done {
+    Dispatched {
+        order_id: Uuid,
+        shipment_id: Uuid,
+    },
+    /// Its order holds no stock any more.
+    Cancelled {
+        order_id: Uuid,
+        state: OrderState,
+    },
+    /// Another instance dispatched it first.
+    Taken,
+}
+
+impl Done {
+    /// Logs what was committed; true when the shipment left.
+    fn report(self) -> bool {
+        match self {
+            Done::Dispatched {
+                order_id,
+                shipment_id,
+            } => {
+                tracing::info!(%order_id, %shipment_id, "shipment dispatched");
+                true
+            }
+            Done::Cancelled { order_id, state } => {
+                tracing::warn!(%order_id, state = state.as_str(), "shipment cancelled: order holds no stock");
+                false
+            }
+            Done::Taken => false,
+        }
+    }
+}
+
+/// Ships one order inside `tx`: claim, stock out, event. Changes nothing
+/// when another instance shipped it first.
+async fn dispatch(tx: &mut Tx, order_id: Uuid) -> Result<Done, sqlx::Error> {
     // The order row first, as every reaction does, so a release of the same
     // order waits for us (or we for it) instead of deadlocking.
-    let state = store::lock_order(&mut tx, order_id).await?;
+    let state = store::lock_order(tx, order_id).await?;
     if !domain::may_dispatch(state) {
-        store::cancel_shipment(&mut tx, order_id).await?;
-        tx.commit().await?;
-        tracing::warn!(%order_id, state = state.as_str(), "shipment cancelled: order holds no stock");
-        return Ok(false);
+        store::cancel_shipment(tx, order_id).await?;
+        return Ok(Done::Cancelled { order_id, state });
     }
     let now = chrono::Utc::now();
     let at = now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-    let Some(shipment) = store::claim_shipment(&mut tx, order_id, &at).await? else {
-        // Another instance dispatched it first.
-        tx.rollback().await?;
-        return Ok(false);
+    let Some(shipment) = store::claim_shipment(tx, order_id, &at).await? else {
+        return Ok(Done::Taken);
     };
-    let held = domain::in_lock_order(store::held_for(&mut tx, order_id).await?);
+    let held = domain::in_lock_order(store::held_for(tx, order_id).await?);
     let mut lines = Vec::with_capacity(held.len());
     for d in held {
-        lines.push((d, store::take_out(&mut tx, d).await?));
+        lines.push((d, store::take_out(tx, d).await?));
     }
-    store::finish_reservations(&mut tx, order_id, store::SHIPPED).await?;
-    store::set_order_state(&mut tx, order_id, OrderState::Shipped).await?;
+    store::finish_reservations(tx, order_id, store::SHIPPED).await?;
+    store::set_order_state(tx, order_id, OrderState::Shipped).await?;
     let event = domain::dispatched(order_id, shipment.shipment_id, &lines, now);
-    outbox::push(
-        &mut tx,
-        &Envelope::new(WAREHOUSE_SVC, event, &shipment.cause),
-    )
-    .await?;
-    tx.commit().await?;
-    tracing::info!(%order_id, shipment_id = %shipment.shipment_id, "shipment dispatched");
-    Ok(true)
+    outbox::push(tx, &Envelope::new(WAREHOUSE_SVC, event, &shipment.cause)).await?;
+    Ok(Done::Dispatched {
+        order_id,
+        shipment_id: shipment.shipment_id,
+    })
 }

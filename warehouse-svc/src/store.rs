@@ -173,26 +173,33 @@ pub async fn set_order_state(
     Ok(())
 }
 
-/// Records what is held for an order, one row per product.
+/// Records what is held for an order, one row per product, in one statement.
 pub async fn insert_reservations(
     tx: &mut Tx,
     order_id: Uuid,
     held: &[Demand],
 ) -> Result<(), sqlx::Error> {
-    let now = now_text();
-    for d in held {
-        sqlx::query(
-            "INSERT INTO reservations (order_id, product_id, quantity, status, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $5)",
-        )
-        .bind(order_id.to_string())
-        .bind(d.product_id.to_string())
-        .bind(d.quantity)
-        .bind(HELD)
-        .bind(&now)
-        .execute(&mut **tx)
-        .await?;
+    if held.is_empty() {
+        return Ok(());
     }
+    let sql = format!(
+        "INSERT INTO reservations (order_id, product_id, quantity, status, created_at, updated_at)
+         VALUES {}",
+        platform::db::values(tx, held.len(), 6)
+    );
+    let now = now_text();
+    let order_id = order_id.to_string();
+    let mut query = sqlx::query(&sql);
+    for d in held {
+        query = query
+            .bind(order_id.clone())
+            .bind(d.product_id.to_string())
+            .bind(d.quantity)
+            .bind(HELD)
+            .bind(now.clone())
+            .bind(now.clone());
+    }
+    query.execute(&mut **tx).await?;
     Ok(())
 }
 

@@ -4,6 +4,8 @@
 //! mints them while holding the product's stock row, so a redelivered older
 //! event (a duplicate republished later in the stream) changes nothing.
 
+use std::collections::HashMap;
+
 use contracts::subjects::evt;
 use contracts::warehouse::{
     ShipmentDispatchedV1, StockAdjustedV1, StockLevelV1, StockReleasedV1, StockReservedV1,
@@ -12,63 +14,101 @@ use platform::delivery::{Delivery, HandlerError};
 use platform::Tx;
 use uuid::Uuid;
 
-/// Applies a stock event; false when the subject carries no levels.
-pub async fn apply_stock(tx: &mut Tx, d: &Delivery) -> Result<bool, HandlerError> {
-    let seq = i64::try_from(d.stream_seq).unwrap_or(i64::MAX);
-    let id = d.raw()?.id.to_string();
-    let at = Stamp { seq, id: &id };
-    match d.subject.as_str() {
-        evt::STOCK_ADJUSTED_V1 => {
-            let e = d.decode::<StockAdjustedV1>()?.data;
-            set(tx, e.product_id, e.on_hand, e.available, &at).await?;
-        }
-        evt::STOCK_RESERVED_V1 => {
-            levels(tx, &d.decode::<StockReservedV1>()?.data.lines, &at).await?
-        }
-        evt::STOCK_RELEASED_V1 => {
-            levels(tx, &d.decode::<StockReleasedV1>()?.data.lines, &at).await?
-        }
-        evt::SHIPMENT_DISPATCHED_V1 => {
-            levels(tx, &d.decode::<ShipmentDispatchedV1>()?.data.lines, &at).await?
-        }
-        _ => return Ok(false),
-    }
-    Ok(true)
-}
-
-/// Which event set a row.
-struct Stamp<'a> {
-    seq: i64,
-    id: &'a str,
-}
-
-async fn levels(tx: &mut Tx, lines: &[StockLevelV1], at: &Stamp<'_>) -> Result<(), sqlx::Error> {
-    for l in lines {
-        set(tx, l.product_id, l.on_hand, l.available, at).await?;
-    }
-    Ok(())
-}
-
-async fn set(
-    tx: &mut Tx,
+/// A product's levels as one stock event reported them.
+pub struct Level {
     product_id: Uuid,
     on_hand: i64,
     available: i64,
-    at: &Stamp<'_>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO availability_view (product_id, on_hand, available, updated_seq, last_event_id)
-         VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (product_id) DO UPDATE SET on_hand = $2, available = $3, updated_seq = $4, last_event_id = $5
-         WHERE availability_view.last_event_id < $5",
-    )
-    .bind(product_id.to_string())
-    .bind(on_hand)
-    .bind(available)
-    .bind(at.seq)
-    .bind(at.id)
-    .execute(&mut **tx)
-    .await?;
+    /// The stream position of the event that reported them.
+    seq: i64,
+    event_id: Uuid,
+}
+
+/// The levels a stock event reports; `None` when its subject carries none.
+pub fn levels_in(d: &Delivery) -> Result<Option<Vec<Level>>, HandlerError> {
+    let lines = |lines: Vec<StockLevelV1>| -> Vec<(Uuid, i64, i64)> {
+        lines
+            .into_iter()
+            .map(|l| (l.product_id, l.on_hand, l.available))
+            .collect()
+    };
+    let (event_id, reported) = match d.subject.as_str() {
+        evt::STOCK_ADJUSTED_V1 => {
+            let e = d.decode::<StockAdjustedV1>()?;
+            (
+                e.id,
+                vec![(e.data.product_id, e.data.on_hand, e.data.available)],
+            )
+        }
+        evt::STOCK_RESERVED_V1 => {
+            let e = d.decode::<StockReservedV1>()?;
+            (e.id, lines(e.data.lines))
+        }
+        evt::STOCK_RELEASED_V1 => {
+            let e = d.decode::<StockReleasedV1>()?;
+            (e.id, lines(e.data.lines))
+        }
+        evt::SHIPMENT_DISPATCHED_V1 => {
+            let e = d.decode::<ShipmentDispatchedV1>()?;
+            (e.id, lines(e.data.lines))
+        }
+        _ => return Ok(None),
+    };
+    let seq = i64::try_from(d.stream_seq).unwrap_or(i64::MAX);
+    Ok(Some(
+        reported
+            .into_iter()
+            .map(|(product_id, on_hand, available)| Level {
+                product_id,
+                on_hand,
+                available,
+                seq,
+                event_id,
+            })
+            .collect(),
+    ))
+}
+
+/// Rows per statement of [`write`] (5 parameters each).
+const CHUNK: usize = 400;
+
+/// Writes levels reported by a run of events, as one by one would: a row
+/// keeps the levels of the latest event by id, so only each product's
+/// latest of the run is written, in one statement per chunk.
+pub async fn write(tx: &mut Tx, levels: Vec<Level>) -> Result<(), sqlx::Error> {
+    let mut latest: Vec<Level> = Vec::with_capacity(levels.len());
+    let mut row_of: HashMap<Uuid, usize> = HashMap::with_capacity(levels.len());
+    for level in levels {
+        match row_of.get(&level.product_id) {
+            Some(&row) if latest[row].event_id < level.event_id => latest[row] = level,
+            Some(_) => {}
+            None => {
+                row_of.insert(level.product_id, latest.len());
+                latest.push(level);
+            }
+        }
+    }
+    for chunk in latest.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO availability_view (product_id, on_hand, available, updated_seq, last_event_id)
+             VALUES {}
+             ON CONFLICT (product_id) DO UPDATE SET on_hand = excluded.on_hand,
+                 available = excluded.available, updated_seq = excluded.updated_seq,
+                 last_event_id = excluded.last_event_id
+             WHERE availability_view.last_event_id < excluded.last_event_id",
+            platform::db::values(tx, chunk.len(), 5)
+        );
+        let mut query = sqlx::query(&sql);
+        for l in chunk {
+            query = query
+                .bind(l.product_id.to_string())
+                .bind(l.on_hand)
+                .bind(l.available)
+                .bind(l.seq)
+                .bind(l.event_id.to_string());
+        }
+        query.execute(&mut **tx).await?;
+    }
     Ok(())
 }
 

@@ -62,16 +62,24 @@ impl Projector for TeamProjector {
             orders::apply(tx, step).await?;
         }
         // Baskets and stock levels are other views of the same streams.
+        let mut levels = Vec::new();
         for (d, is_step) in batch.iter().zip(is_step) {
             let handled = match self.0 {
                 Team::Checkout => baskets::apply(tx, d).await?,
-                Team::Warehouse => catalog::apply_stock(tx, d).await?,
+                Team::Warehouse => match catalog::levels_in(d)? {
+                    Some(reported) => {
+                        levels.extend(reported);
+                        true
+                    }
+                    None => false,
+                },
                 Team::Finance | Team::Product => false,
             };
             if !handled && !is_step {
                 tracing::debug!(subject = %d.subject, "event not projected by the edge");
             }
         }
+        catalog::write(tx, levels).await?;
         Ok(())
     }
 
