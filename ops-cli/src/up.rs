@@ -3,6 +3,7 @@
 //! as a child process, waits until each is ready, restarts what dies, and
 //! stops everything in order on Ctrl-C or SIGTERM.
 
+mod affinity;
 mod broker;
 mod children;
 mod ready;
@@ -24,6 +25,7 @@ use tracing::info;
 
 use crate::duration::parse_duration;
 use crate::secrets::Secrets;
+use affinity::{CpuAffinity, Cpus};
 use broker::{start_broker, Broker};
 use children::{ChildSpec, Supervisor};
 use state::{ServiceEntry, UpFile, UpState};
@@ -66,6 +68,12 @@ pub struct UpArgs {
     /// How long the services may take to become ready
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     ready_timeout: Duration,
+    /// auto: keep checkout, warehouse, finance and the edge each on one CPU
+    /// (round-robin over the CPUs bazaar may use), so a service's runtime
+    /// thread and its SQLite worker thread hand work over on one core;
+    /// off: leave every service to the scheduler
+    #[arg(long, value_enum, env = "BAZAAR_CPU_AFFINITY", default_value_t = CpuAffinity::Auto)]
+    cpu_affinity: CpuAffinity,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -252,6 +260,7 @@ fn plan(
     secrets: &Secrets,
 ) -> anyhow::Result<Vec<ChildSpec>> {
     let mut specs = Vec::new();
+    let mut cpus = Cpus::new(args.cpu_affinity);
     for service in SERVICES {
         for i in 0..counts.get(service).copied().unwrap_or(0) {
             let instance = format!("{service}-{i}");
@@ -293,6 +302,7 @@ fn plan(
                 health_url: format!("http://{http_addr}"),
                 bin: bin_dir.join(service),
                 args: shard_args,
+                cpu: cpus.assign(service),
                 instance,
                 env,
             });

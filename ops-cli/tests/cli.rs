@@ -409,3 +409,83 @@ fn help_lists_every_command_with_examples() {
         assert!(help.contains(command), "{command} missing from:\n{help}");
     }
 }
+
+/// The CPUs a process may run on, as the kernel lists them ("0-1", "3").
+fn cpus_of(pid: &str) -> String {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .map(|l| l.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Each instance of `up.json` with the CPUs its process may run on.
+fn instance_cpus(state: &serde_json::Value) -> Vec<(String, String)> {
+    state["services"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|s| {
+            let pid = s["pid"].as_i64().unwrap_or_default().to_string();
+            (
+                s["instance"].as_str().unwrap_or_default().to_owned(),
+                cpus_of(&pid),
+            )
+        })
+        .collect()
+}
+
+async fn stop(mut up: Up) {
+    up.signal(Signal::SIGINT);
+    let status = up.wait_for_exit().await;
+    assert!(status.success(), "{status}: {}", up.output());
+}
+
+#[tokio::test]
+async fn up_keeps_each_single_threaded_service_on_one_cpu_unless_told_not_to() {
+    let all = cpus_of("self");
+    let several = all.contains('-') || all.contains(',');
+
+    // Default: round-robin, product-svc left free.
+    let up = Up::start(Sandbox::new(true), &["--scale", "checkout-svc=2"]);
+    up.wait_until_up().await;
+    let pinned = instance_cpus(&up.sandbox.up_json().expect("up.json"));
+    stop(up).await;
+
+    for (instance, cpus) in &pinned {
+        let expected_free = instance.starts_with("product-svc") || !several;
+        if expected_free {
+            assert_eq!(cpus, &all, "{instance} may run on every CPU");
+        } else {
+            assert!(
+                !cpus.is_empty() && cpus.parse::<usize>().is_ok(),
+                "{instance} is kept to one CPU, not {cpus:?} (all: {all})"
+            );
+        }
+    }
+    if several {
+        let cpu = |name: &str| {
+            pinned
+                .iter()
+                .find(|(instance, _)| instance == name)
+                .map(|(_, cpus)| cpus.clone())
+        };
+        assert_ne!(
+            cpu("checkout-svc-0"),
+            cpu("checkout-svc-1"),
+            "two instances of one service are kept to different CPUs: {pinned:?}"
+        );
+    }
+
+    // Off: every service on every CPU.
+    let up = Up::start(Sandbox::new(true), &["--cpu-affinity", "off"]);
+    up.wait_until_up().await;
+    let free = instance_cpus(&up.sandbox.up_json().expect("up.json"));
+    stop(up).await;
+    assert!(!free.is_empty());
+    for (instance, cpus) in &free {
+        assert_eq!(cpus, &all, "{instance} with --cpu-affinity off");
+    }
+}

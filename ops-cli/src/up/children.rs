@@ -42,6 +42,8 @@ pub struct ChildSpec {
     pub env: Vec<(String, String)>,
     pub health_url: String,
     pub log: PathBuf,
+    /// The CPU it is kept to (`affinity.rs`), if any.
+    pub cpu: Option<usize>,
 }
 
 /// The directory holding the service binaries: the one `bazaar` is in.
@@ -105,7 +107,7 @@ async fn supervise(spec: ChildSpec, state: Arc<UpState>, mut stop: watch::Receiv
             Ok(mut child) => {
                 let pid = child.id();
                 state.set_pid(&spec.instance, pid);
-                info!(instance = %spec.instance, pid, "started");
+                info!(instance = %spec.instance, pid, cpu = spec.cpu, "started");
                 tokio::select! {
                     status = child.wait() => {
                         state.set_pid(&spec.instance, None);
@@ -164,7 +166,7 @@ fn spawn(spec: &ChildSpec) -> anyhow::Result<Child> {
         // the children in order; and a child never outlives its handle.
         .process_group(0)
         .kill_on_drop(true);
-    cmd.spawn()
+    super::affinity::spawning_on(spec.cpu, || cmd.spawn())
         .with_context(|| format!("cannot start {}", spec.bin.display()))
 }
 
