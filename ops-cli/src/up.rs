@@ -68,10 +68,9 @@ pub struct UpArgs {
     /// How long the services may take to become ready
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     ready_timeout: Duration,
-    /// auto: keep checkout, warehouse, finance and the edge each on one CPU
-    /// (round-robin over the CPUs bazaar may use), so a service's runtime
-    /// thread and its SQLite worker thread hand work over on one core;
-    /// off: leave every service to the scheduler
+    /// Whether checkout, warehouse, finance and the edge are each kept on one
+    /// CPU, so that a service's runtime thread and its SQLite worker thread
+    /// hand work over on one core
     #[arg(long, value_enum, env = "BAZAAR_CPU_AFFINITY", default_value_t = CpuAffinity::Auto)]
     cpu_affinity: CpuAffinity,
 }
