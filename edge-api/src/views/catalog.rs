@@ -4,7 +4,7 @@
 //! mints them while holding the product's stock row, so a redelivered older
 //! event (a duplicate republished later in the stream) changes nothing.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use contracts::subjects::evt;
 use contracts::warehouse::{
@@ -76,18 +76,17 @@ const CHUNK: usize = 400;
 /// keeps the levels of the latest event by id, so only each product's
 /// latest of the run is written, in one statement per chunk.
 pub async fn write(tx: &mut Tx, levels: Vec<Level>) -> Result<(), sqlx::Error> {
-    let mut latest: Vec<Level> = Vec::with_capacity(levels.len());
-    let mut row_of: HashMap<Uuid, usize> = HashMap::with_capacity(levels.len());
+    // In order of product id: two transactions lock shared rows in one order.
+    let mut by_product: BTreeMap<Uuid, Level> = BTreeMap::new();
     for level in levels {
-        match row_of.get(&level.product_id) {
-            Some(&row) if latest[row].event_id < level.event_id => latest[row] = level,
-            Some(_) => {}
-            None => {
-                row_of.insert(level.product_id, latest.len());
-                latest.push(level);
+        match by_product.get(&level.product_id) {
+            Some(kept) if kept.event_id >= level.event_id => {}
+            _ => {
+                by_product.insert(level.product_id, level);
             }
         }
     }
+    let latest: Vec<Level> = by_product.into_values().collect();
     for chunk in latest.chunks(CHUNK) {
         let sql = format!(
             "INSERT INTO availability_view (product_id, on_hand, available, updated_seq, last_event_id)

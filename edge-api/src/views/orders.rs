@@ -3,7 +3,7 @@
 //! order, so each fills only what it knows, and the status is derived from
 //! flags: cancelled > rejected > shipped > confirmed > pending.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use contracts::checkout::{
@@ -164,27 +164,25 @@ const CHUNK: usize = 400;
 /// did), and a step already on the timeline is not recorded again.
 pub async fn touch(tx: &mut Tx, steps: &[Step<'_>]) -> Result<(), sqlx::Error> {
     // One row per order, with its latest step: an upsert may not meet the
-    // same row twice (PostgreSQL refuses it).
-    let mut latest: Vec<(Uuid, String)> = Vec::with_capacity(steps.len());
-    let mut row_of: HashMap<Uuid, usize> = HashMap::with_capacity(steps.len());
+    // same row twice (PostgreSQL refuses it). In order of id, so the three
+    // order projections lock the rows they share in one order (no deadlock
+    // between their transactions on PostgreSQL).
+    let mut latest: BTreeMap<Uuid, String> = BTreeMap::new();
     // A redelivered copy (same event, another stream position) is the same
     // step: it has the same type and time, so only the first is recorded.
     let mut timeline: Vec<(&Step<'_>, String)> = Vec::with_capacity(steps.len());
     let mut seen: HashSet<(Uuid, &str, String)> = HashSet::with_capacity(steps.len());
     for step in steps {
         let at = time(&step.raw.time);
-        match row_of.get(&step.order_id) {
-            Some(&row) if latest[row].1 < at => latest[row].1 = at.clone(),
-            Some(_) => {}
-            None => {
-                row_of.insert(step.order_id, latest.len());
-                latest.push((step.order_id, at.clone()));
-            }
+        let newest = latest.entry(step.order_id).or_insert_with(|| at.clone());
+        if *newest < at {
+            *newest = at.clone();
         }
         if seen.insert((step.order_id, step.raw.event_type.as_str(), at.clone())) {
             timeline.push((step, at));
         }
     }
+    let latest: Vec<(Uuid, String)> = latest.into_iter().collect();
     for chunk in latest.chunks(CHUNK) {
         let sql = format!(
             "INSERT INTO orders_view (order_id, updated_at) VALUES {}
