@@ -374,11 +374,21 @@ pub fn now_text() -> String {
 }
 
 /// The placeholders of a multi-row `VALUES` list inside `tx`: `rows` rows
-/// of `width` parameters, `(…), (…)`, numbered from `$1` on PostgreSQL.
-/// SQLite gets anonymous `?`: sqlx binds `$N` there by looking each name
-/// up among all of the statement's, which is quadratic in their number.
+/// of `width` parameters, `(…), (…)`, the statement's only parameters.
 pub fn values(tx: &Tx, rows: usize, width: usize) -> String {
-    let sqlite = tx.backend_name() == "SQLite";
+    let backend = match tx.backend_name() {
+        "SQLite" => Backend::Sqlite,
+        _ => Backend::Postgres,
+    };
+    placeholders(backend, 0, rows, width)
+}
+
+/// [`values`] after `before` parameters of the statement's own: numbered
+/// from `$before+1` on PostgreSQL. SQLite gets anonymous `?` throughout
+/// (bound in the order they appear, so the statement's own must be `?`
+/// too): sqlx binds `$N` there by looking each name up among all of the
+/// statement's, which is quadratic in their number.
+pub fn placeholders(backend: Backend, before: usize, rows: usize, width: usize) -> String {
     let mut out = String::with_capacity(rows * (width * 5 + 4));
     for r in 0..rows {
         out.push_str(if r == 0 { "(" } else { ", (" });
@@ -386,10 +396,9 @@ pub fn values(tx: &Tx, rows: usize, width: usize) -> String {
             if c > 1 {
                 out.push_str(", ");
             }
-            if sqlite {
-                out.push('?');
-            } else {
-                out.push_str(&format!("${}", r * width + c));
+            match backend {
+                Backend::Sqlite => out.push('?'),
+                Backend::Postgres => out.push_str(&format!("${}", before + r * width + c)),
             }
         }
         out.push(')');

@@ -15,7 +15,7 @@ use tokio::sync::{Mutex, Notify};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::db::{now_text, Db, Tx};
+use crate::db::{now_text, placeholders, Backend, Db, Tx};
 use crate::telemetry::TRACEPARENT;
 
 /// Rows published per round trip of the relay.
@@ -158,13 +158,15 @@ impl Outbox {
             return Ok(());
         }
         // `VALUES` names its columns column1, column2 on both backends.
-        let rows: Vec<String> = (0..done.len())
-            .map(|i| format!("(${}, ${})", 2 * i + 2, 2 * i + 3))
-            .collect();
+        let backend = self.db.backend();
+        let published_at = match backend {
+            Backend::Sqlite => "?",
+            Backend::Postgres => "$1",
+        };
         let sql = format!(
-            "UPDATE platform_outbox SET published_at = $1, stream_seq = v.column2
+            "UPDATE platform_outbox SET published_at = {published_at}, stream_seq = v.column2
              FROM (VALUES {}) AS v WHERE platform_outbox.position = v.column1",
-            rows.join(", ")
+            placeholders(backend, 1, done.len(), 2)
         );
         let mut query = sqlx::query(&sql).bind(now_text());
         for (position, seq) in done {
