@@ -3,7 +3,7 @@
 use bazaar_testkit::{Backend, TestDb};
 use platform::{Db, Durability, Secret};
 
-use crate::support::on_every_backend;
+use crate::support::{database, execute, on_every_backend};
 
 #[tokio::test]
 async fn instances_starting_together_on_a_fresh_database_all_start() {
@@ -34,7 +34,8 @@ async fn instances_starting_together_on_a_fresh_database_all_start() {
 async fn a_relaxed_statement_lands_and_later_commits_still_wait_for_the_disk() {
     on_every_backend(|backend: Backend| async move {
         // Arrange
-        let (_fresh, db) = with_table(backend, "CREATE TABLE relaxed (n BIGINT NOT NULL)").await;
+        let (_fresh, db) = database(backend).await;
+        execute(&db, "CREATE TABLE relaxed (n BIGINT NOT NULL)").await;
 
         // Act
         db.execute_relaxed(sqlx::query("INSERT INTO relaxed (n) VALUES ($1)").bind(7_i64))
@@ -65,12 +66,9 @@ async fn a_relaxed_statement_lands_and_later_commits_still_wait_for_the_disk() {
 async fn a_relaxed_statement_that_fails_changes_nothing_and_leaves_commits_durable() {
     on_every_backend(|backend: Backend| async move {
         // Arrange
-        let (_fresh, db) =
-            with_table(backend, "CREATE TABLE relaxed (n BIGINT NOT NULL UNIQUE)").await;
-        sqlx::query("INSERT INTO relaxed (n) VALUES (1)")
-            .execute(db.pool())
-            .await
-            .expect("a first row");
+        let (_fresh, db) = database(backend).await;
+        execute(&db, "CREATE TABLE relaxed (n BIGINT NOT NULL UNIQUE)").await;
+        execute(&db, "INSERT INTO relaxed (n) VALUES (1)").await;
 
         // Act: the second row breaks the unique constraint.
         let result = db
@@ -99,19 +97,6 @@ async fn a_relaxed_statement_that_fails_changes_nothing_and_leaves_commits_durab
         );
     })
     .await;
-}
-
-/// A fresh database (kept while the handle lives) with one table.
-async fn with_table(backend: Backend, create: &str) -> (TestDb, Db) {
-    let fresh = TestDb::new(backend).await;
-    let db = Db::connect(&Secret::new(fresh.url()))
-        .await
-        .expect("connecting");
-    sqlx::query(create)
-        .execute(db.pool())
-        .await
-        .expect("creating a table");
-    (fresh, db)
 }
 
 /// What a commit on `db`'s pool waits for: SQLite's `synchronous` (2 FULL,
