@@ -48,16 +48,17 @@ pub async fn run(db: Db, outbox: Outbox, stop: CancellationToken) {
 pub async fn dispatch_due(db: &Db, outbox: &Outbox) -> Result<usize, sqlx::Error> {
     let due = store::due_shipments(db, &now_text(), BATCH).await?;
     let together = due.len() > 1 && db.backend() == Backend::Sqlite;
-    let dispatched = match together {
-        true => match dispatch_together(db, &due).await {
+    let dispatched = if together {
+        match dispatch_together(db, &due).await {
             Ok(n) => n,
             Err(error) => {
                 tracing::debug!(%error, shipments = due.len(),
                     "dispatching together failed; dispatching one by one");
                 one_by_one(db, &due).await?
             }
-        },
-        false => one_by_one(db, &due).await?,
+        }
+    } else {
+        one_by_one(db, &due).await?
     };
     if dispatched > 0 {
         outbox.notify();
