@@ -104,6 +104,11 @@ impl Db {
                 Backend::Sqlite => 1,
                 Backend::Postgres => 8,
             })
+            // A ping before each use finds a PostgreSQL connection the
+            // server dropped. A local SQLite file does not go stale, and
+            // there the ping is one more round trip to the worker thread
+            // for every transaction and every statement on the pool.
+            .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     match backend {
