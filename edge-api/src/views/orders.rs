@@ -263,27 +263,38 @@ const COLUMNS: &str =
     "order_id, customer_id, status, lines, net_minor, tax_minor, total_minor, currency, reason,
     created_at, updated_at";
 
-/// The order, if it has been placed and belongs to `customer`.
+/// The order, if it has been placed and belongs to `customer`, with its
+/// timeline: one statement, each timeline entry a row (none: one row of
+/// NULLs). A statement is a round trip to SQLite's worker thread, and every
+/// follower of an order reads it again on each step of the saga.
 pub async fn find(
     db: &Db,
     order_id: Uuid,
     customer: &str,
 ) -> Result<Option<OrderView>, sqlx::Error> {
-    let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM orders_view WHERE order_id = $1 AND customer_id = $2 AND lines IS NOT NULL"
+    // `o.` qualifies the first of COLUMNS, order_id, which both tables have.
+    let rows = sqlx::query(&format!(
+        "SELECT o.{COLUMNS}, t.event_type, t.at FROM orders_view o
+         LEFT JOIN order_timeline t ON t.order_id = o.order_id
+         WHERE o.order_id = $1 AND o.customer_id = $2 AND o.lines IS NOT NULL
+         ORDER BY t.at, t.stream, t.seq"
     ))
     .bind(order_id.to_string())
     .bind(customer)
-    .fetch_optional(db.pool())
+    .fetch_all(db.pool())
     .await?;
-    match row {
-        Some(row) => {
-            let mut order = from_row(&row)?;
-            order.timeline = timeline(db, order_id).await?;
-            Ok(Some(order))
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let mut order = from_row(first)?;
+    for row in &rows {
+        let event_type: Option<String> = row.try_get("event_type")?;
+        let at: Option<String> = row.try_get("at")?;
+        if let (Some(event_type), Some(at)) = (event_type, at) {
+            order.timeline.push((event_type, at));
         }
-        None => Ok(None),
     }
+    Ok(Some(order))
 }
 
 /// A customer's orders, newest first, after the `before` position.
