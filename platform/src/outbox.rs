@@ -4,6 +4,7 @@
 //! A crash between commit and publish only delays the event; a crash after
 //! publish but before marking is absorbed by the broker's duplicate window.
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +21,11 @@ use crate::telemetry::TRACEPARENT;
 
 /// Rows published per round trip of the relay.
 const BATCH: i64 = 256;
+
+/// Stream sequences of the latest events this process published, kept so
+/// that [`Outbox::publish_now`] need not read them back (a command's event
+/// is often published by the relay, woken by another commit, first).
+const REMEMBERED: usize = 4096;
 
 /// Adds an event to the outbox inside the caller's transaction.
 pub async fn push<T: Event>(tx: &mut Tx, envelope: &Envelope<T>) -> Result<(), sqlx::Error> {
@@ -48,6 +54,35 @@ pub struct Outbox {
     js: Context,
     wake: Arc<Notify>,
     publishing: Arc<Mutex<()>>,
+    recent: Arc<std::sync::Mutex<Recent>>,
+}
+
+/// The last [`REMEMBERED`] events published: id → stream sequence.
+#[derive(Default)]
+struct Recent {
+    seqs: HashMap<String, u64>,
+    oldest_first: VecDeque<String>,
+}
+
+impl Recent {
+    fn remember(&mut self, event_id: &str, seq: u64) {
+        if self.seqs.insert(event_id.to_owned(), seq).is_none() {
+            self.oldest_first.push_back(event_id.to_owned());
+        }
+        while self.oldest_first.len() > REMEMBERED {
+            if let Some(old) = self.oldest_first.pop_front() {
+                self.seqs.remove(&old);
+            }
+        }
+    }
+
+    /// The highest stream sequence of `event_ids`, if all are remembered.
+    fn highest(&self, event_ids: &[Uuid]) -> Option<u64> {
+        event_ids.iter().try_fold(0, |highest, id| {
+            let seq = self.seqs.get(&id.to_string())?;
+            Some(highest.max(*seq))
+        })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +100,7 @@ impl Outbox {
             js,
             wake: Arc::new(Notify::new()),
             publishing: Arc::new(Mutex::new(())),
+            recent: Arc::default(),
         }
     }
 
@@ -73,16 +109,11 @@ impl Outbox {
         self.wake.notify_one();
     }
 
-    /// Publishes every pending row; returns how many were published.
+    /// Publishes every pending row, remembering each one's stream sequence;
+    /// returns how many were published.
     pub async fn flush(&self) -> Result<usize, RelayError> {
-        Ok(self.drain().await?.len())
-    }
-
-    /// Publishes every pending row; returns each one's event id and stream
-    /// sequence.
-    async fn drain(&self) -> Result<Vec<(String, u64)>, RelayError> {
         let _guard = self.publishing.lock().await;
-        let mut published = Vec::new();
+        let mut published = 0;
         // Bounded: each round drains up to BATCH rows; stop once a round is short.
         for _ in 0..10_000 {
             let rows = sqlx::query(
@@ -131,7 +162,8 @@ impl Outbox {
                 match result {
                     Ok(ack) => {
                         done.push((position, ack.sequence));
-                        published.push((event_id, ack.sequence));
+                        self.remembered().remember(&event_id, ack.sequence);
+                        published += 1;
                     }
                     Err(message) => {
                         failure = Some(RelayError::Publish { subject, message });
@@ -185,32 +217,43 @@ impl Outbox {
         if event_ids.is_empty() {
             return None;
         }
-        let published = match self.drain().await {
-            Ok(published) => published,
-            Err(error) => {
-                tracing::warn!(%error, "outbox flush after command failed; the relay will retry");
-                Vec::new()
-            }
-        };
+        // The relay, woken by another commit, often published them first.
+        if let Some(highest) = self.remembered().highest(event_ids) {
+            return Some(highest);
+        }
+        if let Err(error) = self.flush().await {
+            tracing::warn!(%error, "outbox flush after command failed; the relay will retry");
+        }
         let mut highest = 0u64;
         for id in event_ids {
-            // Usually this flush published it; else the relay did, before.
-            let id = id.to_string();
-            if let Some((_, seq)) = published.iter().find(|(event_id, _)| *event_id == id) {
-                highest = highest.max(*seq);
-                continue;
-            }
-            let seq: Option<i64> =
-                sqlx::query_scalar("SELECT stream_seq FROM platform_outbox WHERE event_id = $1")
-                    .bind(&id)
+            // Usually this flush published it; else the relay did, before
+            // (and, past REMEMBERED events ago, only the row tells).
+            let remembered = self.remembered().seqs.get(&id.to_string()).copied();
+            let seq = match remembered {
+                Some(seq) => seq,
+                None => {
+                    let seq: Option<i64> = sqlx::query_scalar(
+                        "SELECT stream_seq FROM platform_outbox WHERE event_id = $1",
+                    )
+                    .bind(id.to_string())
                     .fetch_optional(self.db.pool())
                     .await
                     .ok()
                     .flatten()
                     .flatten();
-            highest = highest.max(u64::try_from(seq?).ok()?);
+                    u64::try_from(seq?).ok()?
+                }
+            };
+            highest = highest.max(seq);
         }
         Some(highest)
+    }
+
+    fn remembered(&self) -> std::sync::MutexGuard<'_, Recent> {
+        // The map holds no invariant a panic elsewhere could break.
+        self.recent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Rows not yet published.
@@ -282,5 +325,34 @@ impl Outbox {
         {
             tracing::warn!(%error, "pruning the outbox failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Recent, REMEMBERED};
+    use uuid::Uuid;
+
+    #[test]
+    fn the_highest_sequence_is_known_only_when_every_event_is_remembered() {
+        let mut recent = Recent::default();
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        recent.remember(&a.to_string(), 7);
+        assert_eq!(recent.highest(&[a]), Some(7));
+        assert_eq!(recent.highest(&[a, b]), None, "b was never published");
+        recent.remember(&b.to_string(), 5);
+        assert_eq!(recent.highest(&[a, b]), Some(7));
+    }
+
+    #[test]
+    fn past_its_capacity_the_oldest_events_are_forgotten_first() {
+        let mut recent = Recent::default();
+        let ids: Vec<Uuid> = (0..=REMEMBERED).map(|_| Uuid::now_v7()).collect();
+        for (seq, id) in ids.iter().enumerate() {
+            recent.remember(&id.to_string(), seq as u64);
+        }
+        assert_eq!(recent.seqs.len(), REMEMBERED);
+        assert_eq!(recent.highest(&ids[..1]), None, "the oldest stayed");
+        assert_eq!(recent.highest(&ids[1..]), Some(REMEMBERED as u64));
     }
 }
