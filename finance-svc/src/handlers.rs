@@ -1,7 +1,9 @@
 //! Checkout's order events → the payment state machine → store and outbox.
 //! Each event's effect happens exactly once: the inbox claim, the payment's
-//! step, the invoice and the events it causes commit in one transaction.
-//! The card provider is asked outside any transaction, and only for orders
+//! step, the invoice and the events it causes commit in one transaction,
+//! which the platform opens (`platform::reaction`; on SQLite the
+//! deliveries at hand commit together). The card provider is asked before
+//! that transaction opens ([`Reaction::prepare`]), and only for orders
 //! never seen before, so a duplicate `placed` never reaches it again.
 
 use chrono::{SubsecRound, Utc};
@@ -14,13 +16,13 @@ use contracts::finance::{
 };
 use contracts::subjects::{durable, evt, FINANCE_SVC};
 use contracts::{Envelope, Event, EventContext};
-use platform::consumer::EventHandler;
-use platform::delivery::{Delivery, HandlerError, Outcome};
-use platform::outbox::{self, Outbox};
+use platform::delivery::{Delivery, HandlerError};
+use platform::outbox;
+use platform::reaction::{Effect, Reaction};
 use platform::{inbox, Db, Tx};
 use uuid::Uuid;
 
-use crate::domain::{self, Charge, Fact, Input};
+use crate::domain::{self, Answer, Charge, Fact, Input};
 use crate::provider::CardProvider;
 use crate::store::{self, NewInvoice, Payment};
 
@@ -31,107 +33,136 @@ const STEP_ATTEMPTS: usize = 3;
 /// finance's reaction to checkout's order events.
 pub struct Finance {
     db: Db,
-    outbox: Outbox,
     provider: CardProvider,
 }
 
-impl EventHandler for Finance {
-    async fn handle(&self, delivery: &Delivery) -> Outcome {
-        self.dispatch(delivery).await.into()
+impl Reaction for Finance {
+    /// The provider's answer, for a `placed` of an order never seen before.
+    type Prepared = Option<Answer>;
+
+    async fn prepare(&self, d: &Delivery) -> Result<Option<Answer>, HandlerError> {
+        match d.subject.as_str() {
+            evt::ORDER_PLACED_V1 | evt::ORDER_PLACED_V2 => {
+                self.authorise(&decode_order_placed(&d.payload)?).await
+            }
+            _ => Ok(None),
+        }
+    }
+
+    async fn react(
+        &self,
+        tx: &mut Tx,
+        d: &Delivery,
+        answer: Option<Answer>,
+    ) -> Result<Effect, HandlerError> {
+        let published = match d.subject.as_str() {
+            // History still holds v1: both are read as v2.
+            evt::ORDER_PLACED_V1 | evt::ORDER_PLACED_V2 => {
+                placed(tx, decode_order_placed(&d.payload)?, answer).await?
+            }
+            evt::ORDER_CONFIRMED_V1 => {
+                let e = d.decode::<OrderConfirmedV1>()?;
+                react(tx, &e, e.data.order_id, Input::Confirmed).await?
+            }
+            evt::ORDER_REJECTED_V1 => {
+                let e = d.decode::<OrderRejectedV1>()?;
+                react(tx, &e, e.data.order_id, Input::Released).await?
+            }
+            evt::ORDER_CANCELLED_V1 => {
+                let e = d.decode::<OrderCancelledV1>()?;
+                react(tx, &e, e.data.order_id, Input::Released).await?
+            }
+            other => {
+                return Err(HandlerError::Poison(format!(
+                    "finance does not consume {other}"
+                )))
+            }
+        };
+        Ok(if published > 0 {
+            Effect::Events
+        } else {
+            Effect::Quiet
+        })
     }
 }
 
 impl Finance {
-    pub fn new(db: Db, outbox: Outbox, provider: CardProvider) -> Self {
-        Finance {
-            db,
-            outbox,
-            provider,
-        }
+    pub fn new(db: Db, provider: CardProvider) -> Self {
+        Finance { db, provider }
     }
 
-    async fn dispatch(&self, d: &Delivery) -> Result<(), HandlerError> {
-        match d.subject.as_str() {
-            // History still holds v1: both are read as v2.
-            evt::ORDER_PLACED_V1 | evt::ORDER_PLACED_V2 => {
-                self.placed(decode_order_placed(&d.payload)?).await
-            }
-            evt::ORDER_CONFIRMED_V1 => {
-                let e = d.decode::<OrderConfirmedV1>()?;
-                self.react(&e, e.data.order_id, Input::Confirmed).await
-            }
-            evt::ORDER_REJECTED_V1 => {
-                let e = d.decode::<OrderRejectedV1>()?;
-                self.react(&e, e.data.order_id, Input::Released).await
-            }
-            evt::ORDER_CANCELLED_V1 => {
-                let e = d.decode::<OrderCancelledV1>()?;
-                self.react(&e, e.data.order_id, Input::Released).await
-            }
-            other => Err(HandlerError::Poison(format!(
-                "finance does not consume {other}"
-            ))),
-        }
-    }
-
-    /// Computes the tax, asks the provider (first time only), then records
-    /// the order and its payment's first step.
+    /// Asks the provider about a placed order, unless its payment exists
+    /// already (then None). A bad order is refused before anyone is asked.
     #[tracing::instrument(skip_all, fields(order_id = %cause.data.order_id))]
-    async fn placed(&self, cause: Envelope<OrderPlacedV2>) -> Result<(), HandlerError> {
+    async fn authorise(
+        &self,
+        cause: &Envelope<OrderPlacedV2>,
+    ) -> Result<Option<Answer>, HandlerError> {
         let order = &cause.data;
-        let charge = domain::charge(&order.net, &order.shipping_address.country)
-            .map_err(|e| HandlerError::Poison(e.to_string()))?;
+        charge_of(order)?;
         let current = store::status(&self.db, order.order_id).await?;
         if !domain::needs_authorisation(current) {
             tracing::info!(status = ?current, "order already seen; not authorising again");
-            return Ok(());
+            return Ok(None);
         }
         let answer = self
             .provider
             .authorise(order.order_id, &order.payment.token)
             .await;
-        let Some(mut tx) = self.claim(&cause).await? else {
-            return Ok(());
-        };
-        store::keep_order(&mut tx, order).await?;
-        let input = Input::Authorisation(answer);
-        let ctx = EventContext::caused_by(&cause);
-        let published = advance(&mut tx, order.order_id, input, Some(&charge), &ctx).await?;
-        self.commit(tx, published).await
+        Ok(Some(answer))
     }
+}
 
-    /// Confirmation, rejection, cancellation: one step, no provider call.
-    #[tracing::instrument(skip_all, fields(%order_id))]
-    async fn react<T>(
-        &self,
-        cause: &Envelope<T>,
-        order_id: Uuid,
-        input: Input,
-    ) -> Result<(), HandlerError> {
-        let Some(mut tx) = self.claim(cause).await? else {
-            return Ok(());
-        };
-        let ctx = EventContext::caused_by(cause);
-        let published = advance(&mut tx, order_id, input, None, &ctx).await?;
-        self.commit(tx, published).await
-    }
+/// What a placed order costs; an order it cannot be computed for is refused.
+fn charge_of(order: &OrderPlacedV2) -> Result<Charge, HandlerError> {
+    domain::charge(&order.net, &order.shipping_address.country)
+        .map_err(|e| HandlerError::Poison(e.to_string()))
+}
 
-    /// The transaction for handling `cause`, or None if it was handled.
-    async fn claim<T>(&self, cause: &Envelope<T>) -> Result<Option<Tx>, HandlerError> {
-        let tx = inbox::begin(&self.db, durable::FINANCE, &cause.id.to_string()).await?;
-        if tx.is_none() {
-            tracing::debug!(event_id = %cause.id, "event already handled");
-        }
-        Ok(tx)
+/// Records the order and its payment's first step, from the provider's
+/// `answer` (None: the order was seen before the provider was to be asked).
+#[tracing::instrument(skip_all, fields(order_id = %cause.data.order_id))]
+async fn placed(
+    tx: &mut Tx,
+    cause: Envelope<OrderPlacedV2>,
+    answer: Option<Answer>,
+) -> Result<usize, HandlerError> {
+    if !claim(tx, &cause).await? {
+        return Ok(0);
     }
+    let Some(answer) = answer else {
+        return Ok(0);
+    };
+    let order = &cause.data;
+    let charge = charge_of(order)?;
+    store::keep_order(tx, order).await?;
+    let input = Input::Authorisation(answer);
+    let ctx = EventContext::caused_by(&cause);
+    advance(tx, order.order_id, input, Some(&charge), &ctx).await
+}
 
-    async fn commit(&self, tx: Tx, published: usize) -> Result<(), HandlerError> {
-        tx.commit().await?;
-        if published > 0 {
-            self.outbox.notify();
-        }
-        Ok(())
+/// Confirmation, rejection, cancellation: one step, no provider call.
+#[tracing::instrument(skip_all, fields(%order_id))]
+async fn react<T>(
+    tx: &mut Tx,
+    cause: &Envelope<T>,
+    order_id: Uuid,
+    input: Input,
+) -> Result<usize, HandlerError> {
+    if !claim(tx, cause).await? {
+        return Ok(0);
     }
+    let ctx = EventContext::caused_by(cause);
+    advance(tx, order_id, input, None, &ctx).await
+}
+
+/// Records `cause` as handled in `tx`; false when it already was.
+async fn claim<T>(tx: &mut Tx, cause: &Envelope<T>) -> Result<bool, HandlerError> {
+    let claimed = inbox::claim(tx, durable::FINANCE, &cause.id.to_string()).await?;
+    if !claimed {
+        tracing::debug!(event_id = %cause.id, "event already handled");
+    }
+    Ok(claimed)
 }
 
 /// Moves the order's payment one step for `input` and writes the step's

@@ -72,7 +72,7 @@ pub async fn run(
         spec.ack_wait
     );
     let provider = provider::CardProvider::new(slow);
-    let finance = handlers::Finance::new(rt.db.clone(), rt.outbox.clone(), provider);
-    rt.consume(spec, finance).await?;
+    let finance = handlers::Finance::new(rt.db.clone(), provider);
+    rt.react(spec, finance).await?;
     rt.run_until_stopped(None, shutdown).await
 }

@@ -9,7 +9,9 @@
 //! transaction, so the lot costs one `BEGIN`/`COMMIT` and one fsync instead
 //! of one each. If any of them fails, nothing of the lot is kept and the
 //! consumer loop hands each to the reaction alone, so retries and dead
-//! letters stay per message. PostgreSQL keeps one transaction per delivery:
+//! letters stay per message. What must not wait with the write lock held
+//! (an outside system's answer) a reaction learns in
+//! [`Reaction::prepare`], before the transaction opens. PostgreSQL keeps one transaction per delivery:
 //! its lanes write in parallel, and one transaction across several orders
 //! would take their rows' locks in no fixed order (deadlocks).
 
@@ -35,10 +37,28 @@ pub enum Effect {
 /// roll back: first [`crate::inbox::claim`] its event (and change nothing
 /// when that says it was handled), then its effect and its events.
 pub trait Reaction: Send + Sync + 'static {
+    /// What [`Reaction::prepare`] learnt for [`Reaction::react`]; `()` for
+    /// a reaction that needs nothing from outside its database.
+    type Prepared: Default + Send;
+
+    /// Runs before the transaction opens (for each delivery of a lot,
+    /// before the lot's), for work that must not hold the database's
+    /// write lock while it waits: asking an outside system, say. It may
+    /// run again for the same delivery (a retry, or a failed lot handled
+    /// one by one), so what it asks must be idempotent. By default it
+    /// learns nothing.
+    fn prepare<'a>(
+        &'a self,
+        _delivery: &'a Delivery,
+    ) -> impl Future<Output = Result<Self::Prepared, HandlerError>> + Send + 'a {
+        std::future::ready(Ok(Self::Prepared::default()))
+    }
+
     fn react<'a>(
         &'a self,
         tx: &'a mut Tx,
         delivery: &'a Delivery,
+        prepared: Self::Prepared,
     ) -> impl Future<Output = Result<Effect, HandlerError>> + Send + 'a;
 }
 
@@ -58,18 +78,28 @@ impl<R: Reaction> InTx<R> {
         }
     }
 
-    /// Reacts to each delivery, in its span, then commits them all at once.
+    /// Prepares each delivery, then reacts to each, in its span, and
+    /// commits them all at once.
     async fn all(
         &self,
         deliveries: &[Delivery],
         spans: &[tracing::Span],
     ) -> Result<(), HandlerError> {
+        let mut prepared = Vec::with_capacity(deliveries.len());
+        for (delivery, span) in deliveries.iter().zip(spans) {
+            let learnt = self
+                .reaction
+                .prepare(delivery)
+                .instrument(span.clone())
+                .await?;
+            prepared.push(learnt);
+        }
         let mut tx = self.db.begin().await?;
         let mut events = false;
-        for (delivery, span) in deliveries.iter().zip(spans) {
+        for ((delivery, span), learnt) in deliveries.iter().zip(spans).zip(prepared) {
             let effect = self
                 .reaction
-                .react(&mut tx, delivery)
+                .react(&mut tx, delivery, learnt)
                 .instrument(span.clone())
                 .await?;
             events |= effect == Effect::Events;

@@ -109,7 +109,9 @@ pub struct Reactions {
 }
 
 impl Reaction for Reactions {
-    async fn react(&self, tx: &mut Tx, d: &Delivery) -> Result<Effect, HandlerError> {
+    type Prepared = ();
+
+    async fn react(&self, tx: &mut Tx, d: &Delivery, (): ()) -> Result<Effect, HandlerError> {
         match d.subject.as_str() {
             // History still holds v1: both are read as v2.
             evt::ORDER_PLACED_V1 | evt::ORDER_PLACED_V2 => {

@@ -50,7 +50,9 @@ fn input_of<T: Event>(
 }
 
 impl Reaction for SagaEvents {
-    async fn react(&self, tx: &mut Tx, d: &Delivery) -> Result<Effect, HandlerError> {
+    type Prepared = ();
+
+    async fn react(&self, tx: &mut Tx, d: &Delivery, (): ()) -> Result<Effect, HandlerError> {
         let (order_id, input, envelope_ctx) = match d.subject.as_str() {
             evt::STOCK_RESERVED_V1 => {
                 input_of::<StockReservedV1>(d, |e| (e.order_id, Input::StockReserved))?

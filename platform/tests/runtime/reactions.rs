@@ -24,7 +24,14 @@ struct Tally {
 }
 
 impl Reaction for Tally {
-    async fn react(&self, tx: &mut Tx, delivery: &Delivery) -> Result<Effect, HandlerError> {
+    type Prepared = ();
+
+    async fn react(
+        &self,
+        tx: &mut Tx,
+        delivery: &Delivery,
+        (): (),
+    ) -> Result<Effect, HandlerError> {
         let event = delivery.decode::<ProductCreatedV1>()?;
         if !inbox::claim(tx, self.consumer, &event.id.to_string()).await? {
             return Ok(Effect::Quiet);
