@@ -39,6 +39,8 @@ pub struct Finance {
 impl Reaction for Finance {
     /// The provider's answer, for a `placed` of an order never seen before.
     type Prepared = Option<Answer>;
+    /// The provider may be slow (`tok_slow`): a lane waits for it, not all.
+    const PREPARES: bool = true;
 
     async fn prepare(&self, d: &Delivery) -> Result<Option<Answer>, HandlerError> {
         match d.subject.as_str() {

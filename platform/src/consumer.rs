@@ -30,6 +30,13 @@ pub trait EventHandler: Send + Sync + 'static {
         false
     }
 
+    /// Whether handling waits on something outside the process (an outside
+    /// system's answer). A handler that batches then keeps its spec's lanes,
+    /// so that one slow answer holds up only its own lane.
+    fn waits_outside(&self) -> bool {
+        false
+    }
+
     /// Handles `deliveries` (in stream order, each with its `handle` span)
     /// all or nothing: true when every one's effect is durable, so the loop
     /// acks them all; false when nothing was changed and the loop must hand
@@ -52,6 +59,10 @@ impl<H: EventHandler> EventHandler for Arc<H> {
 
     fn batches(&self) -> bool {
         H::batches(self)
+    }
+
+    fn waits_outside(&self) -> bool {
+        H::waits_outside(self)
     }
 
     fn handle_all(
@@ -148,8 +159,9 @@ async fn consume<H: EventHandler>(
     // it has at hand, up to a pull batch, in one go. A handler that commits
     // deliveries together gets one lane: its database has one writer, for
     // which parallel lanes would only queue, and one lane has the most at
-    // hand to commit together.
-    let lanes = if handler.batches() {
+    // hand to commit together. Unless it waits outside between deliveries:
+    // then one lane would make every delivery wait behind a slow answer.
+    let lanes = if handler.batches() && !handler.waits_outside() {
         1
     } else {
         spec.lanes.max(1)

@@ -41,8 +41,13 @@ pub trait Reaction: Send + Sync + 'static {
     /// a reaction that needs nothing from outside its database.
     type Prepared: Default + Send;
 
-    /// Runs before the transaction opens (for each delivery of a lot,
-    /// before the lot's), for work that must not hold the database's
+    /// Whether [`Reaction::prepare`] may wait on an outside system. Such a
+    /// reaction keeps its consumer's lanes on SQLite too (see
+    /// [`EventHandler::waits_outside`]).
+    const PREPARES: bool = false;
+
+    /// Runs before the transaction opens (for every delivery of a lot at
+    /// once, before the lot's), for work that must not hold the database's
     /// write lock while it waits: asking an outside system, say. It may
     /// run again for the same delivery (a retry, or a failed lot handled
     /// one by one), so what it asks must be idempotent. By default it
@@ -78,22 +83,21 @@ impl<R: Reaction> InTx<R> {
         }
     }
 
-    /// Prepares each delivery, then reacts to each, in its span, and
+    /// Prepares the deliveries, then reacts to each, in its span, and
     /// commits them all at once.
     async fn all(
         &self,
         deliveries: &[Delivery],
         spans: &[tracing::Span],
     ) -> Result<(), HandlerError> {
-        let mut prepared = Vec::with_capacity(deliveries.len());
-        for (delivery, span) in deliveries.iter().zip(spans) {
-            let learnt = self
-                .reaction
-                .prepare(delivery)
-                .instrument(span.clone())
-                .await?;
-            prepared.push(learnt);
-        }
+        // At once: a lot waits for its slowest answer, not for their sum.
+        let prepared = futures::future::try_join_all(
+            deliveries
+                .iter()
+                .zip(spans)
+                .map(|(delivery, span)| self.reaction.prepare(delivery).instrument(span.clone())),
+        )
+        .await?;
         let mut tx = self.db.begin().await?;
         let mut events = false;
         for ((delivery, span), learnt) in deliveries.iter().zip(spans).zip(prepared) {
@@ -121,6 +125,10 @@ impl<R: Reaction> EventHandler for InTx<R> {
 
     fn batches(&self) -> bool {
         self.db.backend() == Backend::Sqlite
+    }
+
+    fn waits_outside(&self) -> bool {
+        R::PREPARES
     }
 
     async fn handle_all(&self, deliveries: &[Delivery], spans: &[tracing::Span]) -> bool {

@@ -114,6 +114,42 @@ async fn a_slow_card_is_authorised_once_the_provider_answers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_card_holds_up_only_the_orders_of_its_own_lane() {
+    on_every_backend(|backend| async move {
+        let app = TestApp::spawn(backend).await;
+        let slow = placed("NL", 1_000, "tok_slow");
+        let started = Instant::now();
+        app.publish(&slow).await;
+        // Eight orders right behind it: the consumer's eight lanes spread
+        // them by order id, so all eight share the slow one's lane with a
+        // chance of 8^-8. One lane for all would make each wait for it.
+        let quick: Vec<_> = (0..8).map(|_| placed("NL", 1_000, "tok_visa")).collect();
+        for order in &quick {
+            app.publish(order).await;
+        }
+
+        app.wait_for_events::<PaymentAuthorizedV1>(slow.data.order_id, 1)
+            .await;
+        assert!(
+            started.elapsed() >= SLOW_TOKEN,
+            "[{backend}] the slow card was authorised before the provider's delay"
+        );
+        for order in &quick {
+            app.wait_for_events::<PaymentAuthorizedV1>(order.data.order_id, 1)
+                .await;
+        }
+        // In stream order, the slow card's authorisation is not the first.
+        let authorised = app.all_events::<PaymentAuthorizedV1>().await;
+        assert_ne!(
+            authorised.first().map(|e| e.data.order_id),
+            Some(slow.data.order_id),
+            "[{backend}] every quick order waited for the slow card"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_placed_event_delivered_twice_authorises_once() {
     on_every_backend(|backend| async move {
         let app = TestApp::spawn(backend).await;
