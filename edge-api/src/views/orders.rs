@@ -3,7 +3,7 @@
 //! order, so each fills only what it knows, and the status is derived from
 //! flags: cancelled > rejected > shipped > confirmed > pending.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use contracts::checkout::{
@@ -13,6 +13,7 @@ use contracts::checkout::{
 use contracts::finance::{InvoiceIssuedV1, PaymentAuthorizedV1};
 use contracts::subjects::evt;
 use contracts::{Money, RawEnvelope, Team};
+use platform::db::placeholders;
 use platform::delivery::{Delivery, HandlerError};
 use platform::{Db, Tx};
 use sqlx::any::AnyRow;
@@ -329,22 +330,42 @@ pub async fn list(
             .await?
         }
     };
-    let mut orders = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let mut order = from_row(row)?;
-        order.timeline = timeline(db, order.order_id).await?;
-        orders.push(order);
+    let mut orders = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
+    // Every order's timeline in one statement, not one per order.
+    let mut timelines = timelines(db, &orders).await?;
+    for order in &mut orders {
+        order.timeline = timelines.remove(&order.order_id).unwrap_or_default();
     }
     Ok(orders)
 }
 
-async fn timeline(db: &Db, order_id: Uuid) -> Result<Vec<(String, String)>, sqlx::Error> {
-    sqlx::query_as::<_, (String, String)>(
-        "SELECT event_type, at FROM order_timeline WHERE order_id = $1 ORDER BY at, stream, seq",
-    )
-    .bind(order_id.to_string())
-    .fetch_all(db.pool())
-    .await
+/// The timelines of `orders`, each in order, by order id.
+async fn timelines(
+    db: &Db,
+    orders: &[OrderView],
+) -> Result<HashMap<Uuid, Vec<(String, String)>>, sqlx::Error> {
+    let mut timelines: HashMap<Uuid, Vec<(String, String)>> = HashMap::new();
+    if orders.is_empty() {
+        return Ok(timelines);
+    }
+    let sql = format!(
+        "SELECT order_id, event_type, at FROM order_timeline
+         WHERE order_id IN (SELECT column1 FROM (VALUES {}) AS v)
+         ORDER BY order_id, at, stream, seq",
+        placeholders(db.backend(), 0, orders.len(), 1)
+    );
+    let mut query = sqlx::query_as::<_, (String, String, String)>(&sql);
+    for order in orders {
+        query = query.bind(order.order_id.to_string());
+    }
+    for (order_id, event_type, at) in query.fetch_all(db.pool()).await? {
+        let order_id = Uuid::parse_str(&order_id).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        timelines
+            .entry(order_id)
+            .or_default()
+            .push((event_type, at));
+    }
+    Ok(timelines)
 }
 
 fn from_row(r: &AnyRow) -> Result<OrderView, sqlx::Error> {

@@ -116,7 +116,20 @@ async fn the_orders_list_pages_through_every_order_once_newest_first() {
         created.windows(2).all(|w| w[0] >= w[1]),
         "newest first: {created:?}"
     );
+    // Settled, a listed order is its detail, timeline included.
+    for id in &placed {
+        leo.wait_for_status(*id, "confirmed", SETTLE).await;
+    }
     let everything: OrderPage = leo.orders(Some(100), None).await.expect(200).json();
+    for listed in &everything.items {
+        let detail: Order = leo.order(listed.id).await.expect(200).json();
+        assert_eq!(listed.timeline, detail.timeline, "order {}", listed.id);
+        assert!(
+            !detail.timeline.is_empty(),
+            "order {} has no timeline",
+            listed.id
+        );
+    }
     assert_eq!(everything.next_cursor, None);
     assert_eq!(
         everything.items.iter().map(|o| o.id).collect::<Vec<_>>(),
