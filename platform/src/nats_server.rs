@@ -11,6 +11,7 @@ mod locate;
 
 pub use locate::{locate, version_of, Candidate, LocateError, Version, MIN_VERSION};
 
+use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
@@ -19,6 +20,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// The single-node broker config (`nats/server.conf`); it includes `users.conf`.
@@ -414,11 +416,34 @@ fn greets_as(port: u16, name: &str) -> bool {
     line.starts_with("INFO ") && line.contains(&format!("\"server_name\":\"{name}\""))
 }
 
-/// A port that was free a moment ago (bind 127.0.0.1:0, then release).
+/// Ports [`free_port`] remembers having handed out, at most.
+const HANDED_OUT: usize = 4096;
+
+/// A port that was free a moment ago (bind 127.0.0.1:0, then release) and
+/// that this process has not handed out among its last [`HANDED_OUT`]: the
+/// kernel may give a port it just released to the next bind, and two
+/// processes started with the same port (two services of one test shop,
+/// say) would collide.
 pub fn free_port() -> io::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port())
+    static GIVEN: Mutex<VecDeque<u16>> = Mutex::new(VecDeque::new());
+    for _ in 0..64 {
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+            .local_addr()?
+            .port();
+        let mut given = GIVEN.lock().unwrap_or_else(PoisonError::into_inner);
+        if given.contains(&port) {
+            continue;
+        }
+        if given.len() >= HANDED_OUT {
+            given.pop_front();
+        }
+        given.push_back(port);
+        return Ok(port);
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AddrInUse,
+        "the kernel kept offering ports this process had handed out already",
+    ))
 }
 
 /// The last lines the server wrote since `from` in its log.
@@ -434,6 +459,17 @@ fn tail(path: &Path, from: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn free_ports_handed_out_by_one_process_are_all_different() {
+        // 500 draws from the kernel's ephemeral range would repeat a port
+        // more often than not; the kernel also reoffers a port just freed.
+        let ports: Vec<u16> = (0..500)
+            .map(|_| free_port().expect("a free port"))
+            .collect();
+        let distinct: std::collections::HashSet<u16> = ports.iter().copied().collect();
+        assert_eq!(distinct.len(), ports.len(), "a port was handed out twice");
+    }
 
     #[test]
     fn password_env_var_is_upper_snake_case() {
