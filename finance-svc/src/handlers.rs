@@ -36,16 +36,26 @@ pub struct Finance {
     provider: CardProvider,
 }
 
+/// What [`Finance`] learns of a `placed` before its transaction: the
+/// event, decoded once, what the order costs, and the provider's answer
+/// (None: the order's payment existed already, so nobody was asked).
+pub struct Placed {
+    cause: Envelope<OrderPlacedV2>,
+    charge: Charge,
+    answer: Option<Answer>,
+}
+
 impl Reaction for Finance {
-    /// The provider's answer, for a `placed` of an order never seen before.
-    type Prepared = Option<Answer>;
+    /// Some for a `placed` (history still holds v1: both are read as v2).
+    type Prepared = Option<Placed>;
     /// The provider may be slow (`tok_slow`): a lane waits for it, not all.
     const PREPARES: bool = true;
 
-    async fn prepare(&self, d: &Delivery) -> Result<Option<Answer>, HandlerError> {
+    async fn prepare(&self, d: &Delivery) -> Result<Option<Placed>, HandlerError> {
         match d.subject.as_str() {
             evt::ORDER_PLACED_V1 | evt::ORDER_PLACED_V2 => {
-                self.authorise(&decode_order_placed(&d.payload)?).await
+                let placed = self.authorise(decode_order_placed(&d.payload)?).await?;
+                Ok(Some(placed))
             }
             _ => Ok(None),
         }
@@ -55,12 +65,14 @@ impl Reaction for Finance {
         &self,
         tx: &mut Tx,
         d: &Delivery,
-        answer: Option<Answer>,
+        prepared: Option<Placed>,
     ) -> Result<Effect, HandlerError> {
         let published = match d.subject.as_str() {
-            // History still holds v1: both are read as v2.
             evt::ORDER_PLACED_V1 | evt::ORDER_PLACED_V2 => {
-                placed(tx, decode_order_placed(&d.payload)?, answer).await?
+                // The platform prepares every delivery before it reacts.
+                let placed_order = prepared
+                    .ok_or_else(|| transient("a placed order reached finance unprepared"))?;
+                placed(tx, placed_order).await?
             }
             evt::ORDER_CONFIRMED_V1 => {
                 let e = d.decode::<OrderConfirmedV1>()?;
@@ -93,42 +105,42 @@ impl Finance {
         Finance { db, provider }
     }
 
-    /// Asks the provider about a placed order, unless its payment exists
-    /// already (then None). A bad order is refused before anyone is asked.
+    /// Computes what a placed order costs (a bad order is refused before
+    /// anyone is asked) and asks the provider, unless the order's payment
+    /// exists already.
     #[tracing::instrument(skip_all, fields(order_id = %cause.data.order_id))]
-    async fn authorise(
-        &self,
-        cause: &Envelope<OrderPlacedV2>,
-    ) -> Result<Option<Answer>, HandlerError> {
+    async fn authorise(&self, cause: Envelope<OrderPlacedV2>) -> Result<Placed, HandlerError> {
         let order = &cause.data;
-        charge_of(order)?;
+        let charge = domain::charge(&order.net, &order.shipping_address.country)
+            .map_err(|e| HandlerError::Poison(e.to_string()))?;
         let current = store::status(&self.db, order.order_id).await?;
-        if !domain::needs_authorisation(current) {
+        let answer = if domain::needs_authorisation(current) {
+            let answer = self
+                .provider
+                .authorise(order.order_id, &order.payment.token)
+                .await;
+            Some(answer)
+        } else {
             tracing::info!(status = ?current, "order already seen; not authorising again");
-            return Ok(None);
-        }
-        let answer = self
-            .provider
-            .authorise(order.order_id, &order.payment.token)
-            .await;
-        Ok(Some(answer))
+            None
+        };
+        Ok(Placed {
+            cause,
+            charge,
+            answer,
+        })
     }
 }
 
-/// What a placed order costs; an order it cannot be computed for is refused.
-fn charge_of(order: &OrderPlacedV2) -> Result<Charge, HandlerError> {
-    domain::charge(&order.net, &order.shipping_address.country)
-        .map_err(|e| HandlerError::Poison(e.to_string()))
-}
-
 /// Records the order and its payment's first step, from the provider's
-/// `answer` (None: the order was seen before the provider was to be asked).
-#[tracing::instrument(skip_all, fields(order_id = %cause.data.order_id))]
-async fn placed(
-    tx: &mut Tx,
-    cause: Envelope<OrderPlacedV2>,
-    answer: Option<Answer>,
-) -> Result<usize, HandlerError> {
+/// answer (none: the order was seen before the provider was to be asked).
+#[tracing::instrument(skip_all, fields(order_id = %p.cause.data.order_id))]
+async fn placed(tx: &mut Tx, p: Placed) -> Result<usize, HandlerError> {
+    let Placed {
+        cause,
+        charge,
+        answer,
+    } = p;
     if !claim(tx, &cause).await? {
         return Ok(0);
     }
@@ -136,7 +148,6 @@ async fn placed(
         return Ok(0);
     };
     let order = &cause.data;
-    let charge = charge_of(order)?;
     store::keep_order(tx, order).await?;
     let input = Input::Authorisation(answer);
     let ctx = EventContext::caused_by(&cause);
