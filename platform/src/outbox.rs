@@ -69,7 +69,8 @@ impl Recent {
         if self.seqs.insert(event_id.to_owned(), seq).is_none() {
             self.oldest_first.push_back(event_id.to_owned());
         }
-        while self.oldest_first.len() > REMEMBERED {
+        // One in, at most one out.
+        if self.oldest_first.len() > REMEMBERED {
             if let Some(old) = self.oldest_first.pop_front() {
                 self.seqs.remove(&old);
             }
@@ -224,27 +225,22 @@ impl Outbox {
         if let Err(error) = self.flush().await {
             tracing::warn!(%error, "outbox flush after command failed; the relay will retry");
         }
+        // Usually this flush published them.
+        if let Some(highest) = self.remembered().highest(event_ids) {
+            return Some(highest);
+        }
+        // Past REMEMBERED events ago (a large backlog), only the rows tell.
         let mut highest = 0u64;
         for id in event_ids {
-            // Usually this flush published it; else the relay did, before
-            // (and, past REMEMBERED events ago, only the row tells).
-            let remembered = self.remembered().seqs.get(&id.to_string()).copied();
-            let seq = match remembered {
-                Some(seq) => seq,
-                None => {
-                    let seq: Option<i64> = sqlx::query_scalar(
-                        "SELECT stream_seq FROM platform_outbox WHERE event_id = $1",
-                    )
+            let seq: Option<i64> =
+                sqlx::query_scalar("SELECT stream_seq FROM platform_outbox WHERE event_id = $1")
                     .bind(id.to_string())
                     .fetch_optional(self.db.pool())
                     .await
                     .ok()
                     .flatten()
                     .flatten();
-                    u64::try_from(seq?).ok()?
-                }
-            };
-            highest = highest.max(seq);
+            highest = highest.max(u64::try_from(seq?).ok()?);
         }
         Some(highest)
     }

@@ -9,11 +9,14 @@
 //! transaction, so the lot costs one `BEGIN`/`COMMIT` and one fsync instead
 //! of one each. If any of them fails, nothing of the lot is kept and the
 //! consumer loop hands each to the reaction alone, so retries and dead
-//! letters stay per message. What must not wait with the write lock held
-//! (an outside system's answer) a reaction learns in
-//! [`Reaction::prepare`], before the transaction opens. PostgreSQL keeps one transaction per delivery:
-//! its lanes write in parallel, and one transaction across several orders
-//! would take their rows' locks in no fixed order (deadlocks).
+//! letters stay per message. PostgreSQL keeps one transaction per
+//! delivery: its lanes write in parallel, and one transaction across
+//! several orders would take their rows' locks in no fixed order
+//! (deadlocks).
+//!
+//! What must not wait with the write lock held (an outside system's
+//! answer) a reaction learns in [`Reaction::prepare`], before the
+//! transaction opens.
 
 use std::future::Future;
 
