@@ -7,10 +7,10 @@
 //! key it has answered returns the first answer at once, so a handler that
 //! crashed between the call and its commit does not hold money twice.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use platform::bounded::Bounded;
 use uuid::Uuid;
 
 use crate::domain::Answer;
@@ -21,13 +21,7 @@ const REMEMBERED: usize = 100_000;
 
 pub struct CardProvider {
     slow: Duration,
-    answered: Mutex<Answered>,
-}
-
-#[derive(Default)]
-struct Answered {
-    by_key: HashMap<Uuid, Answer>,
-    oldest_first: VecDeque<Uuid>,
+    answered: Mutex<Bounded<Uuid, Answer>>,
 }
 
 impl CardProvider {
@@ -35,7 +29,7 @@ impl CardProvider {
     pub fn new(slow: Duration) -> Self {
         CardProvider {
             slow,
-            answered: Mutex::new(Answered::default()),
+            answered: Mutex::new(Bounded::new(REMEMBERED)),
         }
     }
 
@@ -57,27 +51,16 @@ impl CardProvider {
     }
 
     fn remembered(&self, key: Uuid) -> Option<Answer> {
-        self.lock().by_key.get(&key).copied()
+        self.lock().get(&key).copied()
     }
 
     /// Stores `answer` unless a concurrent call with the same key got there
     /// first; returns the answer that stands.
     fn remember(&self, key: Uuid, answer: Answer) -> Answer {
-        let mut answered = self.lock();
-        if let Some(first) = answered.by_key.get(&key) {
-            return *first;
-        }
-        if answered.oldest_first.len() >= REMEMBERED {
-            if let Some(oldest) = answered.oldest_first.pop_front() {
-                answered.by_key.remove(&oldest);
-            }
-        }
-        answered.by_key.insert(key, answer);
-        answered.oldest_first.push_back(key);
-        answer
+        *self.lock().insert(key, answer)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Answered> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Bounded<Uuid, Answer>> {
         // The map stays consistent even if a holder panicked mid-way
         // (each update is a single insert or remove), so poisoning is moot.
         self.answered

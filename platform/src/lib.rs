@@ -6,6 +6,7 @@
 //! control plane (replay, redeliver), trace context, health and metrics,
 //! graceful shutdown, and the SQLite/PostgreSQL database layer.
 
+pub mod bounded;
 pub mod command;
 pub mod config;
 pub mod consumer;

@@ -4,7 +4,6 @@
 //! A crash between commit and publish only delays the event; a crash after
 //! publish but before marking is absorbed by the broker's duplicate window.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +15,7 @@ use tokio::sync::{Mutex, Notify};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::bounded::Bounded;
 use crate::db::{now_text, placeholders, Backend, Db, Tx};
 use crate::telemetry::TRACEPARENT;
 
@@ -58,32 +58,14 @@ pub struct Outbox {
 }
 
 /// The last [`REMEMBERED`] events published: id → stream sequence.
-#[derive(Default)]
-struct Recent {
-    seqs: HashMap<String, u64>,
-    oldest_first: VecDeque<String>,
-}
+type Recent = Bounded<String, u64>;
 
-impl Recent {
-    fn remember(&mut self, event_id: &str, seq: u64) {
-        if self.seqs.insert(event_id.to_owned(), seq).is_none() {
-            self.oldest_first.push_back(event_id.to_owned());
-        }
-        // One in, at most one out.
-        if self.oldest_first.len() > REMEMBERED {
-            if let Some(old) = self.oldest_first.pop_front() {
-                self.seqs.remove(&old);
-            }
-        }
-    }
-
-    /// The highest stream sequence of `event_ids`, if all are remembered.
-    fn highest(&self, event_ids: &[Uuid]) -> Option<u64> {
-        event_ids.iter().try_fold(0, |highest, id| {
-            let seq = self.seqs.get(&id.to_string())?;
-            Some(highest.max(*seq))
-        })
-    }
+/// The highest stream sequence of `event_ids`, if all are in `recent`.
+fn highest(recent: &Recent, event_ids: &[Uuid]) -> Option<u64> {
+    event_ids.iter().try_fold(0, |highest, id| {
+        let seq = recent.get(id.to_string().as_str())?;
+        Some(highest.max(*seq))
+    })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,7 +83,7 @@ impl Outbox {
             js,
             wake: Arc::new(Notify::new()),
             publishing: Arc::new(Mutex::new(())),
-            recent: Arc::default(),
+            recent: Arc::new(std::sync::Mutex::new(Bounded::new(REMEMBERED))),
         }
     }
 
@@ -163,7 +145,7 @@ impl Outbox {
                 match result {
                     Ok(ack) => {
                         done.push((position, ack.sequence));
-                        self.remembered().remember(&event_id, ack.sequence);
+                        self.remembered().insert(event_id, ack.sequence);
                         published += 1;
                     }
                     Err(message) => {
@@ -219,14 +201,14 @@ impl Outbox {
             return None;
         }
         // The relay, woken by another commit, often published them first.
-        if let Some(highest) = self.remembered().highest(event_ids) {
+        if let Some(highest) = highest(&self.remembered(), event_ids) {
             return Some(highest);
         }
         if let Err(error) = self.flush().await {
             tracing::warn!(%error, "outbox flush after command failed; the relay will retry");
         }
         // Usually this flush published them.
-        if let Some(highest) = self.remembered().highest(event_ids) {
+        if let Some(highest) = highest(&self.remembered(), event_ids) {
             return Some(highest);
         }
         // Past REMEMBERED events ago (a large backlog), only the rows tell.
@@ -326,29 +308,29 @@ impl Outbox {
 
 #[cfg(test)]
 mod tests {
-    use super::{Recent, REMEMBERED};
+    use super::{highest, Bounded, REMEMBERED};
     use uuid::Uuid;
 
     #[test]
     fn the_highest_sequence_is_known_only_when_every_event_is_remembered() {
-        let mut recent = Recent::default();
+        let mut recent = Bounded::new(8);
         let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
-        recent.remember(&a.to_string(), 7);
-        assert_eq!(recent.highest(&[a]), Some(7));
-        assert_eq!(recent.highest(&[a, b]), None, "b was never published");
-        recent.remember(&b.to_string(), 5);
-        assert_eq!(recent.highest(&[a, b]), Some(7));
+        recent.insert(a.to_string(), 7);
+        assert_eq!(highest(&recent, &[a]), Some(7));
+        assert_eq!(highest(&recent, &[a, b]), None, "b was never published");
+        recent.insert(b.to_string(), 5);
+        assert_eq!(highest(&recent, &[a, b]), Some(7));
     }
 
     #[test]
     fn past_its_capacity_the_oldest_events_are_forgotten_first() {
-        let mut recent = Recent::default();
+        let mut recent = Bounded::new(REMEMBERED);
         let ids: Vec<Uuid> = (0..=REMEMBERED).map(|_| Uuid::now_v7()).collect();
         for (seq, id) in ids.iter().enumerate() {
-            recent.remember(&id.to_string(), seq as u64);
+            recent.insert(id.to_string(), seq as u64);
         }
-        assert_eq!(recent.seqs.len(), REMEMBERED);
-        assert_eq!(recent.highest(&ids[..1]), None, "the oldest stayed");
-        assert_eq!(recent.highest(&ids[1..]), Some(REMEMBERED as u64));
+        assert_eq!(recent.len(), REMEMBERED);
+        assert_eq!(highest(&recent, &ids[..1]), None, "the oldest stayed");
+        assert_eq!(highest(&recent, &ids[1..]), Some(REMEMBERED as u64));
     }
 }
