@@ -1,7 +1,10 @@
 //! The inbox: a reaction records the id of the event it handles in the same
 //! transaction as its effect, so a redelivered event is skipped.
 
+use sqlx::any::AnyRow;
+
 use crate::db::{now_text, Db, Tx};
+use crate::script::{Script, Statement};
 
 /// Opens the transaction for handling `event_id` by `consumer`, or returns
 /// `None` when that event was already handled (the caller acks and skips).
@@ -18,18 +21,44 @@ pub async fn begin(db: &Db, consumer: &str, event_id: &str) -> Result<Option<Tx>
 /// Records `event_id` as handled by `consumer` inside `tx`; false when it
 /// already was (the caller then changes nothing).
 pub async fn claim(tx: &mut Tx, consumer: &str, event_id: &str) -> Result<bool, sqlx::Error> {
-    let claimed = sqlx::query(
+    let claimed = claim_statement(consumer, event_id).execute(tx).await?;
+    Ok(counted(consumer, claimed))
+}
+
+/// [`claim`], and `read` in the same round trip (on SQLite): the rows of
+/// `read` when the event is claimed, `None` when it was handled before.
+/// `read` runs either way, so it must change nothing a repeat would mind
+/// (a row lock, a no-op update).
+pub async fn claim_and(
+    tx: &mut Tx,
+    consumer: &str,
+    event_id: &str,
+    read: Statement,
+) -> Result<Option<Vec<AnyRow>>, sqlx::Error> {
+    let mut script = Script::new();
+    let claim = script.push(claim_statement(consumer, event_id));
+    let read = script.push(read);
+    let mut done = script.run(tx).await?;
+    if !counted(consumer, done[claim].rows_affected) {
+        return Ok(None);
+    }
+    Ok(Some(std::mem::take(&mut done[read].rows)))
+}
+
+fn claim_statement(consumer: &str, event_id: &str) -> Statement {
+    Statement::new(
         "INSERT INTO platform_inbox (consumer, event_id, handled_at) VALUES ($1, $2, $3)
          ON CONFLICT (consumer, event_id) DO NOTHING",
     )
     .bind(consumer)
     .bind(event_id)
     .bind(now_text())
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
+}
+
+/// Whether the claim took (one row inserted); counts the repeats.
+fn counted(consumer: &str, claimed: u64) -> bool {
     if claimed != 1 {
         crate::metrics::duplicate_skipped(consumer);
     }
-    Ok(claimed == 1)
+    claimed == 1
 }

@@ -27,6 +27,7 @@ pub mod reaction;
 pub mod replay;
 pub mod responder;
 pub mod runtime;
+pub mod script;
 pub mod shutdown;
 pub mod streams;
 pub mod telemetry;

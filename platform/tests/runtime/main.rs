@@ -8,5 +8,6 @@ mod database;
 mod outbox_relay;
 mod projections;
 mod reactions;
+mod scripts;
 mod stream_wait;
 mod support;
