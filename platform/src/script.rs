@@ -117,7 +117,7 @@ impl Script {
     pub async fn run(self, tx: &mut Tx) -> Result<Vec<Done>, sqlx::Error> {
         if tx.backend_name() == "SQLite" && self.statements.len() > 1 {
             let (sql, args) = fuse(&self.statements);
-            let done = collect(&mut **tx, &sql, &args).await?;
+            let done = collect(tx, &sql, &args).await?;
             if done.len() != self.statements.len() {
                 return Err(sqlx::Error::Protocol(format!(
                     "a script of {} statements reported {}",
@@ -129,7 +129,7 @@ impl Script {
         }
         let mut all = Vec::with_capacity(self.statements.len());
         for statement in &self.statements {
-            let mut done = collect(&mut **tx, &statement.sql, &statement.args).await?;
+            let mut done = collect(tx, &statement.sql, &statement.args).await?;
             all.push(done.pop().unwrap_or_default());
         }
         Ok(all)
