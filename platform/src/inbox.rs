@@ -4,7 +4,7 @@
 use sqlx::any::AnyRow;
 
 use crate::db::{now_text, Db, Tx};
-use crate::script::{Script, Statement};
+use crate::script::{Done, Script, Statement};
 
 /// Opens the transaction for handling `event_id` by `consumer`, or returns
 /// `None` when that event was already handled (the caller acks and skips).
@@ -35,14 +35,33 @@ pub async fn claim_and(
     event_id: &str,
     read: Statement,
 ) -> Result<Option<Vec<AnyRow>>, sqlx::Error> {
+    let done = claim_with(tx, consumer, event_id, [read]).await?;
+    Ok(done
+        .and_then(|done| done.into_iter().next())
+        .map(|d| d.rows))
+}
+
+/// [`claim`], then `statements`, in one round trip (on SQLite): what each
+/// statement did when the event is claimed, `None` when it was handled
+/// before. They run either way, so they must change nothing a repeat
+/// would mind (row locks, reads, writes that do nothing the second time).
+pub async fn claim_with(
+    tx: &mut Tx,
+    consumer: &str,
+    event_id: &str,
+    statements: impl IntoIterator<Item = Statement>,
+) -> Result<Option<Vec<Done>>, sqlx::Error> {
     let mut script = Script::new();
-    let claim = script.push(claim_statement(consumer, event_id));
-    let read = script.push(read);
-    let mut done = script.run(tx).await?;
-    if !counted(consumer, done[claim].rows_affected) {
+    script.push(claim_statement(consumer, event_id));
+    for statement in statements {
+        script.push(statement);
+    }
+    let mut done = script.run(tx).await?.into_iter();
+    let claimed = done.next().map_or(0, |d| d.rows_affected);
+    if !counted(consumer, claimed) {
         return Ok(None);
     }
-    Ok(Some(std::mem::take(&mut done[read].rows)))
+    Ok(Some(done.collect()))
 }
 
 fn claim_statement(consumer: &str, event_id: &str) -> Statement {

@@ -81,6 +81,11 @@ impl Statement {
             .await?
             .rows_affected())
     }
+
+    /// Runs it alone; returns the rows it gave.
+    pub async fn rows(&self, tx: &mut Tx) -> Result<Vec<AnyRow>, sqlx::Error> {
+        query(&self.sql, &self.args).fetch_all(&mut **tx).await
+    }
 }
 
 /// What one statement of a script did.

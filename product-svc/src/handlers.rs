@@ -50,6 +50,7 @@ impl Handlers {
                     Ok(Decided {
                         value: product,
                         events: vec![envelope.id],
+                        writes: Default::default(),
                     })
                 })
             },
@@ -89,6 +90,7 @@ impl Handlers {
                     Ok(Decided {
                         value: next,
                         events: published,
+                        writes: Default::default(),
                     })
                 })
             },

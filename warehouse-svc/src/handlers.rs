@@ -82,6 +82,7 @@ impl Commands {
                             available: adjusted.level.available(),
                         },
                         events,
+                        writes: Default::default(),
                     })
                 })
             },

@@ -9,7 +9,7 @@
 
 use contracts::EventContext;
 use platform::db::now_text;
-use platform::script::{Script, Statement};
+use platform::script::Statement;
 use platform::{Db, Tx};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -154,10 +154,7 @@ fn level_of(row: &AnyRow) -> Result<Level, sqlx::Error> {
 /// call this first, so the events of one order are handled one at a time
 /// whichever instances they reach.
 pub async fn lock_order(tx: &mut Tx, order_id: Uuid) -> Result<OrderState, sqlx::Error> {
-    let mut script = Script::new();
-    script.push(locking_order(order_id));
-    let done = script.run(tx).await?;
-    state_of(order_id, done.first().map_or(&[][..], |d| &d.rows))
+    state_of(order_id, &locking_order(order_id).rows(tx).await?)
 }
 
 /// [`lock_order`] as a statement, for a script; read its answer with
@@ -219,10 +216,7 @@ pub fn insert_reservations(order_id: Uuid, held: &[Demand]) -> Option<Statement>
 
 /// What is held for an order (in no particular order).
 pub async fn held_for(tx: &mut Tx, order_id: Uuid) -> Result<Vec<Demand>, sqlx::Error> {
-    let mut script = Script::new();
-    script.push(holding(order_id));
-    let done = script.run(tx).await?;
-    demand_of(done.first().map_or(&[][..], |d| &d.rows))
+    demand_of(&holding(order_id).rows(tx).await?)
 }
 
 /// [`held_for`] as a statement; read its rows with [`demand_of`].

@@ -70,6 +70,7 @@ impl Handlers {
                     Ok(Decided {
                         value: basket,
                         events: vec![id],
+                        writes: Default::default(),
                     })
                 })
             },

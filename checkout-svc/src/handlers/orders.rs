@@ -11,7 +11,9 @@ use platform::command::{self, Decided, Refusal};
 use platform::Tx;
 use uuid::Uuid;
 
-use super::{apply, push, Applied, Handlers};
+use platform::script::Script;
+
+use super::{apply_to, pushed, Applied, Handlers};
 use crate::domain::{self, Input, SagaState};
 use crate::store::{self, OrderRow};
 
@@ -52,15 +54,18 @@ impl Handlers {
                         created_at: now,
                         deadline_at: now + timeout,
                     };
-                    store::insert_order(tx, &order).await?;
+                    // The rest decides nothing: the platform runs it with
+                    // the command's record, in one round trip.
+                    let mut writes = Script::new();
+                    writes.push(store::insert_order(&order)?);
                     let mut events = Vec::new();
                     if from_basket {
-                        store::clear_basket(tx, &customer).await?;
+                        writes.push(store::clear_basket(&customer));
                         let emptied = BasketChangedV1 {
                             customer_id: customer.clone(),
                             lines: Vec::new(),
                         };
-                        events.push(push(tx, emptied, &ctx).await?);
+                        events.push(pushed(&mut writes, emptied, &ctx));
                     }
                     let placed = OrderPlacedV2 {
                         order_id: order.order_id,
@@ -78,10 +83,11 @@ impl Handlers {
                         },
                         placed_at: now,
                     };
-                    events.push(push(tx, placed, &ctx).await?);
+                    events.push(pushed(&mut writes, placed, &ctx));
                     Ok(Decided {
                         value: record(&order),
                         events,
+                        writes,
                     })
                 })
             },
@@ -100,16 +106,15 @@ impl Handlers {
             &req.command_id,
             move |tx| {
                 Box::pin(async move {
-                    let owned = store::load_order(tx, order_id)
-                        .await?
-                        .is_some_and(|o| o.customer_id == customer);
-                    if !owned {
+                    let order = store::load_order(tx, order_id).await?;
+                    if !order.as_ref().is_some_and(|o| o.customer_id == customer) {
                         return Err(not_found());
                     }
-                    match apply(tx, order_id, Input::CancelRequested, &ctx).await? {
+                    match apply_to(tx, order, Input::CancelRequested, &ctx).await? {
                         Ok(Applied::Done { event, order }) => Ok(Decided {
                             value: record(&order),
                             events: event.into_iter().collect(),
+                            writes: Default::default(),
                         }),
                         Ok(Applied::Unknown) => Err(not_found()),
                         Err(refusal) => {

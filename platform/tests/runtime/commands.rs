@@ -36,6 +36,7 @@ fn create_product(
             Ok(Decided {
                 value: event.data.sku.clone(),
                 events: vec![event.id],
+                writes: Default::default(),
             })
         })
     }
