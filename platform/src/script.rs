@@ -120,19 +120,19 @@ impl Script {
     /// stops the script there; the caller's transaction is then to be
     /// rolled back.
     pub async fn run(self, tx: &mut Tx) -> Result<Vec<Done>, sqlx::Error> {
-        if tx.backend_name() == "SQLite" && self.statements.len() > 1 {
-            let (sql, args) = fuse(&self.statements);
+        let count = self.statements.len();
+        if tx.backend_name() == "SQLite" && count > 1 {
+            let (sql, args) = fuse(self.statements);
             let done = collect(tx, &sql, &args).await?;
-            if done.len() != self.statements.len() {
+            if done.len() != count {
                 return Err(sqlx::Error::Protocol(format!(
-                    "a script of {} statements reported {}",
-                    self.statements.len(),
+                    "a script of {count} statements reported {}",
                     done.len()
                 )));
             }
             return Ok(done);
         }
-        let mut all = Vec::with_capacity(self.statements.len());
+        let mut all = Vec::with_capacity(count);
         for statement in &self.statements {
             let mut done = collect(tx, &statement.sql, &statement.args).await?;
             all.push(done.pop().unwrap_or_default());
@@ -174,15 +174,16 @@ async fn collect(
 /// The statements as one SQLite string whose parameters are numbered
 /// across it (sqlx binds `$N` of every statement of a string from the
 /// same list), and that list.
-fn fuse(statements: &[Statement]) -> (String, Vec<Arg>) {
-    let mut sql = String::new();
-    let mut args = Vec::new();
+fn fuse(statements: Vec<Statement>) -> (String, Vec<Arg>) {
+    let length = statements.iter().map(|s| s.sql.len() + 8).sum();
+    let mut sql = String::with_capacity(length);
+    let mut args = Vec::with_capacity(statements.iter().map(|s| s.args.len()).sum());
     for statement in statements {
         if !sql.is_empty() {
             sql.push_str(";\n");
         }
         renumber(&statement.sql, args.len(), &mut sql);
-        args.extend(statement.args.iter().cloned());
+        args.extend(statement.args);
     }
     (sql, args)
 }
@@ -191,52 +192,51 @@ fn fuse(statements: &[Statement]) -> (String, Vec<Arg>) {
 /// `?`, counted in order) written as `$(offset + N)`; literals, quoted
 /// names and comments are copied as they are.
 fn renumber(sql: &str, offset: usize, out: &mut String) {
+    use std::fmt::Write as _;
+    let bytes = sql.as_bytes();
     let mut anonymous = 0;
-    let mut chars = sql.char_indices().peekable();
-    while let Some((_, c)) = chars.next() {
-        match c {
-            '\'' | '"' => {
-                out.push(c);
-                for (_, inner) in chars.by_ref() {
-                    out.push(inner);
-                    if inner == c {
-                        break;
-                    }
+    // Everything up to `copied` is in `out`; the scanner only stops at
+    // ASCII bytes, so every slice taken falls on a character boundary.
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            quote @ (b'\'' | b'"') => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != quote {
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
                 }
             }
-            '-' if chars.peek().is_some_and(|(_, n)| *n == '-') => {
-                out.push(c);
-                for (_, inner) in chars.by_ref() {
-                    out.push(inner);
-                    if inner == '\n' {
-                        break;
-                    }
+            sigil @ (b'$' | b'?') => {
+                let start = i;
+                i += 1;
+                while i < bytes.len() && bytes[i].is_ascii_digit() {
+                    i += 1;
                 }
-            }
-            '$' | '?' => {
-                let mut digits = String::new();
-                while let Some((_, d)) = chars.peek().filter(|(_, d)| d.is_ascii_digit()) {
-                    digits.push(*d);
-                    chars.next();
-                }
-                let number = match digits.parse::<usize>() {
+                let number = match sql[start + 1..i].parse::<usize>() {
                     Ok(n) => n,
-                    Err(_) if c == '?' => {
+                    Err(_) if sigil == b'?' => {
                         anonymous += 1;
                         anonymous
                     }
                     // A `$` not followed by a number is not a parameter.
-                    Err(_) => {
-                        out.push(c);
-                        continue;
-                    }
+                    Err(_) => continue,
                 };
-                out.push('$');
-                out.push_str(&(offset + number).to_string());
+                out.push_str(&sql[copied..start]);
+                // Writing to a String cannot fail.
+                let _ = write!(out, "${}", offset + number);
+                copied = i;
             }
-            _ => out.push(c),
+            _ => i += 1,
         }
     }
+    out.push_str(&sql[copied.min(sql.len())..]);
 }
 
 #[cfg(test)]
@@ -276,7 +276,7 @@ mod tests {
 
     #[test]
     fn statements_fuse_into_one_string_with_one_list() {
-        let (sql, args) = fuse(&[
+        let (sql, args) = fuse(vec![
             Statement::new("INSERT INTO a VALUES ($1, $2)")
                 .bind("x")
                 .bind(1_i64),
