@@ -5,7 +5,6 @@ use chrono::{DateTime, Utc};
 use contracts::checkout::OrderLineV1;
 use contracts::Money;
 use platform::db::now_text;
-use platform::script::Statement;
 use platform::Tx;
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -97,8 +96,12 @@ pub async fn set_basket_line(
     Ok(())
 }
 
-pub fn clear_basket(customer: &str) -> Statement {
-    Statement::new("DELETE FROM basket_lines WHERE customer_id = $1").bind(customer)
+pub async fn clear_basket(tx: &mut Tx, customer: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM basket_lines WHERE customer_id = $1")
+        .bind(customer)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// An order as checkout stores it.
@@ -117,51 +120,45 @@ fn time(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
-pub fn insert_order(o: &OrderRow) -> Result<Statement, sqlx::Error> {
+pub async fn insert_order(tx: &mut Tx, o: &OrderRow) -> Result<(), sqlx::Error> {
     let lines = serde_json::to_string(&o.lines).map_err(decode_err)?;
-    Ok(Statement::new(
+    sqlx::query(
         "INSERT INTO orders (order_id, customer_id, status, reason, stock, payment, lines, net_minor, currency,
              created_at, updated_at, deadline_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(o.order_id.to_string())
-    .bind(o.customer_id.as_str())
+    .bind(&o.customer_id)
     .bind(o.saga.status.as_str())
     .bind(o.saga.reason.clone())
     .bind(o.saga.stock.to_db())
     .bind(o.saga.payment.to_db())
     .bind(lines)
     .bind(o.net.amount_minor)
-    .bind(o.net.currency.as_str())
+    .bind(&o.net.currency)
     .bind(time(&o.created_at))
     .bind(time(&o.created_at))
-    .bind(time(&o.deadline_at)))
+    .bind(time(&o.deadline_at))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 pub async fn load_order(tx: &mut Tx, id: Uuid) -> Result<Option<OrderRow>, sqlx::Error> {
-    let row = loading_order(id).rows(tx).await?;
-    order_of(&row)
-}
-
-/// [`load_order`] as a statement, for a script; read its rows with
-/// [`order_of`].
-pub fn loading_order(id: Uuid) -> Statement {
     // Lock the row as it is read (a no-op update that returns it: portable,
     // unlike `SELECT … FOR UPDATE`, and one statement), so that two answers
     // about one order handled at once take turns and each decides on what
     // the other committed; otherwise on PostgreSQL the second overwrites
     // the first's verdict (lost update).
-    Statement::new(
+    let row = sqlx::query(
         "UPDATE orders SET status = status WHERE order_id = $1
          RETURNING order_id, customer_id, status, reason, stock, payment, cancel_requested, lines,
              net_minor, currency, created_at, deadline_at",
     )
     .bind(id.to_string())
-}
-
-/// The order [`loading_order`] found, if any.
-pub fn order_of(rows: &[AnyRow]) -> Result<Option<OrderRow>, sqlx::Error> {
-    rows.first().map(from_row).transpose()
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.map(|r| from_row(&r)).transpose()
 }
 
 fn from_row(r: &AnyRow) -> Result<OrderRow, sqlx::Error> {
@@ -199,9 +196,14 @@ fn from_row(r: &AnyRow) -> Result<OrderRow, sqlx::Error> {
 
 /// Stores the saga's new state if the order is still as `expected` left it
 /// (status and cancellation request: another instance may have moved it);
-/// it touched one row if it was stored.
-pub fn save_saga(id: Uuid, expected: &SagaState, saga: &SagaState) -> Statement {
-    Statement::new(
+/// returns whether it was stored.
+pub async fn save_saga(
+    tx: &mut Tx,
+    id: Uuid,
+    expected: &SagaState,
+    saga: &SagaState,
+) -> Result<bool, sqlx::Error> {
+    let updated = sqlx::query(
         "UPDATE orders SET status = $1, reason = $2, stock = $3, payment = $4, cancel_requested = $5,
              updated_at = $6
          WHERE order_id = $7 AND status = $8 AND cancel_requested = $9",
@@ -215,6 +217,10 @@ pub fn save_saga(id: Uuid, expected: &SagaState, saga: &SagaState) -> Statement 
     .bind(id.to_string())
     .bind(expected.status.as_str())
     .bind(i64::from(expected.cancel_requested))
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
 }
 
 /// Pending orders whose deadline has passed.

@@ -6,7 +6,7 @@
 //! that transaction opens ([`Reaction::prepare`]), and only for orders
 //! never seen before, so a duplicate `placed` never reaches it again.
 
-use chrono::{Datelike, SubsecRound, Utc};
+use chrono::{SubsecRound, Utc};
 use contracts::checkout::{
     decode_order_placed, OrderCancelledV1, OrderConfirmedV1, OrderPlacedV2, OrderRejectedV1,
 };
@@ -19,7 +19,6 @@ use contracts::{Envelope, Event, EventContext};
 use platform::delivery::{Delivery, HandlerError};
 use platform::outbox;
 use platform::reaction::{Effect, Reaction};
-use platform::script::{Done, Script, Statement};
 use platform::{inbox, Db, Tx};
 use uuid::Uuid;
 
@@ -142,20 +141,17 @@ async fn placed(tx: &mut Tx, p: Placed) -> Result<usize, HandlerError> {
         charge,
         answer,
     } = p;
-    let order = &cause.data;
+    if !claim(tx, &cause).await? {
+        return Ok(0);
+    }
     let Some(answer) = answer else {
-        claim(tx, &cause).await?;
         return Ok(0);
     };
-    // The claim, the order's lines and its payment, in one round trip.
-    let keep = store::keep_order(order)?;
-    let Some(done) = claim_with(tx, &cause, [keep, store::loading(order.order_id)]).await? else {
-        return Ok(0);
-    };
-    let current = store::payment_of(done.get(1).map_or(&[][..], |d| &d.rows))?;
+    let order = &cause.data;
+    store::keep_order(tx, order).await?;
     let input = Input::Authorisation(answer);
     let ctx = EventContext::caused_by(&cause);
-    advance(tx, order.order_id, input, Some(&charge), &ctx, current).await
+    advance(tx, order.order_id, input, Some(&charge), &ctx).await
 }
 
 /// Confirmation, rejection, cancellation: one step, no provider call.
@@ -166,52 +162,34 @@ async fn react<T>(
     order_id: Uuid,
     input: Input,
 ) -> Result<usize, HandlerError> {
-    let Some(done) = claim_with(tx, cause, [store::loading(order_id)]).await? else {
+    if !claim(tx, cause).await? {
         return Ok(0);
-    };
-    let current = store::payment_of(done.first().map_or(&[][..], |d| &d.rows))?;
+    }
     let ctx = EventContext::caused_by(cause);
-    advance(tx, order_id, input, None, &ctx, current).await
+    advance(tx, order_id, input, None, &ctx).await
 }
 
 /// Records `cause` as handled in `tx`; false when it already was.
 async fn claim<T>(tx: &mut Tx, cause: &Envelope<T>) -> Result<bool, HandlerError> {
-    Ok(claim_with(tx, cause, []).await?.is_some())
-}
-
-/// [`claim`], then `statements` in the same round trip: what they did, or
-/// `None` when `cause` was handled before.
-async fn claim_with<T>(
-    tx: &mut Tx,
-    cause: &Envelope<T>,
-    statements: impl IntoIterator<Item = Statement>,
-) -> Result<Option<Vec<Done>>, HandlerError> {
-    let event_id = cause.id.to_string();
-    let done = inbox::claim_with(tx, durable::FINANCE, &event_id, statements).await?;
-    if done.is_none() {
+    let claimed = inbox::claim(tx, durable::FINANCE, &cause.id.to_string()).await?;
+    if !claimed {
         tracing::debug!(event_id = %cause.id, "event already handled");
     }
-    Ok(done)
+    Ok(claimed)
 }
 
 /// Moves the order's payment one step for `input` and writes the step's
 /// events to the outbox; returns how many. `charge` is what the order
-/// costs, known only when the order is placed; `loaded` is the payment
-/// as read in `tx` before.
+/// costs, known only when the order is placed.
 async fn advance(
     tx: &mut Tx,
     order_id: Uuid,
     input: Input,
     charge: Option<&Charge>,
     ctx: &EventContext,
-    loaded: Option<Payment>,
 ) -> Result<usize, HandlerError> {
-    let mut loaded = Some(loaded);
     for _ in 0..STEP_ATTEMPTS {
-        let current = match loaded.take() {
-            Some(current) => current,
-            None => store::load(tx, order_id).await?,
-        };
+        let current = store::load(tx, order_id).await?;
         let status = current.as_ref().map(|p| p.status);
         let Some(decided) = domain::decide(status, input) else {
             tracing::info!(?status, ?input, "nothing to do for the payment");
@@ -237,32 +215,27 @@ async fn advance(
             // PostgreSQL the next read sees what it committed.
             continue;
         }
-        // The step's events (and an invoice) in one round trip.
-        let mut writes = Script::new();
         for fact in &decided.facts {
-            publish(tx, &next, *fact, ctx, &mut writes).await?;
+            publish(tx, &next, *fact, ctx).await?;
         }
-        writes.run(tx).await?;
         tracing::info!(from = ?status, to = ?next.status, facts = ?decided.facts, "payment moved");
         return Ok(decided.facts.len());
     }
     Err(transient("the payment kept changing concurrently"))
 }
 
-/// Adds the event for one fact of `payment`'s step (and, for an invoice,
-/// the invoice) to `writes`, reading in `tx` what it needs.
+/// Writes the event for one fact of `payment`'s step to the outbox.
 async fn publish(
     tx: &mut Tx,
     payment: &Payment,
     fact: Fact,
     ctx: &EventContext,
-    writes: &mut Script,
 ) -> Result<(), HandlerError> {
     let order_id = payment.order_id;
     match fact {
         Fact::Failed(reason) => {
             let reason = reason.as_str().to_owned();
-            push(writes, PaymentFailedV1 { order_id, reason }, ctx)
+            push(tx, PaymentFailedV1 { order_id, reason }, ctx).await
         }
         Fact::Authorised => {
             let (payment_id, c) = held(payment)?;
@@ -273,7 +246,7 @@ async fn publish(
                 tax: c.tax.clone(),
                 total: c.total.clone(),
             };
-            push(writes, event, ctx)
+            push(tx, event, ctx).await
         }
         Fact::Voided => {
             let (payment_id, c) = held(payment)?;
@@ -283,7 +256,7 @@ async fn publish(
                 payment_id,
                 amount,
             };
-            push(writes, event, ctx)
+            push(tx, event, ctx).await
         }
         Fact::Captured => {
             let (payment_id, c) = held(payment)?;
@@ -293,7 +266,7 @@ async fn publish(
                 payment_id,
                 amount,
             };
-            push(writes, event, ctx)
+            push(tx, event, ctx).await
         }
         Fact::Refunded => {
             let (payment_id, c) = held(payment)?;
@@ -303,29 +276,23 @@ async fn publish(
                 payment_id,
                 amount,
             };
-            push(writes, event, ctx)
+            push(tx, event, ctx).await
         }
         Fact::InvoiceIssued => {
             let (_, charge) = held(payment)?;
+            let lines = store::order_lines(tx, order_id)
+                .await?
+                .ok_or_else(|| transient("the invoiced order's lines are missing"))?;
+            let lines = domain::invoice_lines(&lines);
             // Stored with microseconds; the event carries the same instant.
             let issued_at = Utc::now().trunc_subsecs(6);
-            // The order's lines and the year's next number, in one round trip.
-            let mut reads = Script::new();
-            let lines_at = reads.push(store::order_lines(order_id));
-            let sequence_at = reads.push(store::next_invoice_sequence(issued_at.year()));
-            let done = reads.run(tx).await?;
-            let lines = store::lines_of(&done[lines_at].rows)?
-                .ok_or_else(|| transient("the invoiced order's lines are missing"))?;
-            let sequence = store::sequence_of(&done[sequence_at].rows)?;
-            let lines = domain::invoice_lines(&lines);
             let invoice = NewInvoice {
                 order_id,
                 charge,
                 lines: &lines,
                 issued_at,
             };
-            let number = domain::invoice_number(issued_at.year(), sequence);
-            writes.push(store::insert_invoice(&invoice, &number, sequence)?);
+            let number = store::issue_invoice(tx, &invoice).await?;
             tracing::info!(%number, "invoice issued");
             let event = InvoiceIssuedV1 {
                 order_id,
@@ -336,13 +303,13 @@ async fn publish(
                 total: charge.total.clone(),
                 issued_at,
             };
-            push(writes, event, ctx)
+            push(tx, event, ctx).await
         }
     }
 }
 
-fn push<T: Event>(writes: &mut Script, event: T, ctx: &EventContext) -> Result<(), HandlerError> {
-    writes.push(outbox::row(&Envelope::new(FINANCE_SVC, event, ctx)));
+async fn push<T: Event>(tx: &mut Tx, event: T, ctx: &EventContext) -> Result<(), HandlerError> {
+    outbox::push(tx, &Envelope::new(FINANCE_SVC, event, ctx)).await?;
     Ok(())
 }
 

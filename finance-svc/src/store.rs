@@ -10,13 +10,12 @@ use contracts::checkout::{OrderLineV1, OrderPlacedV2};
 use contracts::finance::InvoiceLineV1;
 use contracts::Money;
 use platform::db::now_text;
-use platform::script::Statement;
 use platform::{Db, Tx};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 use uuid::Uuid;
 
-use crate::domain::{Charge, Status};
+use crate::domain::{self, Charge, Status};
 
 /// An order's payment as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,51 +63,45 @@ pub async fn status(db: &Db, order_id: Uuid) -> Result<Option<Status>, sqlx::Err
 }
 
 /// Keeps a placed order's lines for its invoice; a repeat changes nothing.
-pub fn keep_order(order: &OrderPlacedV2) -> Result<Statement, sqlx::Error> {
+pub async fn keep_order(tx: &mut Tx, order: &OrderPlacedV2) -> Result<(), sqlx::Error> {
     let lines = serde_json::to_string(&order.lines).map_err(|e| sqlx::Error::Encode(e.into()))?;
-    Ok(Statement::new(
+    sqlx::query(
         "INSERT INTO orders (order_id, customer_id, country, lines, placed_at)
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT (order_id) DO NOTHING",
     )
     .bind(order.order_id.to_string())
-    .bind(order.customer.id.as_str())
-    .bind(order.shipping_address.country.as_str())
+    .bind(&order.customer.id)
+    .bind(&order.shipping_address.country)
     .bind(lines)
-    .bind(order.placed_at.to_rfc3339()))
+    .bind(order.placed_at.to_rfc3339())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
-/// The lines of an order seen placed, as a statement; read its rows with
-/// [`lines_of`].
-pub fn order_lines(order_id: Uuid) -> Statement {
-    Statement::new("SELECT lines FROM orders WHERE order_id = $1").bind(order_id.to_string())
-}
-
-pub fn lines_of(rows: &[AnyRow]) -> Result<Option<Vec<OrderLineV1>>, sqlx::Error> {
-    let Some(row) = rows.first() else {
-        return Ok(None);
-    };
-    let text: String = row.try_get("lines")?;
-    serde_json::from_str(&text)
-        .map(Some)
-        .map_err(|e| sqlx::Error::Decode(e.into()))
+/// The lines of an order seen placed.
+pub async fn order_lines(
+    tx: &mut Tx,
+    order_id: Uuid,
+) -> Result<Option<Vec<OrderLineV1>>, sqlx::Error> {
+    let text: Option<String> = sqlx::query_scalar("SELECT lines FROM orders WHERE order_id = $1")
+        .bind(order_id.to_string())
+        .fetch_optional(&mut **tx)
+        .await?;
+    text.map(|t| serde_json::from_str(&t).map_err(|e| sqlx::Error::Decode(e.into())))
+        .transpose()
 }
 
 pub async fn load(tx: &mut Tx, order_id: Uuid) -> Result<Option<Payment>, sqlx::Error> {
-    payment_of(&loading(order_id).rows(tx).await?)
-}
-
-/// [`load`] as a statement, for a script; read its rows with [`payment_of`].
-pub fn loading(order_id: Uuid) -> Statement {
-    Statement::new(
+    let row = sqlx::query(
         "SELECT order_id, status, payment_id, currency, net_minor, tax_minor, total_minor,
                 failure_reason
          FROM payments WHERE order_id = $1",
     )
     .bind(order_id.to_string())
-}
-
-pub fn payment_of(rows: &[AnyRow]) -> Result<Option<Payment>, sqlx::Error> {
-    rows.first().map(payment_from_row).transpose()
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.map(|r| payment_from_row(&r)).transpose()
 }
 
 /// Stores `next` if the payment still stands at `expected` (None: not
@@ -152,44 +145,33 @@ pub async fn save(
     Ok(query.execute(&mut **tx).await?.rows_affected() == 1)
 }
 
-/// Takes the next invoice sequence of `year` (read it with
-/// [`sequence_of`]). The counter row is incremented in the caller's
-/// transaction, so concurrent issuers queue on it (a row lock on
-/// PostgreSQL, the write lock on SQLite) and a rolled-back transaction
-/// gives its number back.
-pub fn next_invoice_sequence(year: i32) -> Statement {
-    Statement::new(
+/// Issues an invoice with the next number of its year and returns the
+/// number. The counter row is incremented in the caller's transaction, so
+/// concurrent issuers queue on it (a row lock on PostgreSQL, the write lock
+/// on SQLite) and a rolled-back transaction gives its number back.
+pub async fn issue_invoice(tx: &mut Tx, invoice: &NewInvoice<'_>) -> Result<String, sqlx::Error> {
+    let year = invoice.issued_at.year();
+    let sequence: i64 = sqlx::query_scalar(
         "INSERT INTO invoice_counters (year, last_number) VALUES ($1, 1)
          ON CONFLICT (year) DO UPDATE SET last_number = invoice_counters.last_number + 1
          RETURNING last_number",
     )
     .bind(i64::from(year))
-}
-
-pub fn sequence_of(rows: &[AnyRow]) -> Result<i64, sqlx::Error> {
-    rows.first()
-        .ok_or_else(|| sqlx::Error::Protocol("the invoice counter returned no row".into()))?
-        .try_get("last_number")
-}
-
-/// Stores the invoice numbered `sequence` of its year as `number`.
-pub fn insert_invoice(
-    invoice: &NewInvoice<'_>,
-    number: &str,
-    sequence: i64,
-) -> Result<Statement, sqlx::Error> {
+    .fetch_one(&mut **tx)
+    .await?;
+    let number = domain::invoice_number(year, sequence);
     let lines = serde_json::to_string(invoice.lines).map_err(|e| sqlx::Error::Encode(e.into()))?;
     let charge = invoice.charge;
-    Ok(Statement::new(
+    sqlx::query(
         "INSERT INTO invoices (number, order_id, year, sequence, currency, net_minor, tax_minor,
              total_minor, lines, issued_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
-    .bind(number)
+    .bind(&number)
     .bind(invoice.order_id.to_string())
-    .bind(i64::from(invoice.issued_at.year()))
+    .bind(i64::from(year))
     .bind(sequence)
-    .bind(charge.net.currency.as_str())
+    .bind(&charge.net.currency)
     .bind(charge.net.amount_minor)
     .bind(charge.tax.amount_minor)
     .bind(charge.total.amount_minor)
@@ -198,7 +180,10 @@ pub fn insert_invoice(
         invoice
             .issued_at
             .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-    ))
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(number)
 }
 
 fn payment_from_row(row: &AnyRow) -> Result<Payment, sqlx::Error> {

@@ -12,17 +12,11 @@ use contracts::commands::{CommandError, ErrorKind, Reply};
 
 use crate::db::{Db, Tx};
 use crate::outbox::Outbox;
-use crate::script::Script;
 
-/// What a command decided: its answer, the events it wrote (or left in
-/// `writes`) to the outbox, and the writes it left for the platform.
+/// What a command decided: its answer and the events it wrote to the outbox.
 pub struct Decided<T> {
     pub value: T,
     pub events: Vec<Uuid>,
-    /// Statements still to run, in order, before the command's record and
-    /// in the same round trip (on SQLite): writes whose outcome decides
-    /// nothing. A failure fails the command and keeps nothing.
-    pub writes: Script,
 }
 
 /// Why a command did not happen.
@@ -134,15 +128,13 @@ where
         tx.rollback().await?;
         return Ok(Attempt::Repeated(parse_reply(&stored)?));
     }
-    let mut decided = decide(&mut tx).await?;
+    let decided = decide(&mut tx).await?;
     let stored = serde_json::to_string(&Reply::Ok {
         value: decided.value.clone(),
         stream_seq: None,
     })
     .map_err(anyhow::Error::from)?;
-    let mut writes = std::mem::take(&mut decided.writes);
-    writes.push(crate::idempotency::record(command_id, command, &stored));
-    writes.run(&mut tx).await?;
+    crate::idempotency::record(&mut tx, command_id, command, &stored).await?;
     tx.commit().await?;
     Ok(Attempt::Done(decided))
 }

@@ -2,7 +2,6 @@
 //! transaction as its effect; a repeated command gets the first reply back.
 
 use crate::db::{now_text, Tx};
-use crate::script::Statement;
 
 /// The stored reply of `command_id`, if it ran before.
 pub async fn recorded(tx: &mut Tx, command_id: &str) -> Result<Option<String>, sqlx::Error> {
@@ -12,14 +11,21 @@ pub async fn recorded(tx: &mut Tx, command_id: &str) -> Result<Option<String>, s
         .await
 }
 
-/// The statement that records the reply of `command_id` (inside the
-/// command's transaction).
-pub fn record(command_id: &str, command: &str, reply: &str) -> Statement {
-    Statement::new(
+/// Records the reply of `command_id` (inside the command's transaction).
+pub async fn record(
+    tx: &mut Tx,
+    command_id: &str,
+    command: &str,
+    reply: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
         "INSERT INTO platform_command_log (command_id, command, reply, created_at) VALUES ($1, $2, $3, $4)",
     )
     .bind(command_id)
     .bind(command)
     .bind(reply)
     .bind(now_text())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }

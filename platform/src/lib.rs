@@ -27,7 +27,6 @@ pub mod reaction;
 pub mod replay;
 pub mod responder;
 pub mod runtime;
-pub mod script;
 pub mod shutdown;
 pub mod streams;
 pub mod telemetry;

@@ -17,7 +17,6 @@ use uuid::Uuid;
 
 use crate::bounded::Bounded;
 use crate::db::{now_text, placeholders, Backend, Db, Tx};
-use crate::script::Statement;
 use crate::telemetry::TRACEPARENT;
 
 /// Rows published per round trip of the relay.
@@ -30,17 +29,10 @@ const REMEMBERED: usize = 4096;
 
 /// Adds an event to the outbox inside the caller's transaction.
 pub async fn push<T: Event>(tx: &mut Tx, envelope: &Envelope<T>) -> Result<(), sqlx::Error> {
-    row(envelope).execute(tx).await?;
-    Ok(())
-}
-
-/// The statement that adds an event to the outbox, for a
-/// [`Script`](crate::script::Script) of the caller's other writes.
-pub fn row<T: Event>(envelope: &Envelope<T>) -> Statement {
     // Inside a handler's span the event carries that span (per-hop parents).
     let (payload, traceparent) = crate::telemetry::stamp(envelope);
     let payload = String::from_utf8(payload).unwrap_or_default();
-    Statement::new(
+    sqlx::query(
         "INSERT INTO platform_outbox (event_id, subject, payload, traceparent, created_at)
          VALUES ($1, $2, $3, $4, $5)",
     )
@@ -49,6 +41,9 @@ pub fn row<T: Event>(envelope: &Envelope<T>) -> Statement {
     .bind(payload)
     .bind(traceparent)
     .bind(now_text())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// The relay. Cheap to clone; all clones share one publishing lock so rows

@@ -50,7 +50,6 @@ impl Handlers {
                     Ok(Decided {
                         value: product,
                         events: vec![envelope.id],
-                        writes: Default::default(),
                     })
                 })
             },
@@ -90,7 +89,6 @@ impl Handlers {
                     Ok(Decided {
                         value: next,
                         events: published,
-                        writes: Default::default(),
                     })
                 })
             },

@@ -9,7 +9,6 @@ use contracts::Envelope;
 use platform::db::now_text;
 use platform::db::Backend;
 use platform::outbox::{self, Outbox};
-use platform::script::Script;
 use platform::{Db, Tx};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -130,33 +129,21 @@ async fn dispatch(tx: &mut Tx, order_id: Uuid) -> Result<Done, sqlx::Error> {
     // order waits for us (or we for it) instead of deadlocking.
     let state = store::lock_order(tx, order_id).await?;
     if !domain::may_dispatch(state) {
-        store::cancel_shipment(order_id).execute(tx).await?;
+        store::cancel_shipment(tx, order_id).await?;
         return Ok(Done::Cancelled { order_id, state });
     }
     let now = chrono::Utc::now();
     let at = now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-    // The claim and what it ships, in one round trip (the read is wasted
-    // when another instance took the shipment).
-    let mut script = Script::new();
-    let claim = script.push(store::claim_shipment(order_id, &at));
-    let holding = script.push(store::holding(order_id));
-    let done = script.run(tx).await?;
-    let Some(shipment) = store::claimed_shipment(&done[claim].rows)? else {
+    let Some(shipment) = store::claim_shipment(tx, order_id, &at).await? else {
         return Ok(Done::Taken);
     };
-    let held = domain::in_lock_order(store::demand_of(&done[holding].rows)?);
-    // Each line off the shelf, in lock order, and the order's books.
-    let mut script = Script::new();
-    for d in &held {
-        script.push(store::take_out(*d));
-    }
-    script.push(store::finish_reservations(order_id, store::SHIPPED));
-    script.push(store::set_order_state(order_id, OrderState::Shipped));
-    let done = script.run(tx).await?;
+    let held = domain::in_lock_order(store::held_for(tx, order_id).await?);
     let mut lines = Vec::with_capacity(held.len());
-    for (d, taken) in held.into_iter().zip(&done) {
-        lines.push((d, store::changed_level(&taken.rows, d)?));
+    for d in held {
+        lines.push((d, store::take_out(tx, d).await?));
     }
+    store::finish_reservations(tx, order_id, store::SHIPPED).await?;
+    store::set_order_state(tx, order_id, OrderState::Shipped).await?;
     let event = domain::dispatched(order_id, shipment.shipment_id, &lines, now);
     outbox::push(tx, &Envelope::new(WAREHOUSE_SVC, event, &shipment.cause)).await?;
     Ok(Done::Dispatched {

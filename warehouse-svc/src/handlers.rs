@@ -19,7 +19,6 @@ use platform::command::{self, Decided, Refusal};
 use platform::delivery::{Delivery, HandlerError};
 use platform::outbox::{self, Outbox};
 use platform::reaction::{Effect, Reaction};
-use platform::script::{Script, Statement};
 use platform::{Db, Tx};
 use tracing::instrument;
 use uuid::Uuid;
@@ -82,7 +81,6 @@ impl Commands {
                             available: adjusted.level.available(),
                         },
                         events,
-                        writes: Default::default(),
                     })
                 })
             },
@@ -152,9 +150,10 @@ impl Reactions {
         e: Envelope<OrderConfirmedV1>,
     ) -> Result<Effect, HandlerError> {
         let order_id = e.data.order_id;
-        let Some(state) = claim_and_lock(tx, &e, order_id).await? else {
+        if !claim(tx, &e).await? {
             return Ok(Effect::Quiet);
-        };
+        }
+        let state = store::lock_order(tx, order_id).await?;
         if domain::may_schedule(state) {
             // The delay is bounded by the command line, so this cannot fail
             // in practice; date arithmetic still must not panic.
@@ -184,10 +183,10 @@ async fn placed(tx: &mut Tx, e: Envelope<OrderPlacedV2>) -> Result<Effect, Handl
     let demand =
         domain::demand(&e.data.lines).map_err(|err| HandlerError::Poison(err.to_string()))?;
     let ctx = EventContext::caused_by(&e);
-    let Some(state) = claim_and_lock(tx, &e, order_id).await? else {
+    if !claim(tx, &e).await? {
         return Ok(Effect::Quiet);
-    };
-    if !domain::may_reserve(state) {
+    }
+    if !domain::may_reserve(store::lock_order(tx, order_id).await?) {
         // A repeat, or an order rejected before it reached us: the inbox
         // record is all there is to keep.
         return Ok(Effect::Quiet);
@@ -207,14 +206,9 @@ async fn placed(tx: &mut Tx, e: Envelope<OrderPlacedV2>) -> Result<Effect, Handl
     }
     match domain::settle(order_id, &results) {
         Settlement::Reserved(event) => {
-            // What is left decides nothing: one round trip.
-            let mut script = Script::new();
-            if let Some(reservations) = store::insert_reservations(order_id, &demand) {
-                script.push(reservations);
-            }
-            script.push(store::set_order_state(order_id, OrderState::Held));
-            script.push(event_row(event, &ctx));
-            script.run(tx).await?;
+            store::insert_reservations(tx, order_id, &demand).await?;
+            store::set_order_state(tx, order_id, OrderState::Held).await?;
+            push(tx, event, &ctx).await?;
             tracing::info!("stock reserved");
         }
         Settlement::Failed(event) => {
@@ -226,11 +220,9 @@ async fn placed(tx: &mut Tx, e: Envelope<OrderPlacedV2>) -> Result<Effect, Handl
                     store::unreserve(tx, *want).await?;
                 }
             }
+            store::set_order_state(tx, order_id, OrderState::Failed).await?;
             let reason = event.reason.clone();
-            let mut script = Script::new();
-            script.push(store::set_order_state(order_id, OrderState::Failed));
-            script.push(event_row(event, &ctx));
-            script.run(tx).await?;
+            push(tx, event, &ctx).await?;
             tracing::info!(%reason, "stock reservation failed");
         }
     }
@@ -249,53 +241,43 @@ async fn closed<T: Event>(
     e: &Envelope<T>,
     rule: fn(OrderState) -> Close,
 ) -> Result<Effect, HandlerError> {
-    let Some(state) = claim_and_lock(tx, e, order_id).await? else {
+    if !claim(tx, e).await? {
         return Ok(Effect::Quiet);
-    };
-    match rule(state) {
+    }
+    match rule(store::lock_order(tx, order_id).await?) {
         Close::Release => {
             let held = domain::in_lock_order(store::held_for(tx, order_id).await?);
             let mut lines = Vec::with_capacity(held.len());
             for d in held {
                 lines.push((d, store::unreserve(tx, d).await?));
             }
-            let mut script = Script::new();
-            script.push(store::finish_reservations(order_id, store::RELEASED));
-            script.push(store::cancel_shipment(order_id));
-            script.push(store::set_order_state(order_id, OrderState::Released));
-            script.push(event_row(
+            store::finish_reservations(tx, order_id, store::RELEASED).await?;
+            store::cancel_shipment(tx, order_id).await?;
+            store::set_order_state(tx, order_id, OrderState::Released).await?;
+            push(
+                tx,
                 domain::released(order_id, &lines),
                 &EventContext::caused_by(e),
-            ));
-            script.run(tx).await?;
+            )
+            .await?;
             tracing::info!("stock released");
             Ok(Effect::Events)
         }
         Close::MarkClosed => {
-            store::set_order_state(order_id, OrderState::Closed)
-                .execute(tx)
-                .await?;
+            store::set_order_state(tx, order_id, OrderState::Closed).await?;
             Ok(Effect::Quiet)
         }
         Close::Nothing => Ok(Effect::Quiet),
     }
 }
 
-/// Claims the event in the inbox and locks its order, in one round trip:
-/// the order's state, or `None` if the event was handled before.
-async fn claim_and_lock<T>(
-    tx: &mut Tx,
-    e: &Envelope<T>,
-    order_id: Uuid,
-) -> Result<Option<OrderState>, HandlerError> {
-    let lock = store::locking_order(order_id);
-    match platform::inbox::claim_and(tx, CONSUMER, &e.id.to_string(), lock).await? {
-        Some(rows) => Ok(Some(store::state_of(order_id, &rows)?)),
-        None => Ok(None),
-    }
+/// Claims the event in the inbox: false if it was handled before.
+async fn claim<T>(tx: &mut Tx, e: &Envelope<T>) -> Result<bool, HandlerError> {
+    Ok(platform::inbox::claim(tx, CONSUMER, &e.id.to_string()).await?)
 }
 
-/// `event`, caused by `ctx`, as an outbox row.
-fn event_row<T: Event>(event: T, ctx: &EventContext) -> Statement {
-    outbox::row(&Envelope::new(WAREHOUSE_SVC, event, ctx))
+/// Adds `event`, caused by `ctx`, to the outbox.
+async fn push<T: Event>(tx: &mut Tx, event: T, ctx: &EventContext) -> Result<(), HandlerError> {
+    outbox::push(tx, &Envelope::new(WAREHOUSE_SVC, event, ctx)).await?;
+    Ok(())
 }

@@ -9,7 +9,6 @@
 
 use contracts::EventContext;
 use platform::db::now_text;
-use platform::script::Statement;
 use platform::{Db, Tx};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -104,26 +103,23 @@ pub async fn unreserve(tx: &mut Tx, held: Demand) -> Result<Level, sqlx::Error> 
     found(row, held.product_id)
 }
 
-/// Takes units held for an order off the shelf (`RETURNING on_hand,
-/// reserved`: read its level with [`changed_level`]).
-pub fn take_out(held: Demand) -> Statement {
-    change_statement(
+/// Takes units held for an order off the shelf; returns the level afterwards.
+pub async fn take_out(tx: &mut Tx, held: Demand) -> Result<Level, sqlx::Error> {
+    let row = change(
+        tx,
         "UPDATE stock SET on_hand = on_hand - $1, reserved = reserved - $1, updated_at = $2
          WHERE product_id = $3
          RETURNING on_hand, reserved",
         held,
     )
-}
-
-/// The level a relative update of `d`'s row left, which must have found it.
-pub fn changed_level(rows: &[AnyRow], d: Demand) -> Result<Level, sqlx::Error> {
-    found(rows.first().map(level_of).transpose()?, d.product_id)
+    .await?;
+    found(row, held.product_id)
 }
 
 /// Runs a relative stock update (`$1` quantity, `$2` now, `$3` product,
 /// `RETURNING on_hand, reserved`) and returns the level it left, or `None`
 /// when it changed no row.
-async fn change(tx: &mut Tx, sql: &'static str, d: Demand) -> Result<Option<Level>, sqlx::Error> {
+async fn change(tx: &mut Tx, sql: &str, d: Demand) -> Result<Option<Level>, sqlx::Error> {
     let row = sqlx::query(sql)
         .bind(d.quantity)
         .bind(now_text())
@@ -131,13 +127,6 @@ async fn change(tx: &mut Tx, sql: &'static str, d: Demand) -> Result<Option<Leve
         .fetch_optional(&mut **tx)
         .await?;
     row.map(|r| level_of(&r)).transpose()
-}
-
-fn change_statement(sql: &'static str, d: Demand) -> Statement {
-    Statement::new(sql)
-        .bind(d.quantity)
-        .bind(now_text())
-        .bind(d.product_id.to_string())
 }
 
 fn level_of(row: &AnyRow) -> Result<Level, sqlx::Error> {
@@ -154,15 +143,9 @@ fn level_of(row: &AnyRow) -> Result<Level, sqlx::Error> {
 /// call this first, so the events of one order are handled one at a time
 /// whichever instances they reach.
 pub async fn lock_order(tx: &mut Tx, order_id: Uuid) -> Result<OrderState, sqlx::Error> {
-    state_of(order_id, &locking_order(order_id).rows(tx).await?)
-}
-
-/// [`lock_order`] as a statement, for a script; read its answer with
-/// [`state_of`].
-pub fn locking_order(order_id: Uuid) -> Statement {
     // One statement: an upsert locks the row whether it inserted it or
     // found it (a plain `DO NOTHING` would not lock a row that existed).
-    Statement::new(
+    let state: String = sqlx::query_scalar(
         "INSERT INTO orders (order_id, state, updated_at) VALUES ($1, $2, $3)
          ON CONFLICT (order_id) DO UPDATE SET updated_at = excluded.updated_at
          RETURNING state",
@@ -170,65 +153,65 @@ pub fn locking_order(order_id: Uuid) -> Statement {
     .bind(order_id.to_string())
     .bind(OrderState::Open.as_str())
     .bind(now_text())
-}
-
-/// The order's state, from the rows of [`locking_order`].
-pub fn state_of(order_id: Uuid, rows: &[AnyRow]) -> Result<OrderState, sqlx::Error> {
-    let row = rows
-        .first()
-        .ok_or_else(|| sqlx::Error::Protocol(format!("locking order {order_id} found no row")))?;
-    let state: String = row.try_get("state")?;
+    .fetch_one(&mut **tx)
+    .await?;
     OrderState::parse(&state)
         .ok_or_else(|| sqlx::Error::Protocol(format!("order {order_id} has state {state:?}")))
 }
 
-pub fn set_order_state(order_id: Uuid, state: OrderState) -> Statement {
-    Statement::new("UPDATE orders SET state = $1, updated_at = $2 WHERE order_id = $3")
+pub async fn set_order_state(
+    tx: &mut Tx,
+    order_id: Uuid,
+    state: OrderState,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE orders SET state = $1, updated_at = $2 WHERE order_id = $3")
         .bind(state.as_str())
         .bind(now_text())
         .bind(order_id.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
-/// Records what is held for an order, one row per product, in one
-/// statement (`None` when nothing is held).
-pub fn insert_reservations(order_id: Uuid, held: &[Demand]) -> Option<Statement> {
+/// Records what is held for an order, one row per product, in one statement.
+pub async fn insert_reservations(
+    tx: &mut Tx,
+    order_id: Uuid,
+    held: &[Demand],
+) -> Result<(), sqlx::Error> {
     if held.is_empty() {
-        return None;
+        return Ok(());
     }
     let sql = format!(
         "INSERT INTO reservations (order_id, product_id, quantity, status, created_at, updated_at)
          VALUES {}",
-        platform::db::placeholders(platform::db::Backend::Postgres, 0, held.len(), 6)
+        platform::db::values(tx, held.len(), 6)
     );
     let now = now_text();
     let order_id = order_id.to_string();
-    let statement = held.iter().fold(Statement::new(sql), |statement, d| {
-        statement
+    let mut query = sqlx::query(&sql);
+    for d in held {
+        query = query
             .bind(order_id.clone())
             .bind(d.product_id.to_string())
             .bind(d.quantity)
             .bind(HELD)
             .bind(now.clone())
-            .bind(now.clone())
-    });
-    Some(statement)
+            .bind(now.clone());
+    }
+    query.execute(&mut **tx).await?;
+    Ok(())
 }
 
 /// What is held for an order (in no particular order).
 pub async fn held_for(tx: &mut Tx, order_id: Uuid) -> Result<Vec<Demand>, sqlx::Error> {
-    demand_of(&holding(order_id).rows(tx).await?)
-}
-
-/// [`held_for`] as a statement; read its rows with [`demand_of`].
-pub fn holding(order_id: Uuid) -> Statement {
-    Statement::new(
+    let rows = sqlx::query(
         "SELECT product_id, quantity FROM reservations WHERE order_id = $1 AND status = $2",
     )
     .bind(order_id.to_string())
     .bind(HELD)
-}
-
-pub fn demand_of(rows: &[AnyRow]) -> Result<Vec<Demand>, sqlx::Error> {
+    .fetch_all(&mut **tx)
+    .await?;
     rows.iter()
         .map(|row| {
             Ok(Demand {
@@ -240,14 +223,21 @@ pub fn demand_of(rows: &[AnyRow]) -> Result<Vec<Demand>, sqlx::Error> {
 }
 
 /// Moves the order's held reservations to `status` (released or shipped).
-pub fn finish_reservations(order_id: Uuid, status: &str) -> Statement {
-    Statement::new(
+pub async fn finish_reservations(
+    tx: &mut Tx,
+    order_id: Uuid,
+    status: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
         "UPDATE reservations SET status = $1, updated_at = $2 WHERE order_id = $3 AND status = $4",
     )
     .bind(status)
     .bind(now_text())
     .bind(order_id.to_string())
     .bind(HELD)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 // ---- shipments --------------------------------------------------------------
@@ -289,11 +279,16 @@ pub async fn schedule_shipment(
 }
 
 /// Cancels the order's shipment if it has not left yet.
-pub fn cancel_shipment(order_id: Uuid) -> Statement {
-    Statement::new("UPDATE shipments SET status = $1 WHERE order_id = $2 AND status = $3")
-        .bind(CANCELLED)
-        .bind(order_id.to_string())
-        .bind(SCHEDULED)
+pub async fn cancel_shipment(tx: &mut Tx, order_id: Uuid) -> Result<bool, sqlx::Error> {
+    let cancelled =
+        sqlx::query("UPDATE shipments SET status = $1 WHERE order_id = $2 AND status = $3")
+            .bind(CANCELLED)
+            .bind(order_id.to_string())
+            .bind(SCHEDULED)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+    Ok(cancelled == 1)
 }
 
 /// Orders whose shipment is due at `now`, oldest first, at most `limit`.
@@ -312,25 +307,33 @@ pub async fn due_shipments(db: &Db, now: &str, limit: i64) -> Result<Vec<Uuid>, 
 
 /// Claims the order's scheduled shipment for dispatch. Only one transaction
 /// can move it from scheduled to dispatched, so no two instances ship it.
-/// Its rows ([`claimed_shipment`]) are the shipment if this claimed it.
-pub fn claim_shipment(order_id: Uuid, at: &str) -> Statement {
-    Statement::new(
-        "UPDATE shipments SET status = $1, dispatched_at = $2 WHERE order_id = $3 AND status = $4
-         RETURNING shipment_id, correlation_id, causation_id, traceparent",
+pub async fn claim_shipment(
+    tx: &mut Tx,
+    order_id: Uuid,
+    at: &str,
+) -> Result<Option<Shipment>, sqlx::Error> {
+    let claimed = sqlx::query(
+        "UPDATE shipments SET status = $1, dispatched_at = $2 WHERE order_id = $3 AND status = $4",
     )
     .bind(DISPATCHED)
     .bind(at)
     .bind(order_id.to_string())
     .bind(SCHEDULED)
-}
-
-/// The shipment [`claim_shipment`] claimed, if it did.
-pub fn claimed_shipment(rows: &[AnyRow]) -> Result<Option<Shipment>, sqlx::Error> {
-    let Some(row) = rows.first() else {
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if claimed != 1 {
         return Ok(None);
-    };
+    }
+    let row = sqlx::query(
+        "SELECT shipment_id, correlation_id, causation_id, traceparent FROM shipments
+         WHERE order_id = $1",
+    )
+    .bind(order_id.to_string())
+    .fetch_one(&mut **tx)
+    .await?;
     Ok(Some(Shipment {
-        shipment_id: uuid_of(row, "shipment_id")?,
+        shipment_id: uuid_of(&row, "shipment_id")?,
         cause: EventContext {
             correlation_id: row.try_get("correlation_id")?,
             causation_id: row.try_get("causation_id")?,

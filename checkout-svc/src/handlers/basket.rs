@@ -70,7 +70,6 @@ impl Handlers {
                     Ok(Decided {
                         value: basket,
                         events: vec![id],
-                        writes: Default::default(),
                     })
                 })
             },

@@ -14,7 +14,6 @@ use contracts::checkout::{
 use contracts::subjects::CHECKOUT_SVC;
 use contracts::{Envelope, EventContext};
 use platform::outbox::{self, Outbox};
-use platform::script::{Script, Statement};
 use platform::{Db, Tx};
 use uuid::Uuid;
 
@@ -51,75 +50,69 @@ pub async fn apply(
     input: Input,
     ctx: &EventContext,
 ) -> Result<Result<Applied, SagaError>, sqlx::Error> {
-    let order = store::load_order(tx, order_id).await?;
-    apply_to(tx, order, input, ctx).await
-}
-
-/// [`apply`] to an order already read (and locked) in `tx`: its new state
-/// and the event it announces go in one round trip.
-pub async fn apply_to(
-    tx: &mut Tx,
-    order: Option<store::OrderRow>,
-    input: Input,
-    ctx: &EventContext,
-) -> Result<Result<Applied, SagaError>, sqlx::Error> {
-    let Some(mut order) = order else {
+    let Some(mut order) = store::load_order(tx, order_id).await? else {
         return Ok(Ok(Applied::Unknown));
     };
-    let order_id = order.order_id;
     let (next, decision) = match domain::decide(&order.saga, input) {
         Ok(outcome) => outcome,
         Err(refusal) => return Ok(Err(refusal)),
     };
+    if next != order.saga && !store::save_saga(tx, order_id, &order.saga, &next).await? {
+        // Another instance moved the order between our read and write;
+        // the transaction is retried by the caller's error path.
+        return Err(sqlx::Error::Protocol("order changed concurrently".into()));
+    }
     let customer_id = order.customer_id.clone();
     let event = match decision {
         Decision::Nothing | Decision::MarkShipped => None,
-        Decision::Confirm => Some(row(
-            OrderConfirmedV1 {
-                order_id,
-                customer_id,
-            },
-            ctx,
-        )),
-        Decision::Reject(reason) => Some(row(
-            OrderRejectedV1 {
-                order_id,
-                customer_id,
-                reason,
-                detail: None,
-            },
-            ctx,
-        )),
-        Decision::RequestCancel => Some(row(
-            OrderCancellationRequestedV1 {
-                order_id,
-                customer_id,
-            },
-            ctx,
-        )),
-        Decision::Cancel { was_confirmed } => Some(row(
-            OrderCancelledV1 {
-                order_id,
-                customer_id,
-                was_confirmed,
-            },
-            ctx,
-        )),
+        Decision::Confirm => Some(
+            push(
+                tx,
+                OrderConfirmedV1 {
+                    order_id,
+                    customer_id,
+                },
+                ctx,
+            )
+            .await?,
+        ),
+        Decision::Reject(reason) => Some(
+            push(
+                tx,
+                OrderRejectedV1 {
+                    order_id,
+                    customer_id,
+                    reason,
+                    detail: None,
+                },
+                ctx,
+            )
+            .await?,
+        ),
+        Decision::RequestCancel => Some(
+            push(
+                tx,
+                OrderCancellationRequestedV1 {
+                    order_id,
+                    customer_id,
+                },
+                ctx,
+            )
+            .await?,
+        ),
+        Decision::Cancel { was_confirmed } => Some(
+            push(
+                tx,
+                OrderCancelledV1 {
+                    order_id,
+                    customer_id,
+                    was_confirmed,
+                },
+                ctx,
+            )
+            .await?,
+        ),
     };
-    let mut script = Script::new();
-    let save =
-        (next != order.saga).then(|| script.push(store::save_saga(order_id, &order.saga, &next)));
-    let event = event.map(|(id, statement)| {
-        script.push(statement);
-        id
-    });
-    let done = script.run(tx).await?;
-    if save.is_some_and(|i| done[i].rows_affected != 1) {
-        // Another instance moved the order between our read and write;
-        // the caller's error path rolls the transaction back (the event
-        // with it) and retries.
-        return Err(sqlx::Error::Protocol("order changed concurrently".into()));
-    }
     order.saga = next;
     Ok(Ok(Applied::Done {
         event,
@@ -127,27 +120,12 @@ pub async fn apply_to(
     }))
 }
 
-/// `data`, caused by `ctx`, as an outbox row, and its event id.
-fn row<T: contracts::Event>(data: T, ctx: &EventContext) -> (Uuid, Statement) {
-    let envelope = Envelope::new(CHECKOUT_SVC, data, ctx);
-    (envelope.id, outbox::row(&envelope))
-}
-
-/// Adds `data`, caused by `ctx`, to `writes` as an outbox row; returns its
-/// event id.
-fn pushed<T: contracts::Event>(writes: &mut Script, data: T, ctx: &EventContext) -> Uuid {
-    let (id, statement) = row(data, ctx);
-    writes.push(statement);
-    id
-}
-
-/// Adds `data`, caused by `ctx`, to the outbox; returns its event id.
 async fn push<T: contracts::Event>(
     tx: &mut Tx,
     data: T,
     ctx: &EventContext,
 ) -> Result<Uuid, sqlx::Error> {
-    let (id, statement) = row(data, ctx);
-    statement.execute(tx).await?;
-    Ok(id)
+    let envelope = Envelope::new(CHECKOUT_SVC, data, ctx);
+    outbox::push(tx, &envelope).await?;
+    Ok(envelope.id)
 }

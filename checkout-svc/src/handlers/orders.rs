@@ -11,9 +11,7 @@ use platform::command::{self, Decided, Refusal};
 use platform::Tx;
 use uuid::Uuid;
 
-use platform::script::Script;
-
-use super::{apply_to, pushed, Applied, Handlers};
+use super::{apply, push, Applied, Handlers};
 use crate::domain::{self, Input, SagaState};
 use crate::store::{self, OrderRow};
 
@@ -54,18 +52,15 @@ impl Handlers {
                         created_at: now,
                         deadline_at: now + timeout,
                     };
-                    // The rest decides nothing: the platform runs it with
-                    // the command's record, in one round trip.
-                    let mut writes = Script::new();
-                    writes.push(store::insert_order(&order)?);
+                    store::insert_order(tx, &order).await?;
                     let mut events = Vec::new();
                     if from_basket {
-                        writes.push(store::clear_basket(&customer));
+                        store::clear_basket(tx, &customer).await?;
                         let emptied = BasketChangedV1 {
                             customer_id: customer.clone(),
                             lines: Vec::new(),
                         };
-                        events.push(pushed(&mut writes, emptied, &ctx));
+                        events.push(push(tx, emptied, &ctx).await?);
                     }
                     let placed = OrderPlacedV2 {
                         order_id: order.order_id,
@@ -83,11 +78,10 @@ impl Handlers {
                         },
                         placed_at: now,
                     };
-                    events.push(pushed(&mut writes, placed, &ctx));
+                    events.push(push(tx, placed, &ctx).await?);
                     Ok(Decided {
                         value: record(&order),
                         events,
-                        writes,
                     })
                 })
             },
@@ -106,15 +100,16 @@ impl Handlers {
             &req.command_id,
             move |tx| {
                 Box::pin(async move {
-                    let order = store::load_order(tx, order_id).await?;
-                    if !order.as_ref().is_some_and(|o| o.customer_id == customer) {
+                    let owned = store::load_order(tx, order_id)
+                        .await?
+                        .is_some_and(|o| o.customer_id == customer);
+                    if !owned {
                         return Err(not_found());
                     }
-                    match apply_to(tx, order, Input::CancelRequested, &ctx).await? {
+                    match apply(tx, order_id, Input::CancelRequested, &ctx).await? {
                         Ok(Applied::Done { event, order }) => Ok(Decided {
                             value: record(&order),
                             events: event.into_iter().collect(),
-                            writes: Default::default(),
                         }),
                         Ok(Applied::Unknown) => Err(not_found()),
                         Err(refusal) => {

@@ -13,9 +13,8 @@ use platform::streams::ConsumerSpec;
 use platform::Tx;
 use uuid::Uuid;
 
-use super::{apply_to, Applied};
+use super::{apply, Applied};
 use crate::domain::Input;
-use crate::store;
 
 /// Reacts to warehouse and finance events on behalf of each order, inside
 /// the transaction the platform opens for each (`platform::reaction`).
@@ -80,13 +79,10 @@ impl Reaction for SagaEvents {
             }
         };
         let (event_id, ctx) = envelope_ctx;
-        let read = store::loading_order(order_id);
-        let Some(rows) = platform::inbox::claim_and(tx, durable::CHECKOUT, &event_id, read).await?
-        else {
+        if !platform::inbox::claim(tx, durable::CHECKOUT, &event_id).await? {
             return Ok(Effect::Quiet);
-        };
-        let order = store::order_of(&rows)?;
-        match apply_to(tx, order, input, &ctx).await? {
+        }
+        match apply(tx, order_id, input, &ctx).await? {
             Ok(Applied::Done { event, .. }) if event.is_some() => Ok(Effect::Events),
             Ok(Applied::Done { .. }) => Ok(Effect::Quiet),
             Ok(Applied::Unknown) => {

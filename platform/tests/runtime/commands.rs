@@ -36,7 +36,6 @@ fn create_product(
             Ok(Decided {
                 value: event.data.sku.clone(),
                 events: vec![event.id],
-                writes: Default::default(),
             })
         })
     }

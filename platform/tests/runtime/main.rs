@@ -8,6 +8,5 @@ mod database;
 mod outbox_relay;
 mod projections;
 mod reactions;
-mod scripts;
 mod stream_wait;
 mod support;
