@@ -55,7 +55,8 @@ pub fn hello_world() -> anyhow::Result<(String, oneshot::Sender<()>)> {
                 return;
             };
             let app = Router::new().fallback(get(|| async { "Hello, World!" }));
-            let _ = axum::serve(listener, app)
+            // Served as every Bazaar service serves, so the two compare.
+            let _ = axum::serve(platform::runtime::without_nagle(listener), app)
                 .with_graceful_shutdown(async move {
                     let _ = stopped.await;
                 })
