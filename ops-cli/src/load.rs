@@ -39,7 +39,11 @@ Examples:
 Orders are placed for the products in <data-dir>/seed.json (run `bazaar seed`
 first). Kinds: succeed pays with tok_visa, decline with tok_declined,
 out_of_stock orders the seeded sold-out product. Succeeding orders use up
-stock: `bazaar seed` again restocks. Exit code 0 when every order was placed
+stock: `bazaar seed` again restocks. Each customer is held to the edge's
+rate limit (BAZAAR_RATE_LIMIT_PER_S, 50 requests/s by default; an order is
+two requests): an answer of 429 is waited out for its Retry-After and asked
+again, and the report counts these as `throttled`. Raise --customers to
+measure the shop rather than the limit. Exit code 0 when every order was placed
 and settled, 1 when some were not, 2 when the run could not start (no shop,
 no seed.json), 3 when the shop does not answer.";
 
@@ -174,7 +178,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<ExitCode> {
     }
     drop(progress);
 
-    let report = Report::new(setup, outcomes, started.elapsed());
+    let report = Report::new(setup, outcomes, run.client.throttled(), started.elapsed());
     if args.json {
         println!(
             "{}",

@@ -7,12 +7,14 @@
 mod error;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
 use contracts::auth::Role;
 use platform::config::Secret;
-use reqwest::{Method, Url};
+use reqwest::header::RETRY_AFTER;
+use reqwest::{Method, Response, Url};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +27,11 @@ pub use error::CallError;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(35);
 /// Attempts of a request that is safe to repeat (see [`ShopClient::send`]).
 const ATTEMPTS: u32 = 4;
+/// Times a request the edge turns away with 429 is asked again, each after
+/// the answer's `Retry-After` (at most [`MAX_THROTTLE_WAIT`]), before the
+/// 429 becomes the request's answer.
+const THROTTLED_ATTEMPTS: u32 = 30;
+const MAX_THROTTLE_WAIT: Duration = Duration::from_secs(10);
 
 /// Where the shop is and how to get tokens for it.
 #[derive(Debug, Clone, clap::Args)]
@@ -58,6 +65,8 @@ pub struct ShopClient {
     http: reqwest::Client,
     secret: Secret,
     data_dir: PathBuf,
+    /// Answers of 429 waited out so far.
+    throttled: AtomicU64,
 }
 
 impl ShopClient {
@@ -90,6 +99,7 @@ impl ShopClient {
             http,
             secret,
             data_dir: args.data_dir.clone(),
+            throttled: AtomicU64::new(0),
         };
         client.check_alive().await?;
         Ok(client)
@@ -101,6 +111,12 @@ impl ShopClient {
 
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// How many 429 answers (over the edge's rate limit) this client has
+    /// waited out and asked again.
+    pub fn throttled(&self) -> u64 {
+        self.throttled.load(Ordering::Relaxed)
     }
 
     /// A bearer token for `sub`, valid for `ttl`.
@@ -132,10 +148,12 @@ impl ShopClient {
         }
     }
 
-    /// Sends one request and decodes a 2xx JSON answer. A request with an
-    /// idempotency key, or a PUT or GET, is repeated (same key) when the
-    /// connection fails or the shop answers 503, a few times with back-off:
-    /// the key makes the repeat return the first outcome.
+    /// Sends one request and decodes a 2xx JSON answer. A 429 (over the
+    /// edge's rate limit) is waited out and asked again, any request alike:
+    /// the edge turned it away before doing anything with it. A request with
+    /// an idempotency key, or a PUT or GET, is also repeated (same key) when
+    /// the connection fails or the shop answers 503, a few times with
+    /// back-off: the key makes the repeat return the first outcome.
     pub async fn send<B: Serialize + ?Sized, T: DeserializeOwned>(
         &self,
         request: Request<'_, B>,
@@ -145,16 +163,39 @@ impl ShopClient {
             || request.method == Method::GET;
         let mut pause = Duration::from_millis(200);
         let mut attempt = 1;
+        let mut throttled = 0;
+        // Bounded: ATTEMPTS failures, THROTTLED_ATTEMPTS 429s.
         loop {
-            match self.send_once(&request).await {
-                Err(e) if repeatable && e.is_transient() && attempt < ATTEMPTS => {
-                    tokio::time::sleep(pause).await;
-                    pause *= 2;
-                    attempt += 1;
-                }
-                other => return other,
+            let error = match self.send_once(&request).await {
+                Ok(answer) => return Ok(answer),
+                Err(error) => error,
+            };
+            if self.wait_if_throttled(&error, &mut throttled).await {
+                continue;
             }
+            if repeatable && error.is_transient() && attempt < ATTEMPTS {
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+                attempt += 1;
+                continue;
+            }
+            return Err(error);
         }
+    }
+
+    /// Waits out a 429 and says to ask again, unless `error` is no 429 or
+    /// the request has been turned away [`THROTTLED_ATTEMPTS`] times.
+    async fn wait_if_throttled(&self, error: &CallError, throttled: &mut u32) -> bool {
+        let Some(wait) = error.throttled_for() else {
+            return false;
+        };
+        if *throttled >= THROTTLED_ATTEMPTS {
+            return false;
+        }
+        *throttled += 1;
+        self.throttled.fetch_add(1, Ordering::Relaxed);
+        tokio::time::sleep(wait.min(MAX_THROTTLE_WAIT)).await;
+        true
     }
 
     async fn send_once<B: Serialize + ?Sized, T: DeserializeOwned>(
@@ -174,10 +215,10 @@ impl ShopClient {
         }
         let response = builder.send().await.map_err(CallError::Transport)?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(CallError::Transport)?;
         if !status.is_success() {
-            return Err(CallError::from_problem(status, &bytes));
+            return Err(problem(response).await);
         }
+        let bytes = response.bytes().await.map_err(CallError::Transport)?;
         serde_json::from_slice(&bytes).map_err(|e| CallError::Decode {
             status: status.as_u16(),
             message: e.to_string(),
@@ -185,25 +226,27 @@ impl ShopClient {
     }
 
     /// A streaming GET (server-sent events): the response, once it is 2xx.
-    pub async fn open_stream(
-        &self,
-        path: &str,
-        token: &str,
-    ) -> Result<reqwest::Response, CallError> {
-        let response = self
-            .http
-            .get(self.url(path))
-            .bearer_auth(token)
-            .header("Accept", "text/event-stream")
-            .send()
-            .await
-            .map_err(CallError::Transport)?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(response);
+    /// A 429 is waited out and asked again, as in [`ShopClient::send`].
+    pub async fn open_stream(&self, path: &str, token: &str) -> Result<Response, CallError> {
+        let mut throttled = 0;
+        // Bounded: THROTTLED_ATTEMPTS 429s.
+        loop {
+            let response = self
+                .http
+                .get(self.url(path))
+                .bearer_auth(token)
+                .header("Accept", "text/event-stream")
+                .send()
+                .await
+                .map_err(CallError::Transport)?;
+            if response.status().is_success() {
+                return Ok(response);
+            }
+            let error = problem(response).await;
+            if !self.wait_if_throttled(&error, &mut throttled).await {
+                return Err(error);
+            }
         }
-        let bytes = response.bytes().await.map_err(CallError::Transport)?;
-        Err(CallError::from_problem(status, &bytes))
     }
 
     fn url(&self, path: &str) -> String {
@@ -234,6 +277,20 @@ impl<'a> Request<'a, ()> {
 }
 
 /// The innermost cause says why, e.g. "Connection refused (os error 111)".
+/// The error an answer that is not 2xx stands for.
+async fn problem(response: Response) -> CallError {
+    let status = response.status();
+    let retry_after_s = response
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match response.bytes().await {
+        Ok(bytes) => CallError::from_problem(status, retry_after_s, &bytes),
+        Err(e) => CallError::Transport(e),
+    }
+}
+
 fn innermost(error: &(dyn std::error::Error + 'static)) -> String {
     let mut last = error;
     // Bounded by the length of the cause chain.

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::process::Output;
 use std::time::Duration;
 
-use bazaar_testkit::{wait_until, Shop};
+use bazaar_testkit::{wait_until, Service, Shop};
 use contracts::subjects::{durable, Team};
 use serde_json::Value;
 
@@ -196,6 +196,42 @@ async fn load_settles_every_order_of_a_mix_and_its_counts_add_up() {
     );
     assert!(report["settled_per_s"].as_f64().unwrap_or(0.0) > 0.0);
     assert!(report["ok"].as_bool().unwrap_or(false));
+}
+
+#[tokio::test]
+async fn load_over_the_rate_limit_waits_out_each_429_and_still_settles_every_order() {
+    // One customer, 5 requests/s with a burst of 5: the 8 orders ask for 16
+    // requests (the POST and the updates stream of each).
+    let shop = Shop::builder()
+        .env_for(Service::Edge, "BAZAAR_RATE_LIMIT_PER_S", "5")
+        .env_for(Service::Edge, "BAZAAR_RATE_LIMIT_BURST", "5")
+        .start()
+        .await;
+    let seeded = bazaar(&shop, &["seed"]).await;
+    assert!(seeded.status.success(), "{seeded:?}");
+    wait_until_checkout_knows_the_catalog(&shop).await;
+
+    let output = bazaar(
+        &shop,
+        &[
+            "load",
+            "--orders",
+            "8",
+            "--concurrency",
+            "1",
+            "--timeout",
+            "60s",
+            "--json",
+        ],
+    )
+    .await;
+
+    let report = json_of(&output);
+    assert_eq!(output.status.code(), Some(0), "{report}");
+    assert_eq!(count(&report, "settled"), 8, "{report}");
+    assert_eq!(count(&report, "failed"), 0, "{report}");
+    assert_eq!(report["errors"], serde_json::json!({}), "{report}");
+    assert!(count(&report, "throttled") > 0, "{report}");
 }
 
 #[tokio::test]

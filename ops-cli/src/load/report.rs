@@ -67,6 +67,9 @@ pub struct Report {
     pub statuses: BTreeMap<String, u64>,
     pub reasons: BTreeMap<String, u64>,
     pub errors: BTreeMap<String, u64>,
+    /// Answers of 429 (over the edge's per-customer rate limit) that were
+    /// waited out, for their `Retry-After`, and asked again.
+    pub throttled: u64,
     pub kinds: BTreeMap<Kind, KindFigures>,
     /// Every requested order was placed and settled.
     pub ok: bool,
@@ -75,7 +78,12 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn new(setup: Setup, outcomes: Vec<(Kind, Outcome)>, elapsed: Duration) -> Report {
+    pub fn new(
+        setup: Setup,
+        outcomes: Vec<(Kind, Outcome)>,
+        throttled: u64,
+        elapsed: Duration,
+    ) -> Report {
         let mut report = Report {
             placed: 0,
             settled: 0,
@@ -92,6 +100,7 @@ impl Report {
             statuses: BTreeMap::new(),
             reasons: BTreeMap::new(),
             errors: BTreeMap::new(),
+            throttled,
             kinds: BTreeMap::new(),
             ok: false,
             first_errors: Vec::new(),
@@ -192,6 +201,14 @@ impl Report {
                 println!("          e.g. {message}");
             }
         }
+        if self.throttled > 0 {
+            println!(
+                "throttled {} answers of 429 waited out: each customer is held to the edge's rate \
+                 limit, so the rates above are the limit's; spread the orders over more \
+                 customers (--customers)",
+                self.throttled
+            );
+        }
         let kinds: Vec<String> = Kind::ALL
             .iter()
             .filter_map(|k| self.kinds.get(k).map(|f| (k, f)))
@@ -287,7 +304,7 @@ mod tests {
             ),
         ];
 
-        let report = Report::new(setup, outcomes, Duration::from_secs(1));
+        let report = Report::new(setup, outcomes, 0, Duration::from_secs(1));
 
         assert_eq!(
             (

@@ -3,6 +3,7 @@
 //! this client cannot read.
 
 use std::fmt;
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde::Deserialize;
@@ -20,6 +21,8 @@ pub enum CallError {
         kind: String,
         detail: String,
         errors: Vec<FieldProblem>,
+        /// The answer's `Retry-After`, in seconds, when it had one.
+        retry_after_s: Option<u64>,
     },
     #[error("the shop answered {status} with a body this client cannot read: {message}")]
     Decode { status: u16, message: String },
@@ -45,7 +48,11 @@ impl fmt::Display for FieldList<'_> {
 }
 
 impl CallError {
-    pub(super) fn from_problem(status: StatusCode, bytes: &[u8]) -> CallError {
+    pub(super) fn from_problem(
+        status: StatusCode,
+        retry_after_s: Option<u64>,
+        bytes: &[u8],
+    ) -> CallError {
         #[derive(Deserialize)]
         struct Problem {
             #[serde(rename = "type", default)]
@@ -70,6 +77,22 @@ impl CallError {
             },
             detail: problem.detail,
             errors: problem.errors,
+            retry_after_s,
+        }
+    }
+
+    /// For a 429 (over the edge's rate limit): how long to wait before
+    /// asking again, its `Retry-After` (1 s without one). The edge turns a
+    /// request away before doing anything with it, so any request may be
+    /// repeated after the wait.
+    pub fn throttled_for(&self) -> Option<Duration> {
+        match self {
+            CallError::Problem {
+                status: 429,
+                retry_after_s,
+                ..
+            } => Some(Duration::from_secs(retry_after_s.unwrap_or(1).max(1))),
+            _ => None,
         }
     }
 
@@ -112,7 +135,7 @@ mod tests {
         let body = br#"{"type":"urn:bazaar:problem:validation","title":"Validation failed","status":422,
             "detail":"the request body is invalid; see errors","errors":[{"field":"sku","message":"too long"}]}"#;
 
-        let error = CallError::from_problem(StatusCode::UNPROCESSABLE_ENTITY, body);
+        let error = CallError::from_problem(StatusCode::UNPROCESSABLE_ENTITY, None, body);
 
         assert_eq!(error.label(), "422 validation");
         assert_eq!(
@@ -120,5 +143,19 @@ mod tests {
             "422 validation: the request body is invalid; see errors; sku: too long"
         );
         assert!(!error.is_transient());
+        assert_eq!(error.throttled_for(), None);
+    }
+
+    #[test]
+    fn a_429_says_to_wait_its_retry_after_and_at_least_a_second() {
+        let body = br#"{"type":"urn:bazaar:problem:too-many-requests","status":429,"detail":"too many requests; retry after 3 s"}"#;
+
+        let with = CallError::from_problem(StatusCode::TOO_MANY_REQUESTS, Some(3), body);
+        let without = CallError::from_problem(StatusCode::TOO_MANY_REQUESTS, None, body);
+        let zero = CallError::from_problem(StatusCode::TOO_MANY_REQUESTS, Some(0), body);
+
+        assert_eq!(with.throttled_for(), Some(Duration::from_secs(3)));
+        assert_eq!(without.throttled_for(), Some(Duration::from_secs(1)));
+        assert_eq!(zero.throttled_for(), Some(Duration::from_secs(1)));
     }
 }
