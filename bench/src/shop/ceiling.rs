@@ -27,6 +27,23 @@ pub struct Ceiling {
     pub publish_per_s: f64,
 }
 
+/// The ceiling measured before the shop and again after it: the machine's
+/// speed drifts within minutes, so the shop is held against the mean.
+pub struct Bracket {
+    pub before: Ceiling,
+    pub after: Ceiling,
+}
+
+impl Bracket {
+    pub fn events_per_s(&self) -> f64 {
+        (self.before.events_per_s + self.after.events_per_s) / 2.0
+    }
+
+    pub fn publish_per_s(&self) -> f64 {
+        (self.before.publish_per_s + self.after.publish_per_s) / 2.0
+    }
+}
+
 /// Publishes `messages` events and consumes them at the same time; the rate
 /// is messages over the time until the last one was acked by the consumer.
 pub async fn measure(work: &std::path::Path, messages: u64) -> anyhow::Result<Ceiling> {

@@ -160,12 +160,7 @@ async fn measure(args: &ShopArgs) -> anyhow::Result<()> {
         .tempdir()
         .context("a temp dir")?;
 
-    eprintln!("ceiling: {} messages", plan.ceiling_messages);
-    let ceiling = ceiling::measure(work.path(), plan.ceiling_messages).await?;
-    eprintln!(
-        "ceiling: {:.0} events/s published and consumed ({} B each; publish alone {:.0}/s)",
-        ceiling.events_per_s, ceiling.payload_bytes, ceiling.publish_per_s
-    );
+    let before = measure_ceiling(&work.path().join("before"), plan.ceiling_messages).await?;
 
     let data_dir = work.path().join("shop");
     let shop = {
@@ -260,6 +255,8 @@ async fn measure(args: &ShopArgs) -> anyhow::Result<()> {
         reads::measure(&shop, args.read_clients, plan.read_secs, None).await?;
     let rss = shop.peak_rss_mib();
     drop(shop);
+    let after = measure_ceiling(&work.path().join("after"), plan.ceiling_messages).await?;
+    let ceiling = ceiling::Bracket { before, after };
 
     report::print(
         &ceiling,
@@ -269,6 +266,19 @@ async fn measure(args: &ShopArgs) -> anyhow::Result<()> {
         &rss,
     );
     Ok(())
+}
+
+async fn measure_ceiling(
+    work: &std::path::Path,
+    messages: u64,
+) -> anyhow::Result<ceiling::Ceiling> {
+    eprintln!("ceiling: {messages} messages");
+    let ceiling = ceiling::measure(work, messages).await?;
+    eprintln!(
+        "ceiling: {:.0} events/s published and consumed ({} B each; publish alone {:.0}/s)",
+        ceiling.events_per_s, ceiling.payload_bytes, ceiling.publish_per_s
+    );
+    Ok(ceiling)
 }
 
 /// Orders for a run: enough to measure, few enough to stay bounded.

@@ -7,20 +7,25 @@ use serde_json::json;
 use super::{ceiling, edge, reads, round, RateRun};
 
 pub fn print(
-    ceiling: &ceiling::Ceiling,
+    ceiling: &ceiling::Bracket,
     max: &RateRun,
     half: &RateRun,
     (hello, products, orders): (&edge::Reads, &edge::Reads, &edge::Reads),
     rss: &[(String, f64)],
 ) {
-    let ratio = max.events_per_s() / ceiling.events_per_s;
+    let ratio = max.events_per_s() / ceiling.events_per_s();
+    let (before, after) = (&ceiling.before, &ceiling.after);
     let (lm, lh) = (max.latency(), half.latency());
     println!(
         "| what | orders/s | events/s | p50 ms | p90 ms | p99 ms | in flight |\n|---|---:|---:|---:|---:|---:|---:|"
     );
     println!(
-        "| ceiling: JetStream publish + pull/ack, {} B | - | {:.0} | - | - | - | {} acks |",
-        ceiling.payload_bytes, ceiling.events_per_s, 4_096
+        "| ceiling: JetStream publish + pull/ack, {} B (mean of {:.0} before and {:.0} after the shop) | - | {:.0} | - | - | - | {} acks |",
+        before.payload_bytes,
+        before.events_per_s,
+        after.events_per_s,
+        ceiling.events_per_s(),
+        4_096
     );
     for (name, run, l) in [("shop, max rate", max, lm), ("shop, half rate", half, lh)] {
         println!(
@@ -39,11 +44,13 @@ pub fn print(
     println!("peak RSS MiB: {}", rss_text.join(", "));
     let rss_json: BTreeMap<&str, f64> = rss.iter().map(|(n, m)| (n.as_str(), round(*m))).collect();
     let summary = json!({
-        "ceiling_events_per_s": round(ceiling.events_per_s),
-        "ceiling_publish_per_s": round(ceiling.publish_per_s),
-        "ceiling_messages": ceiling.messages,
-        "ceiling_seconds": round(ceiling.seconds),
-        "payload_bytes": ceiling.payload_bytes,
+        "ceiling_events_per_s": round(ceiling.events_per_s()),
+        "ceiling_before_events_per_s": round(before.events_per_s),
+        "ceiling_after_events_per_s": round(after.events_per_s),
+        "ceiling_publish_per_s": round(ceiling.publish_per_s()),
+        "ceiling_messages": before.messages,
+        "ceiling_seconds": round(before.seconds + after.seconds),
+        "payload_bytes": before.payload_bytes,
         "shop_events_per_s": round(max.events_per_s()),
         "ratio": round(ratio),
         "orders_per_s": round(max.report.settled_per_s),
