@@ -27,13 +27,14 @@ use crate::seed::record::SeedFile;
 use crate::shop_client::{ShopArgs, ShopClient};
 use mix::{Kind, Mix};
 use order::{Address, Follow, Item, NewOrder, Outcome};
-use report::{Report, Setup};
+use report::{Report, Setup, Waits};
 
 const EXAMPLES: &str = "\
 Examples:
   bazaar seed && bazaar load                  100 orders, 8 at a time, all tok_visa
   bazaar load --orders 2000 --concurrency 32 --json
   bazaar load --orders 500 --mix succeed=90,decline=5,out_of_stock=5
+  bazaar load --orders 3000 --rate 100 --concurrency 64   latency at 100 orders/s
   bazaar load --url http://127.0.0.1:8080 --data-dir /tmp/shop --timeout 5m
 
 Orders are placed for the products in <data-dir>/seed.json (run `bazaar seed`
@@ -68,6 +69,12 @@ pub struct LoadArgs {
     #[arg(long, value_name = "C", default_value_t = 8,
           value_parser = clap::value_parser!(u16).range(1..=1024))]
     concurrency: u16,
+    /// Start orders on a fixed schedule, this many per second, instead of
+    /// each as soon as one settles; --concurrency then caps the orders in
+    /// flight (an order whose start finds all of them busy starts late, and
+    /// is counted as late)
+    #[arg(long, value_name = "ORDERS_PER_S", value_parser = parse_rate)]
+    rate: Option<f64>,
     /// Virtual customers the orders are spread over [default: --concurrency]
     #[arg(long, value_name = "M",
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -86,6 +93,18 @@ pub struct LoadArgs {
     json: bool,
 }
 
+/// How far behind its place in the --rate schedule an order may start
+/// before it counts as late.
+const LATE_AFTER: Duration = Duration::from_millis(10);
+
+fn parse_rate(raw: &str) -> Result<f64, String> {
+    match raw.trim().parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 && rate <= 100_000.0 => Ok(rate),
+        Ok(_) => Err("must be more than 0 and at most 100000 orders per second".into()),
+        Err(_) => Err(format!("{raw:?} is not a number of orders per second")),
+    }
+}
+
 pub fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
     exit::block_on(load(args))
 }
@@ -99,6 +118,10 @@ struct Run {
     plan: Vec<Kind>,
     follow: Follow,
     deadline: tokio::time::Instant,
+    /// `--rate`, and when the schedule's first order starts.
+    schedule: Option<(f64, tokio::time::Instant)>,
+    /// Orders that started more than LATE_AFTER behind the schedule.
+    late: AtomicU64,
     next: AtomicU64,
     placed: AtomicU64,
     settled: AtomicU64,
@@ -142,6 +165,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<ExitCode> {
         customers,
         mix: args.mix.weights().clone(),
         follow: args.follow,
+        rate: args.rate,
         timeout_s: args.timeout.as_secs_f64(),
     };
     let started = Instant::now();
@@ -153,6 +177,8 @@ async fn load(args: LoadArgs) -> anyhow::Result<ExitCode> {
         plan: args.mix.plan(args.orders),
         follow: args.follow,
         deadline: tokio::time::Instant::now() + args.timeout,
+        schedule: args.rate.map(|rate| (rate, tokio::time::Instant::now())),
+        late: AtomicU64::new(0),
         next: AtomicU64::new(0),
         placed: AtomicU64::new(0),
         settled: AtomicU64::new(0),
@@ -178,7 +204,15 @@ async fn load(args: LoadArgs) -> anyhow::Result<ExitCode> {
     }
     drop(progress);
 
-    let report = Report::new(setup, outcomes, run.client.throttled(), started.elapsed());
+    let report = Report::new(
+        setup,
+        outcomes,
+        Waits {
+            throttled: run.client.throttled(),
+            late: run.late.load(Ordering::Relaxed),
+        },
+        started.elapsed(),
+    );
     if args.json {
         println!(
             "{}",
@@ -214,6 +248,16 @@ async fn worker(run: Arc<Run>) -> Vec<(Kind, Outcome)> {
         let Some(&kind) = usize::try_from(n).ok().and_then(|i| run.plan.get(i)) else {
             break;
         };
+        if let Some((rate, first)) = run.schedule {
+            let at = first + Duration::from_secs_f64(n as f64 / rate);
+            if at >= run.deadline {
+                break;
+            }
+            tokio::time::sleep_until(at).await;
+            if tokio::time::Instant::now() > at + LATE_AFTER {
+                run.late.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         let token = &run.tokens[(n % run.tokens.len() as u64) as usize];
         let (city, postal_code, country) = ADDRESSES[(n % ADDRESSES.len() as u64) as usize];
         let order = NewOrder {

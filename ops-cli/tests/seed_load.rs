@@ -235,6 +235,48 @@ async fn load_over_the_rate_limit_waits_out_each_429_and_still_settles_every_ord
 }
 
 #[tokio::test]
+async fn load_at_a_rate_starts_orders_on_its_schedule_and_refuses_a_rate_of_zero() {
+    let shop = start_shop().await;
+    let seeded = bazaar(&shop, &["seed"]).await;
+    assert!(seeded.status.success(), "{seeded:?}");
+    wait_until_checkout_knows_the_catalog(&shop).await;
+
+    // 20 orders at 20/s: the last starts 0.95 s after the first, however
+    // fast the shop settles them (8 in flight would take a fraction of that).
+    let output = bazaar(
+        &shop,
+        &[
+            "load",
+            "--orders",
+            "20",
+            "--rate",
+            "20",
+            "--concurrency",
+            "8",
+            "--json",
+        ],
+    )
+    .await;
+    let report = json_of(&output);
+    assert_eq!(output.status.code(), Some(0), "{report}");
+    assert_eq!(count(&report, "settled"), 20, "{report}");
+    assert_eq!(report["rate"].as_f64(), Some(20.0), "{report}");
+    let elapsed = report["elapsed_s"].as_f64().unwrap_or(0.0);
+    assert!(elapsed >= 0.95, "took {elapsed} s: {report}");
+    assert!(
+        report["settled_per_s"].as_f64().unwrap_or(f64::MAX) <= 21.1,
+        "{report}"
+    );
+    assert!(report["late"].as_u64().is_some(), "{report}");
+
+    let refused = bazaar(&shop, &["load", "--orders", "5", "--rate", "0"]).await;
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("--rate"), "{stderr}");
+    assert!(stderr.contains("more than 0"), "{stderr}");
+}
+
+#[tokio::test]
 async fn seed_and_load_without_a_shop_exit_with_2_and_say_how_to_start_one() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data_dir = dir.path().display().to_string();

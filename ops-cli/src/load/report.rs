@@ -22,7 +22,18 @@ pub struct Setup {
     pub customers: u32,
     pub mix: BTreeMap<Kind, u32>,
     pub follow: super::order::Follow,
+    /// `--rate`: orders started per second on a fixed schedule.
+    pub rate: Option<f64>,
     pub timeout_s: f64,
+}
+
+/// What the run waited for besides the shop's answers.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Waits {
+    /// Answers of 429 waited out and asked again.
+    pub throttled: u64,
+    /// Orders that started behind the --rate schedule (all in flight busy).
+    pub late: u64,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -70,6 +81,9 @@ pub struct Report {
     /// Answers of 429 (over the edge's per-customer rate limit) that were
     /// waited out, for their `Retry-After`, and asked again.
     pub throttled: u64,
+    /// With --rate: orders that started more than 10 ms behind schedule,
+    /// because every one of --concurrency was still in flight.
+    pub late: u64,
     pub kinds: BTreeMap<Kind, KindFigures>,
     /// Every requested order was placed and settled.
     pub ok: bool,
@@ -81,7 +95,7 @@ impl Report {
     pub fn new(
         setup: Setup,
         outcomes: Vec<(Kind, Outcome)>,
-        throttled: u64,
+        waits: Waits,
         elapsed: Duration,
     ) -> Report {
         let mut report = Report {
@@ -100,7 +114,8 @@ impl Report {
             statuses: BTreeMap::new(),
             reasons: BTreeMap::new(),
             errors: BTreeMap::new(),
-            throttled,
+            throttled: waits.throttled,
+            late: waits.late,
             kinds: BTreeMap::new(),
             ok: false,
             first_errors: Vec::new(),
@@ -201,6 +216,12 @@ impl Report {
                 println!("          e.g. {message}");
             }
         }
+        if let Some(rate) = s.rate {
+            println!(
+                "schedule  {rate} orders/s; {} started more than 10 ms late (all {} in flight busy)",
+                self.late, s.concurrency
+            );
+        }
         if self.throttled > 0 {
             println!(
                 "throttled {} answers of 429 waited out: each customer is held to the edge's rate \
@@ -278,6 +299,7 @@ mod tests {
             customers: 2,
             mix: BTreeMap::new(),
             follow: super::super::order::Follow::Poll,
+            rate: None,
             timeout_s: 60.0,
         };
         let settled = |status: &str| Outcome::Settled {
@@ -304,7 +326,7 @@ mod tests {
             ),
         ];
 
-        let report = Report::new(setup, outcomes, 0, Duration::from_secs(1));
+        let report = Report::new(setup, outcomes, Waits::default(), Duration::from_secs(1));
 
         assert_eq!(
             (
