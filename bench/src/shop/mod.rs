@@ -59,7 +59,6 @@ struct Plan {
     ceiling_messages: u64,
     load_secs: f64,
     read_secs: f64,
-    probes: usize,
 }
 
 /// The part of `bazaar load --json` the benchmark reads.
@@ -71,6 +70,9 @@ struct LoadReport {
     latency_ms: LoadLatency,
     #[serde(default)]
     statuses: BTreeMap<String, u64>,
+    /// With --rate: orders that started behind the schedule.
+    #[serde(default)]
+    late: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -88,6 +90,9 @@ struct Percentiles {
 /// One measured load run.
 struct RateRun {
     concurrency: u16,
+    /// Orders started per second on a schedule (`--rate`); `None` when each
+    /// started as soon as one settled.
+    rate: Option<f64>,
     orders: u64,
     report: LoadReport,
     events: u64,
@@ -110,6 +115,8 @@ impl RateRun {
         let l = self.latency();
         json!({
             "concurrency": self.concurrency,
+            "rate": self.rate.map(round),
+            "late": self.report.late,
             "orders": self.orders,
             "settled": self.report.settled,
             "statuses": self.report.statuses,
@@ -141,14 +148,12 @@ async fn measure(args: &ShopArgs) -> anyhow::Result<()> {
             ceiling_messages: 100_000,
             load_secs: 12.0,
             read_secs: 3.0,
-            probes: 3,
         }
     } else {
         Plan {
             ceiling_messages: 500_000,
             load_secs: 40.0,
             read_secs: 10.0,
-            probes: 5,
         }
     };
     if let Some(secs) = args.read_secs {
@@ -186,7 +191,7 @@ async fn measure(args: &ShopArgs) -> anyhow::Result<()> {
 
     // Warm up (connections, caches, the databases' first pages) and learn
     // roughly how fast the shop goes, to size the measured runs.
-    let warm = load(&shop, &js, 200, args.concurrency, 60.0).await?;
+    let warm = load(&shop, &js, 200, args.concurrency, None, 60.0).await?;
     let estimate = warm.report.settled_per_s.max(1.0);
     eprintln!("warm-up: {estimate:.0} orders/s");
 
@@ -195,7 +200,7 @@ async fn measure(args: &ShopArgs) -> anyhow::Result<()> {
     let orders = sized(estimate * plan.load_secs);
     let mut max: Option<RateRun> = None;
     for c in [args.concurrency / 4, args.concurrency / 2, args.concurrency] {
-        let run = load(&shop, &js, orders, c.max(1), plan.load_secs * 4.0).await?;
+        let run = load(&shop, &js, orders, c.max(1), None, plan.load_secs * 4.0).await?;
         eprintln!(
             "max?: {:.0} orders/s at {} in flight, p99 {:.0} ms, cores {:?}",
             run.report.settled_per_s,
@@ -212,41 +217,23 @@ async fn measure(args: &ShopArgs) -> anyhow::Result<()> {
     }
     let max = max.context("no load run")?;
 
-    // Half the rate: by Little's law the concurrency falls at least by
-    // half (latency falls too); probe and correct from there.
+    // Half the rate, exactly: orders start on a schedule at half the
+    // maximum (`bazaar load --rate`), with the maximum's concurrency as the
+    // cap; at half the rate it is seldom reached (`late` counts when it was).
     let target = max.report.settled_per_s / 2.0;
-    let mut concurrency = (max.concurrency / 4).max(1);
-    for probe in 0..plan.probes {
-        let run = load(
-            &shop,
-            &js,
-            sized(target * 4.0),
-            concurrency,
-            plan.load_secs * 2.0,
-        )
-        .await?;
-        let rate = run.report.settled_per_s.max(1.0);
-        eprintln!(
-            "half-rate probe {}: {rate:.0} orders/s at {concurrency} in flight (target {target:.0})",
-            probe + 1
-        );
-        if (rate / target - 1.0).abs() < 0.15 {
-            break;
-        }
-        let next = (f64::from(concurrency) * target / rate).round();
-        concurrency = (next.clamp(1.0, f64::from(max.concurrency))) as u16;
-    }
     let half = load(
         &shop,
         &js,
         sized(target * plan.load_secs),
-        concurrency,
+        max.concurrency,
+        Some(target),
         plan.load_secs * 4.0,
     )
     .await?;
     eprintln!(
-        "half: {:.0} orders/s at {concurrency} in flight, p99 {:.0} ms",
+        "half: {:.0} orders/s started at {target:.0}/s ({} late), p99 {:.0} ms",
         half.report.settled_per_s,
+        half.report.late,
         half.latency().p99
     );
 
@@ -292,6 +279,7 @@ async fn load(
     js: &async_nats::jetstream::Context,
     orders: u64,
     concurrency: u16,
+    rate: Option<f64>,
     timeout_secs: f64,
 ) -> anyhow::Result<RateRun> {
     settle_streams(js).await?;
@@ -301,20 +289,22 @@ async fn load(
     let orders_arg = orders.to_string();
     let concurrency_arg = concurrency.to_string();
     let timeout_arg = format!("{}s", timeout_secs.ceil() as u64);
+    let rate_arg = rate.map(|r| format!("{r:.3}"));
+    let mut load_args = vec![
+        "load",
+        "--orders",
+        &orders_arg,
+        "--concurrency",
+        &concurrency_arg,
+        "--timeout",
+        &timeout_arg,
+        "--json",
+    ];
+    if let Some(rate) = &rate_arg {
+        load_args.extend(["--rate", rate]);
+    }
     let stdout = shop
-        .bazaar(
-            &[
-                "load",
-                "--orders",
-                &orders_arg,
-                "--concurrency",
-                &concurrency_arg,
-                "--timeout",
-                &timeout_arg,
-                "--json",
-            ],
-            Duration::from_secs_f64(timeout_secs + 60.0),
-        )
+        .bazaar(&load_args, Duration::from_secs_f64(timeout_secs + 60.0))
         .await?;
     let after = stream_heads(js).await?;
     let cpu_after = shop.cpu_seconds();
@@ -338,6 +328,7 @@ async fn load(
     );
     Ok(RateRun {
         concurrency,
+        rate,
         orders,
         report,
         events: after.saturating_sub(before),

@@ -28,14 +28,20 @@ pub fn print(
         4_096
     );
     for (name, run, l) in [("shop, max rate", max, lm), ("shop, half rate", half, lh)] {
+        let in_flight = match run.rate {
+            Some(rate) => format!(
+                "at most {} (started at {rate:.0}/s, {} late)",
+                run.concurrency, run.report.late
+            ),
+            None => run.concurrency.to_string(),
+        };
         println!(
-            "| {name} | {:.1} | {:.0} | {:.1} | {:.1} | {:.1} | {} |",
+            "| {name} | {:.1} | {:.0} | {:.1} | {:.1} | {:.1} | {in_flight} |",
             run.report.settled_per_s,
             run.events_per_s(),
             l.p50,
             l.p90,
             l.p99,
-            run.concurrency
         );
     }
     println!("\nshop / ceiling (events/s): {:.3}", ratio);
