@@ -58,6 +58,24 @@ fn seeded_ids(shop: &Shop) -> BTreeSet<String> {
         .collect()
 }
 
+/// `bazaar load <args> --json`, which must exit 0: its report.
+async fn load_ok(shop: &Shop, args: &[&str]) -> Value {
+    let mut all = vec!["load"];
+    all.extend_from_slice(args);
+    all.push("--json");
+    let output = bazaar(shop, &all).await;
+    let report = json_of(&output);
+    assert_eq!(output.status.code(), Some(0), "{report}");
+    report
+}
+
+/// `bazaar seed` (the demo catalog), and checkout knowing its prices.
+async fn seed(shop: &Shop) {
+    let seeded = bazaar(shop, &["seed"]).await;
+    assert!(seeded.status.success(), "{seeded:?}");
+    wait_until_checkout_knows_the_catalog(shop).await;
+}
+
 /// Waits until checkout's price replica has taken in every product event,
 /// so that orders right after seeding do not race it.
 async fn wait_until_checkout_knows_the_catalog(shop: &Shop) {
@@ -144,14 +162,11 @@ async fn seeding_twice_creates_the_catalog_once_and_sets_its_stock() {
 #[tokio::test]
 async fn load_settles_every_order_of_a_mix_and_its_counts_add_up() {
     let shop = start_shop().await;
-    let seeded = bazaar(&shop, &["seed"]).await;
-    assert!(seeded.status.success(), "{seeded:?}");
-    wait_until_checkout_knows_the_catalog(&shop).await;
+    seed(&shop).await;
 
-    let output = bazaar(
+    let report = load_ok(
         &shop,
         &[
-            "load",
             "--orders",
             "20",
             "--concurrency",
@@ -160,13 +175,9 @@ async fn load_settles_every_order_of_a_mix_and_its_counts_add_up() {
             "succeed=16,decline=2,out_of_stock=2",
             "--timeout",
             "60s",
-            "--json",
         ],
     )
     .await;
-
-    let report = json_of(&output);
-    assert_eq!(output.status.code(), Some(0), "{report}");
     assert_eq!(count(&report, "requested"), 20);
     assert_eq!(count(&report, "placed"), 20, "{report}");
     assert_eq!(count(&report, "settled"), 20, "{report}");
@@ -207,27 +218,13 @@ async fn load_over_the_rate_limit_waits_out_each_429_and_still_settles_every_ord
         .env_for(Service::Edge, "BAZAAR_RATE_LIMIT_BURST", "5")
         .start()
         .await;
-    let seeded = bazaar(&shop, &["seed"]).await;
-    assert!(seeded.status.success(), "{seeded:?}");
-    wait_until_checkout_knows_the_catalog(&shop).await;
+    seed(&shop).await;
 
-    let output = bazaar(
+    let report = load_ok(
         &shop,
-        &[
-            "load",
-            "--orders",
-            "8",
-            "--concurrency",
-            "1",
-            "--timeout",
-            "60s",
-            "--json",
-        ],
+        &["--orders", "8", "--concurrency", "1", "--timeout", "60s"],
     )
     .await;
-
-    let report = json_of(&output);
-    assert_eq!(output.status.code(), Some(0), "{report}");
     assert_eq!(count(&report, "settled"), 8, "{report}");
     assert_eq!(count(&report, "failed"), 0, "{report}");
     assert_eq!(report["errors"], serde_json::json!({}), "{report}");
@@ -237,28 +234,15 @@ async fn load_over_the_rate_limit_waits_out_each_429_and_still_settles_every_ord
 #[tokio::test]
 async fn load_at_a_rate_starts_orders_on_its_schedule_and_refuses_a_rate_of_zero() {
     let shop = start_shop().await;
-    let seeded = bazaar(&shop, &["seed"]).await;
-    assert!(seeded.status.success(), "{seeded:?}");
-    wait_until_checkout_knows_the_catalog(&shop).await;
+    seed(&shop).await;
 
     // 20 orders at 20/s: the last starts 0.95 s after the first, however
     // fast the shop settles them (8 in flight would take a fraction of that).
-    let output = bazaar(
+    let report = load_ok(
         &shop,
-        &[
-            "load",
-            "--orders",
-            "20",
-            "--rate",
-            "20",
-            "--concurrency",
-            "8",
-            "--json",
-        ],
+        &["--orders", "20", "--rate", "20", "--concurrency", "8"],
     )
     .await;
-    let report = json_of(&output);
-    assert_eq!(output.status.code(), Some(0), "{report}");
     assert_eq!(count(&report, "settled"), 20, "{report}");
     assert_eq!(report["rate"].as_f64(), Some(20.0), "{report}");
     let elapsed = report["elapsed_s"].as_f64().unwrap_or(0.0);
