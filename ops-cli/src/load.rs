@@ -41,10 +41,11 @@ Orders are placed for the products in <data-dir>/seed.json (run `bazaar seed`
 first). Kinds: succeed pays with tok_visa, decline with tok_declined,
 out_of_stock orders the seeded sold-out product. Succeeding orders use up
 stock: `bazaar seed` again restocks. Each customer is held to the edge's
-rate limit (BAZAAR_RATE_LIMIT_PER_S, 50 requests/s by default; an order is
-two requests): an answer of 429 is waited out for its Retry-After and asked
-again, and the report counts these as `throttled`. Raise --customers to
-measure the shop rather than the limit. Exit code 0 when every order was placed
+rate limit (BAZAAR_RATE_LIMIT_PER_S, 50 requests/s by default; an order
+followed over SSE is two requests, a polled one a GET more every 50 ms):
+an answer of 429 is waited out for its Retry-After and asked again, and
+the report counts these as `throttled`. Raise --customers to measure the
+shop rather than the limit. Exit code 0 when every order was placed
 and settled, 1 when some were not, 2 when the run could not start (no shop,
 no seed.json), 3 when the shop does not answer.";
 
@@ -95,7 +96,7 @@ pub struct LoadArgs {
 
 /// How far behind its place in the --rate schedule an order may start
 /// before it counts as late.
-const LATE_AFTER: Duration = Duration::from_millis(10);
+pub(crate) const LATE_AFTER: Duration = Duration::from_millis(10);
 
 fn parse_rate(raw: &str) -> Result<f64, String> {
     match raw.trim().parse::<f64>() {
@@ -117,9 +118,10 @@ struct Run {
     sold_out: Option<Uuid>,
     plan: Vec<Kind>,
     follow: Follow,
+    /// When the run began: the --rate schedule counts from it.
+    begun: tokio::time::Instant,
     deadline: tokio::time::Instant,
-    /// `--rate`, and when the schedule's first order starts.
-    schedule: Option<(f64, tokio::time::Instant)>,
+    rate: Option<f64>,
     /// Orders that started more than LATE_AFTER behind the schedule.
     late: AtomicU64,
     next: AtomicU64,
@@ -169,6 +171,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<ExitCode> {
         timeout_s: args.timeout.as_secs_f64(),
     };
     let started = Instant::now();
+    let begun = tokio::time::Instant::now();
     let run = Arc::new(Run {
         client,
         tokens,
@@ -176,8 +179,9 @@ async fn load(args: LoadArgs) -> anyhow::Result<ExitCode> {
         sold_out: seeded.sold_out,
         plan: args.mix.plan(args.orders),
         follow: args.follow,
-        deadline: tokio::time::Instant::now() + args.timeout,
-        schedule: args.rate.map(|rate| (rate, tokio::time::Instant::now())),
+        begun,
+        deadline: begun + args.timeout,
+        rate: args.rate,
         late: AtomicU64::new(0),
         next: AtomicU64::new(0),
         placed: AtomicU64::new(0),
@@ -248,8 +252,8 @@ async fn worker(run: Arc<Run>) -> Vec<(Kind, Outcome)> {
         let Some(&kind) = usize::try_from(n).ok().and_then(|i| run.plan.get(i)) else {
             break;
         };
-        if let Some((rate, first)) = run.schedule {
-            let at = first + Duration::from_secs_f64(n as f64 / rate);
+        if let Some(rate) = run.rate {
+            let at = run.begun + Duration::from_secs_f64(n as f64 / rate);
             if at >= run.deadline {
                 break;
             }

@@ -28,11 +28,13 @@ pub struct Setup {
 }
 
 /// What the run waited for besides the shop's answers.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, Serialize)]
 pub struct Waits {
-    /// Answers of 429 waited out and asked again.
+    /// Answers of 429 (over the edge's per-customer rate limit) that were
+    /// waited out, for their `Retry-After`, and asked again.
     pub throttled: u64,
-    /// Orders that started behind the --rate schedule (all in flight busy).
+    /// With --rate: orders that started more than `LATE_AFTER` behind the
+    /// schedule, because every one of --concurrency was still in flight.
     pub late: u64,
 }
 
@@ -78,12 +80,8 @@ pub struct Report {
     pub statuses: BTreeMap<String, u64>,
     pub reasons: BTreeMap<String, u64>,
     pub errors: BTreeMap<String, u64>,
-    /// Answers of 429 (over the edge's per-customer rate limit) that were
-    /// waited out, for their `Retry-After`, and asked again.
-    pub throttled: u64,
-    /// With --rate: orders that started more than 10 ms behind schedule,
-    /// because every one of --concurrency was still in flight.
-    pub late: u64,
+    #[serde(flatten)]
+    pub waits: Waits,
     pub kinds: BTreeMap<Kind, KindFigures>,
     /// Every requested order was placed and settled.
     pub ok: bool,
@@ -114,8 +112,7 @@ impl Report {
             statuses: BTreeMap::new(),
             reasons: BTreeMap::new(),
             errors: BTreeMap::new(),
-            throttled: waits.throttled,
-            late: waits.late,
+            waits,
             kinds: BTreeMap::new(),
             ok: false,
             first_errors: Vec::new(),
@@ -218,16 +215,18 @@ impl Report {
         }
         if let Some(rate) = s.rate {
             println!(
-                "schedule  {rate} orders/s; {} started more than 10 ms late (all {} in flight busy)",
-                self.late, s.concurrency
+                "schedule  {rate} orders/s; {} started more than {} ms late (all {} in flight busy)",
+                self.waits.late,
+                super::LATE_AFTER.as_millis(),
+                s.concurrency
             );
         }
-        if self.throttled > 0 {
+        if self.waits.throttled > 0 {
             println!(
                 "throttled {} answers of 429 waited out: each customer is held to the edge's rate \
                  limit, so the rates above are the limit's; spread the orders over more \
                  customers (--customers)",
-                self.throttled
+                self.waits.throttled
             );
         }
         let kinds: Vec<String> = Kind::ALL
