@@ -96,6 +96,11 @@ impl Outbox {
     /// returns how many were published.
     pub async fn flush(&self) -> Result<usize, RelayError> {
         let _guard = self.publishing.lock().await;
+        self.flush_locked().await
+    }
+
+    /// [`Outbox::flush`] with the publishing lock held.
+    async fn flush_locked(&self) -> Result<usize, RelayError> {
         let mut published = 0;
         // Bounded: each round drains up to BATCH rows; stop once a round is short.
         for _ in 0..10_000 {
@@ -204,8 +209,15 @@ impl Outbox {
         if let Some(highest) = highest(&self.remembered(), event_ids) {
             return Some(highest);
         }
-        if let Err(error) = self.flush().await {
-            tracing::warn!(%error, "outbox flush after command failed; the relay will retry");
+        {
+            let _guard = self.publishing.lock().await;
+            // Often the flush this waited for published them.
+            if let Some(highest) = highest(&self.remembered(), event_ids) {
+                return Some(highest);
+            }
+            if let Err(error) = self.flush_locked().await {
+                tracing::warn!(%error, "outbox flush after command failed; the relay will retry");
+            }
         }
         // Usually this flush published them.
         if let Some(highest) = highest(&self.remembered(), event_ids) {
