@@ -11,6 +11,7 @@ use uuid::Uuid;
 use contracts::commands::{CommandError, ErrorKind, Reply};
 
 use crate::db::{Db, Tx};
+use crate::group_commit::NotCommitted;
 use crate::outbox::Outbox;
 
 /// What a command decided: its answer and the events it wrote to the outbox.
@@ -46,7 +47,9 @@ impl From<anyhow::Error> for Refusal {
     }
 }
 
-/// Runs `decide` inside a transaction, once per `command_id`.
+/// Runs `decide` inside a transaction, once per `command_id`. On SQLite
+/// the transaction is shared with the commands that arrive meanwhile
+/// ([`crate::group_commit`]), each inside a savepoint of its own.
 pub async fn execute<T, F>(
     db: &Db,
     outbox: &Outbox,
@@ -55,8 +58,8 @@ pub async fn execute<T, F>(
     decide: F,
 ) -> Reply<T>
 where
-    T: Serialize + DeserializeOwned + Clone + Send,
-    F: for<'a> FnOnce(&'a mut Tx) -> BoxFuture<'a, Result<Decided<T>, Refusal>>,
+    T: Serialize + DeserializeOwned + Clone + Send + 'static,
+    F: for<'a> FnOnce(&'a mut Tx) -> BoxFuture<'a, Result<Decided<T>, Refusal>> + Send + 'static,
 {
     match attempt(db, command, command_id, decide).await {
         Ok(Attempt::Repeated(reply)) => reply,
@@ -113,8 +116,47 @@ enum Attempt<T> {
     Done(Decided<T>),
 }
 
+/// The command in a transaction of its own (PostgreSQL) or in the next
+/// group commit (SQLite); nothing of it is kept unless it is `Done`.
 async fn attempt<T, F>(
     db: &Db,
+    command: &str,
+    command_id: &str,
+    decide: F,
+) -> Result<Attempt<T>, Refusal>
+where
+    T: Serialize + DeserializeOwned + Clone + Send + 'static,
+    F: for<'a> FnOnce(&'a mut Tx) -> BoxFuture<'a, Result<Decided<T>, Refusal>> + Send + 'static,
+{
+    let (command, command_id) = (command.to_owned(), command_id.to_owned());
+    let Some(group) = db.group_commit() else {
+        let mut tx = db.begin().await?;
+        let attempted = decide_once(&mut tx, &command, &command_id, decide).await?;
+        if let Attempt::Done(_) = attempted {
+            tx.commit().await?;
+        }
+        return Ok(attempted);
+    };
+    let attempted = group
+        .run(move |tx| {
+            Box::pin(async move { decide_once(tx, &command, &command_id, decide).await })
+        })
+        .await;
+    attempted.map_err(|not| match not {
+        NotCommitted::Failed(refusal) => refusal,
+        NotCommitted::Lot(error) => {
+            Refusal::Failed(anyhow::anyhow!("the command's transaction: {error}"))
+        }
+        NotCommitted::Lost => {
+            Refusal::Failed(anyhow::anyhow!("the command's transaction was lost"))
+        }
+    })
+}
+
+/// The command's reply if `command_id` was seen, else `decide` and its
+/// record in the command log; `tx` is neither committed nor rolled back.
+async fn decide_once<T, F>(
+    tx: &mut Tx,
     command: &str,
     command_id: &str,
     decide: F,
@@ -123,19 +165,16 @@ where
     T: Serialize + DeserializeOwned + Clone + Send,
     F: for<'a> FnOnce(&'a mut Tx) -> BoxFuture<'a, Result<Decided<T>, Refusal>>,
 {
-    let mut tx = db.begin().await?;
-    if let Some(stored) = crate::idempotency::recorded(&mut tx, command_id).await? {
-        tx.rollback().await?;
+    if let Some(stored) = crate::idempotency::recorded(tx, command_id).await? {
         return Ok(Attempt::Repeated(parse_reply(&stored)?));
     }
-    let decided = decide(&mut tx).await?;
+    let decided = decide(tx).await?;
     let stored = serde_json::to_string(&Reply::Ok {
         value: decided.value.clone(),
         stream_seq: None,
     })
     .map_err(anyhow::Error::from)?;
-    crate::idempotency::record(&mut tx, command_id, command, &stored).await?;
-    tx.commit().await?;
+    crate::idempotency::record(tx, command_id, command, &stored).await?;
     Ok(Attempt::Done(decided))
 }
 

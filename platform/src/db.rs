@@ -6,6 +6,7 @@
 //! text in UTC. So each service keeps ONE set of migrations
 //! (`<crate>/migrations`) that runs on both backends.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -14,6 +15,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{Any, AnyPool, Executor};
 
 use crate::config::Secret;
+use crate::group_commit::GroupCommit;
 
 pub type Tx = sqlx::Transaction<'static, Any>;
 
@@ -61,6 +63,8 @@ pub struct Db {
     reader: AnyPool,
     backend: Backend,
     durability: Durability,
+    /// The writer's group commit, started on first use (SQLite only).
+    group: Option<Arc<OnceLock<GroupCommit>>>,
 }
 
 /// The SQLite pragma for `durability`.
@@ -145,6 +149,7 @@ impl Db {
             reader,
             backend,
             durability,
+            group: (backend == Backend::Sqlite).then(Default::default),
         };
         db.create_platform_tables().await?;
         Ok(db)
@@ -164,7 +169,15 @@ impl Db {
             reader: self.reader.clone(),
             backend: self.backend,
             durability: self.durability,
+            group: None,
         }
+    }
+
+    /// The writer's [`GroupCommit`] on SQLite (started here on first use,
+    /// inside the caller's runtime); `None` on PostgreSQL and for readers.
+    pub fn group_commit(&self) -> Option<&GroupCommit> {
+        let group = self.group.as_ref()?;
+        Some(group.get_or_init(|| GroupCommit::start(self.pool.clone())))
     }
 
     pub fn backend(&self) -> Backend {

@@ -15,6 +15,7 @@ pub mod db;
 pub mod delivery;
 pub mod dlq;
 pub mod fault;
+pub mod group_commit;
 pub mod health;
 pub mod idempotency;
 pub mod inbox;

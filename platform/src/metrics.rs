@@ -43,6 +43,12 @@ pub fn committed_together(consumer: &str, deliveries: usize) {
         .increment(deliveries as u64);
 }
 
+/// A group commit's lot of commands that committed (`pieces` in it).
+pub fn lot_committed(pieces: usize) {
+    metrics::counter!("bazaar_group_commits_total").increment(1);
+    metrics::counter!("bazaar_group_commit_pieces_total").increment(pieces as u64);
+}
+
 pub fn dead_lettered(consumer: &str) {
     metrics::counter!("bazaar_messages_dead_lettered_total", "consumer" => consumer.to_owned())
         .increment(1);

@@ -5,6 +5,7 @@
 mod commands;
 mod consumer_loop;
 mod database;
+mod group_commit;
 mod outbox_relay;
 mod projections;
 mod reactions;
