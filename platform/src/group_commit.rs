@@ -4,9 +4,9 @@
 //! commits once (one `BEGIN`/`COMMIT` and one fsync instead of one each).
 //!
 //! Each piece keeps its own outcome: one that fails is rolled back to its
-//! savepoint, and what the others did stays. A lot that cannot commit (or
-//! whose transaction broke) fails every piece in it, and nothing of it is
-//! kept. Commands use it ([`crate::command::execute`]); reactions batch in
+//! savepoint, and what the others did stays. A lot whose transaction does
+//! not open, breaks or does not commit fails every piece in it, and
+//! nothing of it is kept. Commands use it ([`crate::command::execute`]); reactions batch in
 //! the consumer loop instead ([`crate::reaction`]).
 //!
 //! PostgreSQL does not use it: its transactions run in parallel, and one
@@ -31,9 +31,11 @@ pub const LOT: usize = 64;
 pub enum NotCommitted<E> {
     /// The work itself failed; its savepoint was rolled back.
     Failed(E),
-    /// The lot's transaction did not open, broke, or did not commit.
+    /// The lot's transaction broke after this piece ran, or did not commit.
     Lot(Arc<sqlx::Error>),
-    /// The lot went away before an answer (its task panicked or stopped).
+    /// No answer: the piece panicked, or its lot's transaction did not
+    /// open or broke before the piece ran (logged there), or the task that
+    /// runs the lots is gone.
     Lost,
 }
 
@@ -47,7 +49,9 @@ struct Staged {
 type Work = Box<dyn for<'a> FnOnce(&'a mut Tx) -> BoxFuture<'a, Staged> + Send>;
 
 /// The queue in front of a database's writer. Cloning shares it; the task
-/// that runs the lots ends when the last clone is dropped.
+/// that runs the lots ends when the last clone is dropped. The queue has no
+/// bound of its own: its callers bound it (a command endpoint serves at
+/// most 64 requests at once, `responder`).
 #[derive(Debug, Clone)]
 pub struct GroupCommit {
     queue: mpsc::UnboundedSender<Work>,
