@@ -6,40 +6,13 @@ use std::sync::Arc;
 
 use bazaar_testkit::Backend;
 use contracts::commands::Reply;
-use contracts::product::ProductCreatedV1;
-use contracts::Envelope;
-use futures::future::BoxFuture;
-use platform::command::{self, Decided, Refusal};
-use platform::outbox::{self, Outbox};
-use platform::Tx;
+use platform::command;
+use platform::outbox::Outbox;
 
 use crate::support::{
-    broker, database, execute, on_every_backend, product_created, scalar, stream_len,
-    PRODUCT_STREAM,
+    broker, create_product, create_products_table, database, on_every_backend, product_created,
+    scalar, stream_len, PRODUCT_STREAM,
 };
-
-/// The decision of a "create product" command: stores a row, writes its
-/// event to the outbox and answers with the SKU; counts how often it runs.
-fn create_product(
-    runs: Arc<AtomicUsize>,
-    event: Envelope<ProductCreatedV1>,
-) -> impl for<'a> FnOnce(&'a mut Tx) -> BoxFuture<'a, Result<Decided<String>, Refusal>> {
-    move |tx: &mut Tx| -> BoxFuture<'_, Result<Decided<String>, Refusal>> {
-        Box::pin(async move {
-            runs.fetch_add(1, Ordering::SeqCst);
-            sqlx::query("INSERT INTO test_product (id, sku) VALUES ($1, $2)")
-                .bind(event.data.product_id.to_string())
-                .bind(event.data.sku.clone())
-                .execute(&mut **tx)
-                .await?;
-            outbox::push(tx, &event).await?;
-            Ok(Decided {
-                value: event.data.sku.clone(),
-                events: vec![event.id],
-            })
-        })
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idempotent_command_returns_the_first_reply_and_changes_nothing() {
@@ -50,11 +23,7 @@ async fn idempotent_command_returns_the_first_reply(backend: Backend) {
     // Arrange
     let broker = broker().await;
     let (_test_db, db) = database(backend).await;
-    execute(
-        &db,
-        "CREATE TABLE test_product (id TEXT PRIMARY KEY, sku TEXT NOT NULL)",
-    )
-    .await;
+    create_products_table(&db).await;
     let outbox = Outbox::new(db.clone(), broker.js.clone());
     let runs = Arc::new(AtomicUsize::new(0));
     let command_id = "cmd-0001";
@@ -66,7 +35,7 @@ async fn idempotent_command_returns_the_first_reply(backend: Backend) {
         &outbox,
         "create-product",
         command_id,
-        create_product(runs.clone(), product_created("sofa")),
+        create_product(runs.clone(), product_created("sofa"), false),
     )
     .await;
     let second = command::execute(
@@ -74,7 +43,7 @@ async fn idempotent_command_returns_the_first_reply(backend: Backend) {
         &outbox,
         "create-product",
         command_id,
-        create_product(runs.clone(), product_created("sofa")),
+        create_product(runs.clone(), product_created("sofa"), false),
     )
     .await;
 
@@ -121,11 +90,7 @@ async fn commands_from_instances_all_succeed(backend: Backend) {
     // --shards 3` runs three product-svc processes on one SQLite file.
     let broker = broker().await;
     let (test_db, first) = database(backend).await;
-    execute(
-        &first,
-        "CREATE TABLE test_product (id TEXT PRIMARY KEY, sku TEXT NOT NULL)",
-    )
-    .await;
+    create_products_table(&first).await;
     let mut instances = vec![first];
     for _ in 0..2 {
         let db = platform::Db::connect(&platform::Secret::new(test_db.url()))
@@ -147,7 +112,7 @@ async fn commands_from_instances_all_succeed(backend: Backend) {
                     &outbox,
                     "create-product",
                     &format!("cmd-{i:04}"),
-                    create_product(runs, product_created(&format!("chair-{i}"))),
+                    create_product(runs, product_created(&format!("chair-{i}")), false),
                 )
                 .await
             })

@@ -6,17 +6,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bazaar_testkit::Backend;
-use contracts::commands::{CommandError, ErrorKind, Reply};
+use contracts::commands::{ErrorKind, Reply};
 use futures::future::BoxFuture;
-use platform::command::{self, Decided, Refusal};
+use platform::command;
 use platform::group_commit::NotCommitted;
-use platform::outbox::{self, Outbox};
+use platform::outbox::Outbox;
 use platform::Tx;
 use tokio::sync::oneshot;
 
 use crate::support::{
-    broker, database, execute, on_every_backend, product_created, scalar, stream_len,
-    PRODUCT_STREAM,
+    broker, create_product, create_products_table, database, execute, on_every_backend,
+    product_created, scalar, stream_len, PRODUCT_STREAM,
 };
 
 /// What a piece of the lot answers: the rows it saw inside its transaction
@@ -141,34 +141,6 @@ async fn work_queued_behind_the_writer_commits_in_one_transaction_and_a_failed_p
     );
 }
 
-/// A "create product" decision that stores its row and event, then is
-/// refused if `refuse`; counts how often it runs.
-fn create_product_or_refuse(
-    runs: Arc<AtomicUsize>,
-    name: &str,
-    refuse: bool,
-) -> impl for<'a> FnOnce(&'a mut Tx) -> BoxFuture<'a, Result<Decided<String>, Refusal>> {
-    let event = product_created(name);
-    move |tx: &mut Tx| -> BoxFuture<'_, Result<Decided<String>, Refusal>> {
-        Box::pin(async move {
-            runs.fetch_add(1, Ordering::SeqCst);
-            sqlx::query("INSERT INTO test_product (id, sku) VALUES ($1, $2)")
-                .bind(event.data.product_id.to_string())
-                .bind(event.data.sku.clone())
-                .execute(&mut **tx)
-                .await?;
-            outbox::push(tx, &event).await?;
-            if refuse {
-                return Err(CommandError::new(ErrorKind::Conflict, "refused").into());
-            }
-            Ok(Decided {
-                value: event.data.sku.clone(),
-                events: vec![event.id],
-            })
-        })
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_placed_together_keep_their_own_outcomes() {
     on_every_backend(commands_keep_their_own_outcomes).await;
@@ -179,11 +151,7 @@ async fn commands_keep_their_own_outcomes(backend: Backend) {
     // Arrange
     let broker = broker().await;
     let (_test_db, db) = database(backend).await;
-    execute(
-        &db,
-        "CREATE TABLE test_product (id TEXT PRIMARY KEY, sku TEXT NOT NULL)",
-    )
-    .await;
+    create_products_table(&db).await;
     let outbox = Outbox::new(db.clone(), broker.js.clone());
     let runs = Arc::new(AtomicUsize::new(0));
 
@@ -192,7 +160,8 @@ async fn commands_keep_their_own_outcomes(backend: Backend) {
         .map(|i| {
             let (db, outbox, runs) = (db.clone(), outbox.clone(), runs.clone());
             tokio::spawn(async move {
-                let decide = create_product_or_refuse(runs, &format!("stool-{i}"), i % 4 == 3);
+                let event = product_created(&format!("stool-{i}"));
+                let decide = create_product(runs, event, i % 4 == 3);
                 let id = format!("cmd-{i:04}");
                 (
                     i,

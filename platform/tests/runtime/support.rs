@@ -2,18 +2,24 @@
 //! and dead-letter streams, a platform `Db` on a test database, envelopes
 //! to send, and ways to look into streams, consumers, tables and metrics.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::consumer;
 use async_nats::jetstream::message::{PublishMessage, StreamMessage};
 use async_nats::jetstream::{self, Context};
 use bazaar_testkit::{Backend, TestDb, TestNats};
+use contracts::commands::{CommandError, ErrorKind};
 use contracts::product::ProductCreatedV1;
 use contracts::subjects::{dlq_subject, evt, DLQ_STREAM};
 use contracts::{Envelope, EventContext, Money, Team};
+use futures::future::BoxFuture;
+use platform::command::{Decided, Refusal};
 use platform::consumer::EventHandler;
+use platform::outbox;
 use platform::streams::ConsumerSpec;
-use platform::{streams, Db, Secret};
+use platform::{streams, Db, Secret, Tx};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -247,5 +253,42 @@ impl Running {
     pub async fn stop(self) {
         self.stop.cancel();
         join(self.task, "the consumer loop").await;
+    }
+}
+
+/// The table [`create_product`] writes to.
+pub async fn create_products_table(db: &Db) {
+    execute(
+        db,
+        "CREATE TABLE test_product (id TEXT PRIMARY KEY, sku TEXT NOT NULL)",
+    )
+    .await;
+}
+
+/// The decision of a "create product" command: stores a row in
+/// `test_product` and `event` in the outbox and answers with the SKU, or,
+/// if `refuse`, is refused after writing both; counts how often it runs.
+pub fn create_product(
+    runs: Arc<AtomicUsize>,
+    event: Envelope<ProductCreatedV1>,
+    refuse: bool,
+) -> impl for<'a> FnOnce(&'a mut Tx) -> BoxFuture<'a, Result<Decided<String>, Refusal>> {
+    move |tx: &mut Tx| -> BoxFuture<'_, Result<Decided<String>, Refusal>> {
+        Box::pin(async move {
+            runs.fetch_add(1, Ordering::SeqCst);
+            sqlx::query("INSERT INTO test_product (id, sku) VALUES ($1, $2)")
+                .bind(event.data.product_id.to_string())
+                .bind(event.data.sku.clone())
+                .execute(&mut **tx)
+                .await?;
+            outbox::push(tx, &event).await?;
+            if refuse {
+                return Err(CommandError::new(ErrorKind::Conflict, "refused").into());
+            }
+            Ok(Decided {
+                value: event.data.sku.clone(),
+                events: vec![event.id],
+            })
+        })
     }
 }
