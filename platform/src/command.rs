@@ -128,15 +128,16 @@ where
     T: Serialize + DeserializeOwned + Clone + Send + 'static,
     F: for<'a> FnOnce(&'a mut Tx) -> BoxFuture<'a, Result<Decided<T>, Refusal>> + Send + 'static,
 {
-    let (command, command_id) = (command.to_owned(), command_id.to_owned());
     let Some(group) = db.group_commit() else {
         let mut tx = db.begin().await?;
-        let attempted = decide_once(&mut tx, &command, &command_id, decide).await?;
+        let attempted = decide_once(&mut tx, command, command_id, decide).await?;
         if let Attempt::Done(_) = attempted {
             tx.commit().await?;
         }
         return Ok(attempted);
     };
+    // The lot runs on its own task: the work owns what it reads.
+    let (command, command_id) = (command.to_owned(), command_id.to_owned());
     let attempted = group
         .run(move |tx| {
             Box::pin(async move { decide_once(tx, &command, &command_id, decide).await })

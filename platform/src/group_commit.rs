@@ -6,8 +6,9 @@
 //! Each piece keeps its own outcome: one that fails is rolled back to its
 //! savepoint, and what the others did stays. A lot whose transaction does
 //! not open, breaks or does not commit fails every piece in it, and
-//! nothing of it is kept. Commands use it ([`crate::command::execute`]); reactions batch in
-//! the consumer loop instead ([`crate::reaction`]).
+//! nothing of it is kept. Commands use it ([`crate::command::execute`]);
+//! reactions batch in the consumer loop instead ([`crate::reaction`]),
+//! because their lots are acked together.
 //!
 //! PostgreSQL does not use it: its transactions run in parallel, and one
 //! transaction across several orders would take their rows' locks in no
