@@ -12,6 +12,8 @@
 mod otlp;
 mod traceparent;
 
+use std::io::IsTerminal;
+
 use contracts::{Envelope, Event};
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -36,7 +38,12 @@ pub fn init_logs(format: LogFormat) {
             .flatten_event(true)
             .with_writer(std::io::stderr)
             .boxed(),
-        LogFormat::Text => fmt::layer().with_writer(std::io::stderr).boxed(),
+        // Colour only for a person at a terminal: `bazaar up`, compose and
+        // systemd send stderr to a file, where escape codes are noise.
+        LogFormat::Text => fmt::layer()
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+            .boxed(),
     };
     let (spans, problems) = otlp::tracer();
     let spans = spans.map(|tracer| tracing_opentelemetry::layer().with_tracer(tracer));

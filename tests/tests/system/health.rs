@@ -59,6 +59,22 @@ async fn every_process_serves_health_readiness_and_prometheus_metrics() {
     );
 }
 
+#[tokio::test]
+async fn every_process_writes_plain_text_to_a_log_file() {
+    let shop = Shop::builder().start().await;
+    let _logs = shop.logs_on_failure();
+    for instance in shop.instances() {
+        // Each logs as it starts; its stderr is a file, not a terminal, so
+        // nothing there may be a colour code.
+        let log = shop.log_of(instance);
+        assert!(log.contains("INFO"), "{instance} logged nothing:\n{log}");
+        assert!(
+            !log.contains('\u{1b}'),
+            "{instance} wrote terminal escape codes to its log file:\n{log}"
+        );
+    }
+}
+
 /// Prometheus text exposition: `# TYPE` lines and samples `name{labels} value`,
 /// with Bazaar's own metrics among them.
 #[track_caller]
