@@ -14,9 +14,13 @@ use nix::unistd::Pid;
 
 /// Variables a child must not inherit from the test process: the test sets
 /// every one of them itself (see `Shop`), and a stray `DATABASE_URL` or
-/// `NATS_URL` in a developer's shell must not leak into a test.
+/// `NATS_URL` in a developer's shell must not leak into a test. `NO_COLOR`
+/// neither: whether a service colours its log is what a test checks.
 fn inherited_but_ours(key: &str) -> bool {
-    key.starts_with("BAZAAR_") || key.starts_with("NATS_") || key == "DATABASE_URL"
+    key.starts_with("BAZAAR_")
+        || key.starts_with("NATS_")
+        || key == "DATABASE_URL"
+        || key == "NO_COLOR"
 }
 
 #[derive(Debug)]

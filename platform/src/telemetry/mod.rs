@@ -38,10 +38,8 @@ pub fn init_logs(format: LogFormat) {
             .flatten_event(true)
             .with_writer(std::io::stderr)
             .boxed(),
-        // Colour only for a person at a terminal: `bazaar up`, compose and
-        // systemd send stderr to a file, where escape codes are noise.
         LogFormat::Text => fmt::layer()
-            .with_ansi(std::io::stderr().is_terminal())
+            .with_ansi(colour())
             .with_writer(std::io::stderr)
             .boxed(),
     };
@@ -57,6 +55,13 @@ pub fn init_logs(format: LogFormat) {
     for problem in problems {
         tracing::warn!("{problem}");
     }
+}
+
+/// Whether text logs are coloured: only at a terminal, and not when
+/// `NO_COLOR` is set (https://no-color.org). `bazaar up` and the tests send
+/// each service's stderr to a file, where escape codes are noise.
+fn colour() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// Whether spans are being exported.

@@ -67,7 +67,10 @@ async fn every_process_writes_plain_text_to_a_log_file() {
         // Each logs as it starts; its stderr is a file, not a terminal, so
         // nothing there may be a colour code.
         let log = shop.log_of(instance);
-        assert!(log.contains("INFO"), "{instance} logged nothing:\n{log}");
+        assert!(
+            log.contains("INFO"),
+            "{instance} logged nothing at INFO (is RUST_LOG set above info?):\n{log}"
+        );
         assert!(
             !log.contains('\u{1b}'),
             "{instance} wrote terminal escape codes to its log file:\n{log}"
