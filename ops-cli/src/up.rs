@@ -10,7 +10,7 @@ mod ready;
 mod state;
 
 use std::collections::BTreeMap;
-use std::io::{ErrorKind, IsTerminal};
+use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -125,7 +125,7 @@ fn init_logging(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(platform::telemetry::colour())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

@@ -57,10 +57,11 @@ pub fn init_logs(format: LogFormat) {
     }
 }
 
-/// Whether text logs are coloured: only at a terminal, and not when
-/// `NO_COLOR` is set (https://no-color.org). `bazaar up` and the tests send
-/// each service's stderr to a file, where escape codes are noise.
-fn colour() -> bool {
+/// Whether text logs on stderr are coloured: only at a terminal, and not
+/// when `NO_COLOR` is set (https://no-color.org). `bazaar up` and the tests
+/// send each service's stderr to a file, where escape codes are noise. The
+/// `bazaar` CLI's own logs ask here too.
+pub fn colour() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
