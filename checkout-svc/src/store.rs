@@ -230,7 +230,7 @@ pub async fn overdue(db: &platform::Db, limit: i64) -> Result<Vec<Uuid>, sqlx::E
     )
     .bind(now_text())
     .bind(limit)
-    .fetch_all(db.pool())
+    .fetch_all(&mut *db.conn().await?)
     .await?;
     rows.iter().map(|r| uuid(r, "order_id")).collect()
 }

@@ -57,7 +57,7 @@ pub async fn status(db: &Db, order_id: Uuid) -> Result<Option<Status>, sqlx::Err
     let text: Option<String> =
         sqlx::query_scalar("SELECT status FROM payments WHERE order_id = $1")
             .bind(order_id.to_string())
-            .fetch_optional(db.pool())
+            .fetch_optional(&mut *db.conn().await?)
             .await?;
     text.map(|t| parse_status(&t)).transpose()
 }

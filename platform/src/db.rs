@@ -17,7 +17,10 @@ use sqlx::{Any, AnyPool, Executor};
 use crate::config::Secret;
 use crate::group_commit::GroupCommit;
 
-pub type Tx = sqlx::Transaction<'static, Any>;
+mod held;
+
+pub(crate) use held::Held;
+pub use held::{Lent, Tx};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -55,16 +58,34 @@ pub enum Durability {
     Rebuildable,
 }
 
-/// A pool plus what kind of database it talks to.
+/// The service's connections plus what kind of database they talk to.
 #[derive(Debug, Clone)]
 pub struct Db {
-    pool: AnyPool,
+    writer: Conns,
     /// Connections for reads only (see [`Db::reader`]).
-    reader: AnyPool,
+    readers: Conns,
     backend: Backend,
     durability: Durability,
     /// The writer's group commit, started on first use (SQLite only).
     group: Option<Arc<OnceLock<GroupCommit>>>,
+}
+
+/// Where a [`Db`]'s connections come from: held by the service on SQLite
+/// (`held`: sqlx's pool pings each connection it takes back), sqlx's pool
+/// on PostgreSQL.
+#[derive(Debug, Clone)]
+enum Conns {
+    Held(Arc<Held>),
+    Pool(AnyPool),
+}
+
+impl Conns {
+    async fn lend(&self) -> Result<Lent, sqlx::Error> {
+        match self {
+            Conns::Held(held) => Ok(Lent::Held(held.borrow().await?)),
+            Conns::Pool(pool) => Ok(Lent::Pooled(pool.acquire().await?)),
+        }
+    }
 }
 
 /// The SQLite pragma for `durability`.
@@ -137,16 +158,24 @@ impl Db {
             .connect(raw)
             .await
             .with_context(|| format!("connecting to the {backend:?} database"))?;
-        let reader = match backend {
-            Backend::Sqlite if !is_in_memory(raw) => sqlite_readers(raw)?,
+        let (writer, readers) = match backend {
+            Backend::Sqlite => {
+                let writer = Held::new(pool, 1);
+                // An in-memory database exists only on the one connection.
+                let readers = if is_in_memory(raw) {
+                    writer.clone()
+                } else {
+                    Held::new(sqlite_readers(raw)?, SQLITE_READERS as usize)
+                };
+                (Conns::Held(writer), Conns::Held(readers))
+            }
             // PostgreSQL readers see the last committed state through MVCC
-            // on any connection; an in-memory SQLite database exists only on
-            // the one connection.
-            _ => pool.clone(),
+            // on any connection.
+            Backend::Postgres => (Conns::Pool(pool.clone()), Conns::Pool(pool)),
         };
         let db = Db {
-            pool,
-            reader,
+            writer,
+            readers,
             backend,
             durability,
             group: (backend == Backend::Sqlite).then(Default::default),
@@ -155,8 +184,12 @@ impl Db {
         Ok(db)
     }
 
-    pub fn pool(&self) -> &AnyPool {
-        &self.pool
+    /// A connection for statements outside a transaction, e.g.
+    /// `.fetch_all(&mut *db.conn().await?)`. On SQLite it is the one writer
+    /// (or, on a [`Db::reader`], one of the readers) and goes back when
+    /// dropped; on PostgreSQL one from the pool.
+    pub async fn conn(&self) -> Result<Lent, sqlx::Error> {
+        self.writer.lend().await
     }
 
     /// A handle on the same database for reads only. With SQLite, the one
@@ -165,8 +198,8 @@ impl Db {
     /// state meanwhile (WAL). With PostgreSQL it is the same pool.
     pub fn reader(&self) -> Db {
         Db {
-            pool: self.reader.clone(),
-            reader: self.reader.clone(),
+            writer: self.readers.clone(),
+            readers: self.readers.clone(),
             backend: self.backend,
             durability: self.durability,
             group: None,
@@ -177,7 +210,10 @@ impl Db {
     /// inside the caller's runtime); `None` on PostgreSQL and for readers.
     pub fn group_commit(&self) -> Option<&GroupCommit> {
         let group = self.group.as_ref()?;
-        Some(group.get_or_init(|| GroupCommit::start(self.pool.clone())))
+        let Conns::Held(writer) = &self.writer else {
+            return None;
+        };
+        Some(group.get_or_init(|| GroupCommit::start(writer.clone())))
     }
 
     pub fn backend(&self) -> Backend {
@@ -192,7 +228,14 @@ impl Db {
         // Each migration commits with its record, so running again skips it.
         let mut attempt = 0;
         loop {
-            match migrator.run(&self.pool).await {
+            let ran = match &self.writer {
+                Conns::Held(held) => match held.borrow().await {
+                    Ok(mut conn) => migrator.run_direct(&mut *conn).await,
+                    Err(error) => Err(error.into()),
+                },
+                Conns::Pool(pool) => migrator.run(pool).await,
+            };
+            match ran {
                 Ok(()) => return Ok(()),
                 Err(_) if self.backend == Backend::Sqlite && attempt < 5 => {
                     attempt += 1;
@@ -208,9 +251,9 @@ impl Db {
     /// fails with SQLITE_BUSY, without waiting, when another process (an
     /// instance sharing the file) wrote in between.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
-        match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
+        match &self.writer {
+            Conns::Held(held) => Tx::begin_held(held).await,
+            Conns::Pool(pool) => Ok(Tx::pooled(pool.begin().await?)),
         }
     }
 
@@ -234,29 +277,29 @@ impl Db {
         mut query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
     ) -> Result<(), sqlx::Error> {
         use sqlx::Execute as _;
-        match self.backend {
+        match &self.writer {
             // A rebuildable database never waits for the disk anyway.
             _ if self.durability == Durability::Rebuildable => {
-                query.execute(&self.pool).await?;
+                query.execute(&mut *self.conn().await?).await?;
             }
-            Backend::Sqlite => {
+            Conns::Held(held) => {
                 let restore = sqlite_sync(self.durability);
                 let sql = format!("PRAGMA synchronous=NORMAL; {}; {restore}", query.sql());
                 let arguments = query
                     .take_arguments()
                     .map_err(sqlx::Error::Encode)?
                     .unwrap_or_default();
-                let mut conn = self.pool.acquire().await?;
+                let mut conn = held.borrow().await?;
                 let result = sqlx::query_with(&sql, arguments).execute(&mut *conn).await;
-                // A failed statement stops the string before its last pragma.
-                if result.is_err() && conn.execute(restore).await.is_err() {
-                    // Never hand a connection that does not sync back to the pool.
-                    conn.close_on_drop();
+                // A failed statement stops the string before its last pragma;
+                // the next borrower restores the sync first.
+                if result.is_err() {
+                    conn.repair_with(restore);
                 }
                 result?;
             }
-            Backend::Postgres => {
-                let mut tx = self.pool.begin().await?;
+            Conns::Pool(pool) => {
+                let mut tx = pool.begin().await?;
                 tx.execute("SET LOCAL synchronous_commit TO OFF").await?;
                 query.execute(&mut *tx).await?;
                 tx.commit().await?;
@@ -269,7 +312,7 @@ impl Db {
     /// long write transaction does not make the service look unhealthy.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT 1")
-            .execute(&self.reader)
+            .execute(&mut *self.readers.lend().await?)
             .await
             .map(|_| ())
     }
@@ -321,11 +364,7 @@ impl Db {
         // PostgreSQL's CREATE TABLE IF NOT EXISTS is not safe against itself:
         // instances starting together on a fresh database race on the
         // catalog. A transaction-scoped advisory lock serialises them.
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .context("creating the platform tables")?;
+        let mut tx = self.begin().await.context("creating the platform tables")?;
         if self.backend == Backend::Postgres {
             tx.execute("SELECT pg_advisory_xact_lock(7201507361)")
                 .await
@@ -345,9 +384,8 @@ fn is_in_memory(url: &str) -> bool {
     url.contains(":memory:") || url.contains("mode=memory")
 }
 
-/// The read-only pool of an SQLite file. Opened lazily, so the writer has
-/// created the file and switched it to WAL (a property of the file) before
-/// the first reader connects.
+/// The read-only connections of an SQLite file, made lazily: the writer
+/// must have created the file and switched it to WAL first.
 fn sqlite_readers(url: &str) -> anyhow::Result<AnyPool> {
     AnyPoolOptions::new()
         .acquire_timeout(Duration::from_secs(10))

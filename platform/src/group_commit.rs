@@ -19,10 +19,10 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use futures::FutureExt as _;
-use sqlx::{AnyPool, Executor as _};
+use sqlx::Executor as _;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::db::Tx;
+use crate::db::{Held, Tx};
 
 /// Pieces of work one transaction takes at most.
 pub const LOT: usize = 64;
@@ -59,11 +59,11 @@ pub struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Starts the task that runs lots on `pool`'s writer (it must be
-    /// called inside a Tokio runtime).
-    pub fn start(pool: AnyPool) -> GroupCommit {
+    /// Starts the task that runs lots on the `writer` (it must be called
+    /// inside a Tokio runtime).
+    pub(crate) fn start(writer: Arc<Held>) -> GroupCommit {
         let (queue, incoming) = mpsc::unbounded_channel();
-        tokio::spawn(run_lots(pool, incoming));
+        tokio::spawn(run_lots(writer, incoming));
         GroupCommit { queue }
     }
 
@@ -101,7 +101,7 @@ impl GroupCommit {
     }
 }
 
-async fn run_lots(pool: AnyPool, mut incoming: mpsc::UnboundedReceiver<Work>) {
+async fn run_lots(writer: Arc<Held>, mut incoming: mpsc::UnboundedReceiver<Work>) {
     while let Some(first) = incoming.recv().await {
         let mut lot = Vec::with_capacity(LOT);
         lot.push(first);
@@ -111,15 +111,15 @@ async fn run_lots(pool: AnyPool, mut incoming: mpsc::UnboundedReceiver<Work>) {
                 Err(_) => break,
             }
         }
-        run_lot(&pool, lot).await;
+        run_lot(&writer, lot).await;
     }
 }
 
 /// Runs one lot. A piece dropped unanswered (its lot failed before it ran,
 /// or it panicked) tells its caller [`NotCommitted::Lost`].
-async fn run_lot(pool: &AnyPool, lot: Vec<Work>) {
+async fn run_lot(writer: &Arc<Held>, lot: Vec<Work>) {
     let count = lot.len();
-    let mut tx = match pool.begin_with("BEGIN IMMEDIATE").await {
+    let mut tx = match Tx::begin_held(writer).await {
         Ok(tx) => tx,
         Err(error) => {
             tracing::error!(%error, count, "could not open a group commit's transaction");

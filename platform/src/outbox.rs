@@ -109,7 +109,7 @@ impl Outbox {
                  WHERE published_at IS NULL ORDER BY position LIMIT $1",
             )
             .bind(BATCH)
-            .fetch_all(self.db.pool())
+            .fetch_all(&mut *self.db.conn().await?)
             .await?;
             if rows.is_empty() {
                 break;
@@ -225,11 +225,12 @@ impl Outbox {
         }
         // Past REMEMBERED events ago (a large backlog), only the rows tell.
         let mut highest = 0u64;
+        let mut conn = self.db.conn().await.ok()?;
         for id in event_ids {
             let seq: Option<i64> =
                 sqlx::query_scalar("SELECT stream_seq FROM platform_outbox WHERE event_id = $1")
                     .bind(id.to_string())
-                    .fetch_optional(self.db.pool())
+                    .fetch_optional(&mut *conn)
                     .await
                     .ok()
                     .flatten()
@@ -249,7 +250,7 @@ impl Outbox {
     /// Rows not yet published.
     pub async fn backlog(&self) -> Result<i64, sqlx::Error> {
         sqlx::query_scalar("SELECT COUNT(*) FROM platform_outbox WHERE published_at IS NULL")
-            .fetch_one(self.db.pool())
+            .fetch_one(&mut *self.db.conn().await?)
             .await
     }
 
@@ -306,13 +307,15 @@ impl Outbox {
     async fn prune(&self) {
         let cutoff = (chrono::Utc::now() - chrono::Duration::days(1))
             .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-        if let Err(error) = sqlx::query(
-            "DELETE FROM platform_outbox WHERE published_at IS NOT NULL AND published_at < $1",
-        )
-        .bind(cutoff)
-        .execute(self.db.pool())
-        .await
-        {
+        let pruned = async {
+            sqlx::query(
+                "DELETE FROM platform_outbox WHERE published_at IS NOT NULL AND published_at < $1",
+            )
+            .bind(cutoff)
+            .execute(&mut *self.db.conn().await?)
+            .await
+        };
+        if let Err(error) = pruned.await {
             tracing::warn!(%error, "pruning the outbox failed");
         }
     }

@@ -196,7 +196,7 @@ impl ProjectionHandle {
 pub async fn checkpoint(db: &Db, name: &str) -> Result<u64, sqlx::Error> {
     let row = sqlx::query("SELECT last_seq FROM platform_checkpoint WHERE projection = $1")
         .bind(name)
-        .fetch_optional(db.pool())
+        .fetch_optional(&mut *db.conn().await?)
         .await?;
     Ok(match row {
         Some(row) => u64::try_from(row.try_get::<i64, _>("last_seq")?).unwrap_or(0),
@@ -260,7 +260,7 @@ pub async fn reset(db: &Db, name: &str, seq: u64) -> Result<(), sqlx::Error> {
     )
     .bind(name)
     .bind(seq)
-    .execute(db.pool())
+    .execute(&mut *db.conn().await?)
     .await?;
     Ok(())
 }

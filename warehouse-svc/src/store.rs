@@ -293,6 +293,7 @@ pub async fn cancel_shipment(tx: &mut Tx, order_id: Uuid) -> Result<bool, sqlx::
 
 /// Orders whose shipment is due at `now`, oldest first, at most `limit`.
 pub async fn due_shipments(db: &Db, now: &str, limit: i64) -> Result<Vec<Uuid>, sqlx::Error> {
+    let mut conn = db.conn().await?;
     let rows = sqlx::query(
         "SELECT order_id FROM shipments WHERE status = $1 AND due_at <= $2
          ORDER BY due_at LIMIT $3",
@@ -300,7 +301,7 @@ pub async fn due_shipments(db: &Db, now: &str, limit: i64) -> Result<Vec<Uuid>, 
     .bind(SCHEDULED)
     .bind(now)
     .bind(limit)
-    .fetch_all(db.pool())
+    .fetch_all(&mut *conn)
     .await?;
     rows.iter().map(|r| uuid_of(r, "order_id")).collect()
 }

@@ -51,7 +51,7 @@ pub async fn find(db: &Db, customer: &str) -> Result<Vec<BasketLineRow>, sqlx::E
          WHERE b.customer_id = $1 ORDER BY b.position",
     )
     .bind(customer)
-    .fetch_all(db.pool())
+    .fetch_all(&mut *db.conn().await?)
     .await?;
     rows.iter()
         .map(|r| {

@@ -120,6 +120,6 @@ pub async fn levels_of(
         "SELECT on_hand, available FROM availability_view WHERE product_id = $1",
     )
     .bind(product_id.to_string())
-    .fetch_optional(db.pool())
+    .fetch_optional(&mut *db.conn().await?)
     .await
 }

@@ -282,7 +282,7 @@ pub async fn find(
     ))
     .bind(order_id.to_string())
     .bind(customer)
-    .fetch_all(db.pool())
+    .fetch_all(&mut *db.conn().await?)
     .await?;
     let Some(first) = rows.first() else {
         return Ok(None);
@@ -313,7 +313,7 @@ pub async fn list(
             ))
             .bind(customer)
             .bind(limit)
-            .fetch_all(db.pool())
+            .fetch_all(&mut *db.conn().await?)
             .await?
         }
         Some((created_at, id)) => {
@@ -326,7 +326,7 @@ pub async fn list(
             .bind(created_at)
             .bind(id.to_string())
             .bind(limit)
-            .fetch_all(db.pool())
+            .fetch_all(&mut *db.conn().await?)
             .await?
         }
     };
@@ -358,7 +358,8 @@ async fn timelines(
     for order in orders {
         query = query.bind(order.order_id.to_string());
     }
-    for (order_id, event_type, at) in query.fetch_all(db.pool()).await? {
+    let rows = query.fetch_all(&mut *db.conn().await?).await?;
+    for (order_id, event_type, at) in rows {
         let order_id = Uuid::parse_str(&order_id).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
         timelines
             .entry(order_id)
@@ -405,7 +406,7 @@ pub async fn invoice(db: &Db, order_id: Uuid) -> Result<Option<InvoiceIssuedV1>,
     let body: Option<String> =
         sqlx::query_scalar("SELECT body FROM invoice_view WHERE order_id = $1")
             .bind(order_id.to_string())
-            .fetch_optional(db.pool())
+            .fetch_optional(&mut *db.conn().await?)
             .await?;
     body.map(|b| serde_json::from_str(&b).map_err(|e| sqlx::Error::Decode(Box::new(e))))
         .transpose()

@@ -122,7 +122,7 @@ pub async fn find(db: &Db, id: Uuid) -> Result<Option<ProductRow>, sqlx::Error> 
          FROM product_view p LEFT JOIN availability_view a ON a.product_id = p.id WHERE p.id = $1",
     )
     .bind(id.to_string())
-    .fetch_optional(db.pool())
+    .fetch_optional(&mut *db.conn().await?)
     .await?;
     row.map(|r| from_row(&r)).transpose()
 }

@@ -217,7 +217,7 @@ impl TestApp {
     pub async fn payment_status(&self, order_id: Uuid) -> Option<String> {
         sqlx::query_scalar("SELECT status FROM payments WHERE order_id = $1")
             .bind(order_id.to_string())
-            .fetch_optional(self.store.pool())
+            .fetch_optional(&mut *self.store.conn().await.expect("a database connection"))
             .await
             .unwrap_or_else(|e| panic!("[{}] reading a payment: {e}", self.backend))
     }
@@ -225,7 +225,7 @@ impl TestApp {
     /// A single `BIGINT` (e.g. a `COUNT(*)`) from finance's database.
     pub async fn scalar(&self, sql: &str) -> i64 {
         sqlx::query_scalar::<_, i64>(sql)
-            .fetch_one(self.store.pool())
+            .fetch_one(&mut *self.store.conn().await.expect("a database connection"))
             .await
             .unwrap_or_else(|e| panic!("[{}] {sql}: {e}", self.backend))
     }

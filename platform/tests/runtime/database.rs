@@ -45,7 +45,7 @@ async fn a_relaxed_statement_lands_and_later_commits_still_wait_for_the_disk() {
         // Assert: the row is there, and the connection syncs again (FULL = 2
         // on SQLite; PostgreSQL's setting was local to its transaction).
         let n: i64 = sqlx::query_scalar("SELECT n FROM relaxed")
-            .fetch_one(db.pool())
+            .fetch_one(&mut *db.conn().await.expect("a database connection"))
             .await
             .expect("reading the row");
         assert_eq!(n, 7, "{backend:?}");
@@ -82,7 +82,7 @@ async fn a_relaxed_statement_that_fails_changes_nothing_and_leaves_commits_durab
         // Assert: an error, no row added, and the connection syncs again.
         assert!(result.is_err(), "{backend:?}: a duplicate must fail");
         let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM relaxed")
-            .fetch_one(db.pool())
+            .fetch_one(&mut *db.conn().await.expect("a database connection"))
             .await
             .expect("counting");
         assert_eq!(count, 1, "{backend:?}");
@@ -99,17 +99,57 @@ async fn a_relaxed_statement_that_fails_changes_nothing_and_leaves_commits_durab
     .await;
 }
 
-/// What a commit on `db`'s pool waits for: SQLite's `synchronous` (2 FULL,
+#[tokio::test]
+async fn a_transaction_dropped_or_cancelled_before_its_commit_leaves_nothing() {
+    on_every_backend(|backend: Backend| async move {
+        // Arrange
+        let (_fresh, db) = database(backend).await;
+        execute(&db, "CREATE TABLE dropped (n BIGINT NOT NULL)").await;
+        let insert = |n: i64| sqlx::query("INSERT INTO dropped (n) VALUES ($1)").bind(n);
+
+        // Act: one transaction is dropped after its insert (an error path),
+        // one is cancelled while it waits (a timed-out request), then one commits.
+        {
+            let mut tx = db.begin().await.expect("a transaction");
+            insert(1).execute(&mut *tx).await.expect("inserting 1");
+        }
+        let cancelled = tokio::time::timeout(std::time::Duration::from_millis(200), async {
+            let mut tx = db.begin().await.expect("a transaction");
+            insert(2).execute(&mut *tx).await.expect("inserting 2");
+            std::future::pending::<()>().await;
+        })
+        .await;
+        assert!(
+            cancelled.is_err(),
+            "{backend:?}: the second transaction never ends"
+        );
+        let mut tx = db.begin().await.expect("a transaction after those");
+        insert(3).execute(&mut *tx).await.expect("inserting 3");
+        tx.commit().await.expect("committing 3");
+
+        // Assert: only the committed row, for the writer and for a reader.
+        for (who, db) in [("writer", db.clone()), ("reader", db.reader())] {
+            let rows: Vec<i64> = sqlx::query_scalar("SELECT n FROM dropped ORDER BY n")
+                .fetch_all(&mut *db.conn().await.expect("a database connection"))
+                .await
+                .expect("reading the rows");
+            assert_eq!(rows, [3], "{backend:?}: rows the {who} sees");
+        }
+    })
+    .await;
+}
+
+/// What a commit on `db`'s writer waits for: SQLite's `synchronous` (2 FULL,
 /// 1 NORMAL), PostgreSQL's `synchronous_commit`.
 async fn sync_setting(db: &Db, backend: Backend) -> String {
     match backend {
         Backend::Sqlite => sqlx::query_scalar::<_, i64>("PRAGMA synchronous")
-            .fetch_one(db.pool())
+            .fetch_one(&mut *db.conn().await.expect("a database connection"))
             .await
             .expect("reading the pragma")
             .to_string(),
         Backend::Postgres => sqlx::query_scalar("SELECT current_setting('synchronous_commit')")
-            .fetch_one(db.pool())
+            .fetch_one(&mut *db.conn().await.expect("a database connection"))
             .await
             .expect("reading the setting"),
     }

@@ -89,7 +89,7 @@ async fn work_queued_behind_the_writer_commits_in_one_transaction_and_a_failed_p
                         let committed: i64 = sqlx::query_scalar(
                             "SELECT COUNT(*) FROM test_row WHERE id LIKE 'piece-%'",
                         )
-                        .fetch_one(readers.pool())
+                        .fetch_one(&mut *readers.conn().await.expect("a database connection"))
                         .await?;
                         Ok((inside, committed))
                     })

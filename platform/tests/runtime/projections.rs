@@ -95,7 +95,7 @@ impl Running {
 
 async fn view(db: &Db) -> Vec<(i64, String)> {
     sqlx::query("SELECT seq, name FROM test_product_names ORDER BY seq, name")
-        .fetch_all(db.pool())
+        .fetch_all(&mut *db.conn().await.expect("a database connection"))
         .await
         .expect("reading the view")
         .iter()

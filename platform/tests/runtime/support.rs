@@ -68,7 +68,7 @@ pub async fn database(backend: Backend) -> (TestDb, Db) {
 /// Runs one statement of test DDL or DML.
 pub async fn execute(db: &Db, sql: &str) {
     sqlx::query(sql)
-        .execute(db.pool())
+        .execute(&mut *db.conn().await.expect("a database connection"))
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
@@ -76,7 +76,7 @@ pub async fn execute(db: &Db, sql: &str) {
 /// A single `BIGINT` (e.g. a `COUNT(*)`) from the database.
 pub async fn scalar(db: &Db, sql: &str) -> i64 {
     sqlx::query_scalar::<_, i64>(sql)
-        .fetch_one(db.pool())
+        .fetch_one(&mut *db.conn().await.expect("a database connection"))
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }

@@ -321,7 +321,7 @@ impl Warehouse {
     pub async fn level(&self, product_id: Uuid) -> Option<(i64, i64)> {
         sqlx::query_as("SELECT on_hand, reserved FROM stock WHERE product_id = $1")
             .bind(product_id.to_string())
-            .fetch_optional(self.db.pool())
+            .fetch_optional(&mut *self.db.conn().await.expect("a database connection"))
             .await
             .expect("reading stock")
     }
@@ -333,7 +333,7 @@ impl Warehouse {
              ORDER BY product_id",
         )
         .bind(order_id.to_string())
-        .fetch_all(self.db.pool())
+        .fetch_all(&mut *self.db.conn().await.expect("a database connection"))
         .await
         .expect("reading reservations")
     }
@@ -342,7 +342,7 @@ impl Warehouse {
     pub async fn shipment_status(&self, order_id: Uuid) -> Option<String> {
         sqlx::query_scalar("SELECT status FROM shipments WHERE order_id = $1")
             .bind(order_id.to_string())
-            .fetch_optional(self.db.pool())
+            .fetch_optional(&mut *self.db.conn().await.expect("a database connection"))
             .await
             .expect("reading shipments")
     }
@@ -350,7 +350,7 @@ impl Warehouse {
     /// A single `BIGINT` (e.g. a `COUNT(*)`).
     pub async fn scalar(&self, sql: &str) -> i64 {
         sqlx::query_scalar::<_, i64>(sql)
-            .fetch_one(self.db.pool())
+            .fetch_one(&mut *self.db.conn().await.expect("a database connection"))
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
