@@ -290,13 +290,14 @@ impl Db {
                     .map_err(sqlx::Error::Encode)?
                     .unwrap_or_default();
                 let mut conn = held.borrow().await?;
-                let result = sqlx::query_with(&sql, arguments).execute(&mut *conn).await;
-                // A failed statement stops the string before its last pragma;
-                // the next borrower restores the sync first.
-                if result.is_err() {
-                    conn.repair_with(restore);
-                }
-                result?;
+                // Until the string has run to its last pragma (a failed
+                // statement stops it, and so may a cancelled future), the
+                // next borrower restores the sync first.
+                conn.repair_with(restore);
+                sqlx::query_with(&sql, arguments)
+                    .execute(&mut *conn)
+                    .await?;
+                conn.repaired();
             }
             Conns::Pool(pool) => {
                 let mut tx = pool.begin().await?;

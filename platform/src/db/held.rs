@@ -12,17 +12,20 @@
 //! [`Held`] keeps up to a fixed number of connections (one for the writer,
 //! a few for the readers), each made on first need by a sqlx pool with the
 //! service's `after_connect` pragmas and then detached from it. A [`Conn`]
-//! lends one out and puts it back when dropped. A [`Tx`] dropped without a commit (an error, a
-//! panic, a cancelled future) leaves its `ROLLBACK` to the connection's
-//! next borrower, which runs it before anything else: sqlx's own
-//! transactions queue their rollback on the connection the same way.
+//! lends one out and puts it back when dropped. A [`Tx`] opens, commits
+//! and rolls back through sqlx's transaction manager, as `sqlx::Transaction`
+//! does: dropped without a commit (an error, a panic, a cancelled future),
+//! it queues its `ROLLBACK` on the connection's worker at once, and the
+//! worker undoes a `BEGIN` or a `COMMIT` whose answer nobody waited for.
 
+use std::borrow::Cow;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use sqlx::any::AnyTransactionManager;
 use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyConnection, AnyPool, Executor as _};
+use sqlx::{Any, AnyConnection, AnyPool, Executor as _, TransactionManager as _};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// How long a borrower waits for a connection, as the pools' acquire timeout.
@@ -41,8 +44,9 @@ pub struct Held {
 #[derive(Debug)]
 struct Slot {
     conn: AnyConnection,
-    /// A statement to run before the next borrower's: a transaction's
-    /// `ROLLBACK`, or the pragma that restores the database's sync.
+    /// A statement to run before the next borrower's: the pragma that
+    /// restores the database's sync after a relaxed statement that did not
+    /// finish.
     repair: Option<&'static str>,
 }
 
@@ -79,13 +83,8 @@ impl Held {
         };
         // Cleared only once run: a borrow cancelled meanwhile leaves it to the next.
         if let Some(repair) = conn.slot_mut().repair {
-            match conn.execute(repair).await {
-                Ok(_) => conn.slot_mut().repair = None,
-                // No transaction to roll back: the dropped one had not
-                // begun, or had ended.
-                Err(_) if repair == ROLLBACK => conn.slot_mut().repair = None,
-                Err(error) => return Err(error),
-            }
+            conn.execute(repair).await?;
+            conn.repaired();
         }
         Ok(conn)
     }
@@ -97,8 +96,6 @@ impl Held {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
-
-const ROLLBACK: &str = "ROLLBACK";
 
 /// A connection lent by [`Held`], or one from PostgreSQL's pool.
 #[derive(Debug)]
@@ -144,8 +141,13 @@ impl Conn {
     }
 
     /// Has `sql` run before the next borrower's first statement.
-    pub fn repair_with(&mut self, sql: &'static str) {
+    pub(crate) fn repair_with(&mut self, sql: &'static str) {
         self.slot_mut().repair = Some(sql);
+    }
+
+    /// What [`Conn::repair_with`] asked for is done.
+    pub(crate) fn repaired(&mut self) {
+        self.slot_mut().repair = None;
     }
 }
 
@@ -180,8 +182,7 @@ pub struct Tx(Inner);
 
 #[derive(Debug)]
 enum Inner {
-    /// `open` from before `BEGIN` is sent until `COMMIT` or `ROLLBACK` is
-    /// answered, so a future cancelled in between still owes a rollback.
+    /// `open` from the `BEGIN`'s answer until the end's.
     Held {
         conn: Conn,
         open: bool,
@@ -195,10 +196,9 @@ impl Tx {
     /// Opens a write transaction on a held SQLite connection: `BEGIN
     /// IMMEDIATE` takes the write lock at once (see `Db::begin`).
     pub async fn begin_held(held: &Arc<Held>) -> Result<Tx, sqlx::Error> {
-        let conn = held.borrow().await?;
-        let mut tx = Tx(Inner::Held { conn, open: true });
-        tx.execute("BEGIN IMMEDIATE").await?;
-        Ok(tx)
+        let mut conn = held.borrow().await?;
+        AnyTransactionManager::begin(&mut conn, Some(Cow::Borrowed("BEGIN IMMEDIATE"))).await?;
+        Ok(Tx(Inner::Held { conn, open: true }))
     }
 
     /// sqlx's transaction on a pool (PostgreSQL).
@@ -207,26 +207,27 @@ impl Tx {
     }
 
     pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.end("COMMIT").await
+        self.end(true).await
     }
 
     pub async fn rollback(self) -> Result<(), sqlx::Error> {
-        self.end(ROLLBACK).await
+        self.end(false).await
     }
 
-    async fn end(mut self, sql: &'static str) -> Result<(), sqlx::Error> {
-        match &mut self.0 {
-            Inner::Held { conn, open } => {
-                conn.execute(sql).await?;
-                *open = false;
-                Ok(())
+    async fn end(mut self, commit: bool) -> Result<(), sqlx::Error> {
+        if let Inner::Held { conn, open } = &mut self.0 {
+            if commit {
+                AnyTransactionManager::commit(conn).await?;
+            } else {
+                AnyTransactionManager::rollback(conn).await?;
             }
-            Inner::Pooled(_) => match std::mem::replace(&mut self.0, Inner::Ended) {
-                Inner::Pooled(tx) if sql == ROLLBACK => tx.rollback().await,
-                Inner::Pooled(tx) => tx.commit().await,
-                _ => Ok(()),
-            },
-            Inner::Ended => Ok(()),
+            *open = false;
+            return Ok(());
+        }
+        match std::mem::replace(&mut self.0, Inner::Ended) {
+            Inner::Pooled(tx) if commit => tx.commit().await,
+            Inner::Pooled(tx) => tx.rollback().await,
+            _ => Ok(()),
         }
     }
 }
@@ -254,8 +255,11 @@ impl DerefMut for Tx {
 
 impl Drop for Tx {
     fn drop(&mut self) {
+        // Queued on the worker before the connection goes back, so it runs
+        // before the next borrower's statements (sqlx::Transaction's drop
+        // does the same).
         if let Inner::Held { conn, open: true } = &mut self.0 {
-            conn.repair_with(ROLLBACK);
+            AnyTransactionManager::start_rollback(conn);
         }
     }
 }

@@ -100,19 +100,43 @@ async fn a_relaxed_statement_that_fails_changes_nothing_and_leaves_commits_durab
 }
 
 #[tokio::test]
-async fn a_transaction_dropped_or_cancelled_before_its_commit_leaves_nothing() {
+async fn a_transaction_dropped_or_cancelled_before_its_commit_leaves_nothing_and_frees_the_writer()
+{
     on_every_backend(|backend: Backend| async move {
-        // Arrange
-        let (_fresh, db) = database(backend).await;
+        // Arrange: a database and a second instance on it.
+        let (fresh, db) = database(backend).await;
+        let other = Db::connect(&Secret::new(fresh.url()))
+            .await
+            .expect("a second instance");
         execute(&db, "CREATE TABLE dropped (n BIGINT NOT NULL)").await;
         let insert = |n: i64| sqlx::query("INSERT INTO dropped (n) VALUES ($1)").bind(n);
+        // The other instance writes at once: on SQLite it would wait for
+        // the write lock (busy_timeout, 10 s) if a dropped transaction
+        // still held it.
+        let other_writes = |n: i64| {
+            let other = other.clone();
+            async move {
+                let wrote = tokio::time::timeout(std::time::Duration::from_secs(3), async {
+                    let mut tx = other.begin().await?;
+                    insert(n).execute(&mut *tx).await?;
+                    tx.commit().await
+                })
+                .await;
+                assert!(
+                    matches!(wrote, Ok(Ok(()))),
+                    "{backend:?}: the other instance could not write {n} at once: {wrote:?}"
+                );
+            }
+        };
 
         // Act: one transaction is dropped after its insert (an error path),
-        // one is cancelled while it waits (a timed-out request), then one commits.
+        // one is cancelled while it waits (a timed-out request); after each
+        // the other instance writes; then one commits here.
         {
             let mut tx = db.begin().await.expect("a transaction");
             insert(1).execute(&mut *tx).await.expect("inserting 1");
         }
+        other_writes(10).await;
         let cancelled = tokio::time::timeout(std::time::Duration::from_millis(200), async {
             let mut tx = db.begin().await.expect("a transaction");
             insert(2).execute(&mut *tx).await.expect("inserting 2");
@@ -123,17 +147,18 @@ async fn a_transaction_dropped_or_cancelled_before_its_commit_leaves_nothing() {
             cancelled.is_err(),
             "{backend:?}: the second transaction never ends"
         );
+        other_writes(20).await;
         let mut tx = db.begin().await.expect("a transaction after those");
         insert(3).execute(&mut *tx).await.expect("inserting 3");
         tx.commit().await.expect("committing 3");
 
-        // Assert: only the committed row, for the writer and for a reader.
+        // Assert: only the committed rows, for the writer and for a reader.
         for (who, db) in [("writer", db.clone()), ("reader", db.reader())] {
             let rows: Vec<i64> = sqlx::query_scalar("SELECT n FROM dropped ORDER BY n")
                 .fetch_all(&mut *db.conn().await.expect("a database connection"))
                 .await
                 .expect("reading the rows");
-            assert_eq!(rows, [3], "{backend:?}: rows the {who} sees");
+            assert_eq!(rows, [3, 10, 20], "{backend:?}: rows the {who} sees");
         }
     })
     .await;
