@@ -18,9 +18,18 @@ use crate::config::Secret;
 use crate::group_commit::GroupCommit;
 
 mod held;
+mod tx;
 
 pub(crate) use held::Held;
-pub use held::{Lent, Tx};
+pub use held::Lent;
+pub use tx::Tx;
+
+/// How long a caller waits for a connection, on either backend.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How a write transaction opens on SQLite: with the write lock taken at
+/// once (see [`Db::begin`]).
+pub(crate) const SQLITE_BEGIN: &str = "BEGIN IMMEDIATE";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -122,17 +131,17 @@ impl Db {
             ensure_sqlite_dir(raw)?;
         }
         let options = AnyPoolOptions::new()
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             // SQLite allows one writer at a time; one connection per process
-            // turns lock contention into queueing instead of SQLITE_BUSY.
+            // (held, `db/held.rs`; this pool only makes it) turns lock
+            // contention into queueing instead of SQLITE_BUSY.
             .max_connections(match backend {
                 Backend::Sqlite => 1,
                 Backend::Postgres => 8,
             })
             // A ping before each use finds a PostgreSQL connection the
-            // server dropped. A local SQLite file does not go stale, and
-            // there the ping is one more round trip to the worker thread
-            // for every transaction and every statement on the pool.
+            // server dropped. SQLite's connections are held, not taken
+            // from this pool for each use.
             .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
@@ -228,12 +237,10 @@ impl Db {
         // Each migration commits with its record, so running again skips it.
         let mut attempt = 0;
         loop {
-            let ran = match &self.writer {
-                Conns::Held(held) => match held.borrow().await {
-                    Ok(mut conn) => migrator.run_direct(&mut *conn).await,
-                    Err(error) => Err(error.into()),
-                },
-                Conns::Pool(pool) => migrator.run(pool).await,
+            // What `Migrator::run` does with a pool: one connection.
+            let ran = match self.conn().await {
+                Ok(mut conn) => migrator.run_direct(&mut *conn).await,
+                Err(error) => Err(error.into()),
             };
             match ran {
                 Ok(()) => return Ok(()),
@@ -251,10 +258,8 @@ impl Db {
     /// fails with SQLITE_BUSY, without waiting, when another process (an
     /// instance sharing the file) wrote in between.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
-        match &self.writer {
-            Conns::Held(held) => Tx::begin_held(held).await,
-            Conns::Pool(pool) => Ok(Tx::pooled(pool.begin().await?)),
-        }
+        let begin = (self.backend == Backend::Sqlite).then_some(SQLITE_BEGIN);
+        Tx::begin(self.conn().await?, begin).await
     }
 
     /// Runs one statement whose loss in a power failure is harmless because
@@ -299,8 +304,8 @@ impl Db {
                     .await?;
                 conn.repaired();
             }
-            Conns::Pool(pool) => {
-                let mut tx = pool.begin().await?;
+            Conns::Pool(_) => {
+                let mut tx = self.begin().await?;
                 tx.execute("SET LOCAL synchronous_commit TO OFF").await?;
                 query.execute(&mut *tx).await?;
                 tx.commit().await?;
@@ -389,12 +394,8 @@ fn is_in_memory(url: &str) -> bool {
 /// must have created the file and switched it to WAL first.
 fn sqlite_readers(url: &str) -> anyhow::Result<AnyPool> {
     AnyPoolOptions::new()
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(ACQUIRE_TIMEOUT)
         .max_connections(SQLITE_READERS)
-        // A connection to a local file does not go stale, and the ping
-        // before each use would double the round trips to SQLite's worker
-        // thread of every read.
-        .test_before_acquire(false)
         .after_connect(|conn, _meta| {
             Box::pin(async move {
                 conn.execute("PRAGMA busy_timeout=10000").await?;

@@ -22,7 +22,7 @@ use futures::FutureExt as _;
 use sqlx::Executor as _;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::db::{Held, Tx};
+use crate::db::{Held, Lent, Tx, SQLITE_BEGIN};
 
 /// Pieces of work one transaction takes at most.
 pub const LOT: usize = 64;
@@ -119,7 +119,11 @@ async fn run_lots(writer: Arc<Held>, mut incoming: mpsc::UnboundedReceiver<Work>
 /// or it panicked) tells its caller [`NotCommitted::Lost`].
 async fn run_lot(writer: &Arc<Held>, lot: Vec<Work>) {
     let count = lot.len();
-    let mut tx = match Tx::begin_held(writer).await {
+    let begun = match writer.borrow().await {
+        Ok(conn) => Tx::begin(Lent::Held(conn), Some(SQLITE_BEGIN)).await,
+        Err(error) => Err(error),
+    };
+    let mut tx = match begun {
         Ok(tx) => tx,
         Err(error) => {
             tracing::error!(%error, count, "could not open a group commit's transaction");

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use async_nats::jetstream::consumer::pull;
 use async_nats::jetstream::consumer::AckPolicy;
-use async_nats::jetstream::context::{CreateStreamErrorKind, GetStreamErrorKind};
+use async_nats::jetstream::context::{
+    CreateStreamError, CreateStreamErrorKind, GetStreamErrorKind,
+};
 use async_nats::jetstream::stream::{Config as StreamConfig, RetentionPolicy, StorageType};
 use async_nats::jetstream::{Context, ErrorCode};
 use contracts::subjects::{DLQ_STREAM, DLQ_SUBJECTS};
@@ -54,17 +56,29 @@ pub fn dlq_stream(replicas: u8) -> StreamConfig {
 /// Creates or updates a stream. A service calls this only for its own
 /// team's stream: its broker user may not create or update any other
 /// (`nats/users.conf`).
-///
-/// A broker busy at start-up (a store being recovered, a loaded machine)
-/// can answer after the client's request timeout. The declaration is
-/// idempotent, so a timed-out one is asked again, up to
-/// [`DECLARE_ATTEMPTS`] times in all, before the service gives up.
 pub async fn ensure(js: &Context, config: StreamConfig) -> anyhow::Result<()> {
     let name = config.name.clone();
+    declare(&name, || js.create_or_update_stream(config.clone()))
+        .await
+        .map_err(|e| anyhow::anyhow!("declaring stream {name}: {e}"))?;
+    Ok(())
+}
+
+/// How many times [`declare`] asks for a stream whose declaration times out.
+pub const DECLARE_ATTEMPTS: u32 = 3;
+
+/// Runs a stream declaration, asking again when it times out. A broker
+/// busy at start-up (a store being recovered, a loaded machine) can answer
+/// after the client's request timeout; declarations are idempotent, so
+/// one is asked up to [`DECLARE_ATTEMPTS`] times in all.
+async fn declare<T, F, Fut>(name: &str, mut ask: F) -> Result<T, CreateStreamError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, CreateStreamError>>,
+{
     let mut attempt = 1;
     loop {
-        match js.create_or_update_stream(config.clone()).await {
-            Ok(_) => return Ok(()),
+        match ask().await {
             Err(e)
                 if attempt < DECLARE_ATTEMPTS
                     && matches!(e.kind(), CreateStreamErrorKind::TimedOut) =>
@@ -72,13 +86,10 @@ pub async fn ensure(js: &Context, config: StreamConfig) -> anyhow::Result<()> {
                 tracing::warn!(stream = %name, attempt, "declaring the stream timed out; asking again");
                 attempt += 1;
             }
-            Err(e) => return Err(anyhow::anyhow!("declaring stream {name}: {e}")),
+            answer => return answer,
         }
     }
 }
-
-/// How many times [`ensure`] asks for a stream whose declaration times out.
-pub const DECLARE_ATTEMPTS: u32 = 3;
 
 /// Creates the DLQ stream if it does not exist yet. Every service files
 /// dead letters, and services start in any order, so whichever starts
@@ -88,7 +99,7 @@ pub const DECLARE_ATTEMPTS: u32 = 3;
 /// another (an older release's) is left as it is, for operators (the `ops`
 /// user) to update.
 pub async fn ensure_dlq(js: &Context, replicas: u8) -> anyhow::Result<()> {
-    match js.create_stream(dlq_stream(replicas)).await {
+    match declare(DLQ_STREAM, || js.create_stream(dlq_stream(replicas))).await {
         Ok(_) => Ok(()),
         Err(create) => match js.get_stream(DLQ_STREAM).await {
             Ok(_) => {

@@ -12,24 +12,17 @@
 //! [`Held`] keeps up to a fixed number of connections (one for the writer,
 //! a few for the readers), each made on first need by a sqlx pool with the
 //! service's `after_connect` pragmas and then detached from it. A [`Conn`]
-//! lends one out and puts it back when dropped. A [`Tx`] opens, commits
-//! and rolls back through sqlx's transaction manager, as `sqlx::Transaction`
-//! does: dropped without a commit (an error, a panic, a cancelled future),
-//! it queues its `ROLLBACK` on the connection's worker at once, and the
-//! worker undoes a `BEGIN` or a `COMMIT` whose answer nobody waited for.
+//! lends one out and puts it back when dropped. Transactions on it are
+//! `db::Tx`, as on PostgreSQL's pool.
 
-use std::borrow::Cow;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
-use sqlx::any::AnyTransactionManager;
 use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyConnection, AnyPool, Executor as _, TransactionManager as _};
+use sqlx::{Any, AnyConnection, AnyPool, Executor as _};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// How long a borrower waits for a connection, as the pools' acquire timeout.
-const WAIT: Duration = Duration::from_secs(10);
+use super::ACQUIRE_TIMEOUT;
 
 /// Up to a fixed number of connections to one SQLite file.
 #[derive(Debug)]
@@ -64,7 +57,7 @@ impl Held {
     /// Lends a connection, making one if none is idle and fewer than the
     /// most are made; waits up to ten seconds for one to be free.
     pub async fn borrow(self: &Arc<Held>) -> Result<Conn, sqlx::Error> {
-        let permit = tokio::time::timeout(WAIT, self.free.clone().acquire_owned())
+        let permit = tokio::time::timeout(ACQUIRE_TIMEOUT, self.free.clone().acquire_owned())
             .await
             .map_err(|_| sqlx::Error::PoolTimedOut)?
             .map_err(|_| sqlx::Error::PoolClosed)?;
@@ -171,95 +164,6 @@ impl Drop for Conn {
     fn drop(&mut self) {
         if let Some(slot) = self.slot.take() {
             self.home.idle().push(slot);
-        }
-    }
-}
-
-/// A transaction on a [`Held`] connection (`BEGIN IMMEDIATE` … `COMMIT`),
-/// or sqlx's own on PostgreSQL. Rolled back when dropped uncommitted.
-#[derive(Debug)]
-pub struct Tx(Inner);
-
-#[derive(Debug)]
-enum Inner {
-    /// `open` from the `BEGIN`'s answer until the end's.
-    Held {
-        conn: Conn,
-        open: bool,
-    },
-    Pooled(sqlx::Transaction<'static, Any>),
-    /// sqlx's transaction, taken out to commit or roll back.
-    Ended,
-}
-
-impl Tx {
-    /// Opens a write transaction on a held SQLite connection: `BEGIN
-    /// IMMEDIATE` takes the write lock at once (see `Db::begin`).
-    pub async fn begin_held(held: &Arc<Held>) -> Result<Tx, sqlx::Error> {
-        let mut conn = held.borrow().await?;
-        AnyTransactionManager::begin(&mut conn, Some(Cow::Borrowed("BEGIN IMMEDIATE"))).await?;
-        Ok(Tx(Inner::Held { conn, open: true }))
-    }
-
-    /// sqlx's transaction on a pool (PostgreSQL).
-    pub fn pooled(tx: sqlx::Transaction<'static, Any>) -> Tx {
-        Tx(Inner::Pooled(tx))
-    }
-
-    pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.end(true).await
-    }
-
-    pub async fn rollback(self) -> Result<(), sqlx::Error> {
-        self.end(false).await
-    }
-
-    async fn end(mut self, commit: bool) -> Result<(), sqlx::Error> {
-        if let Inner::Held { conn, open } = &mut self.0 {
-            if commit {
-                AnyTransactionManager::commit(conn).await?;
-            } else {
-                AnyTransactionManager::rollback(conn).await?;
-            }
-            *open = false;
-            return Ok(());
-        }
-        match std::mem::replace(&mut self.0, Inner::Ended) {
-            Inner::Pooled(tx) if commit => tx.commit().await,
-            Inner::Pooled(tx) => tx.rollback().await,
-            _ => Ok(()),
-        }
-    }
-}
-
-impl Deref for Tx {
-    type Target = AnyConnection;
-    fn deref(&self) -> &AnyConnection {
-        match &self.0 {
-            Inner::Held { conn, .. } => conn,
-            Inner::Pooled(tx) => tx,
-            Inner::Ended => unreachable!("an ended transaction is not used"),
-        }
-    }
-}
-
-impl DerefMut for Tx {
-    fn deref_mut(&mut self) -> &mut AnyConnection {
-        match &mut self.0 {
-            Inner::Held { conn, .. } => conn,
-            Inner::Pooled(tx) => tx,
-            Inner::Ended => unreachable!("an ended transaction is not used"),
-        }
-    }
-}
-
-impl Drop for Tx {
-    fn drop(&mut self) {
-        // Queued on the worker before the connection goes back, so it runs
-        // before the next borrower's statements (sqlx::Transaction's drop
-        // does the same).
-        if let Inner::Held { conn, open: true } = &mut self.0 {
-            AnyTransactionManager::start_rollback(conn);
         }
     }
 }
