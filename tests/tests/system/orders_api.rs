@@ -116,9 +116,19 @@ async fn the_orders_list_pages_through_every_order_once_newest_first() {
         created.windows(2).all(|w| w[0] >= w[1]),
         "newest first: {created:?}"
     );
-    // Settled, a listed order is its detail, timeline included.
+    // Settled, a listed order is its detail, timeline included. Confirmed
+    // is not settled: capture, invoice and dispatch still follow it, so wait
+    // for the saga's last events before comparing two reads.
+    let last_steps = [
+        evt::PAYMENT_CAPTURED_V1,
+        evt::INVOICE_ISSUED_V1,
+        evt::SHIPMENT_DISPATCHED_V1,
+    ];
     for id in &placed {
-        leo.wait_for_status(*id, "confirmed", SETTLE).await;
+        leo.wait_for_order(*id, "the saga's last events", SETTLE, |o| {
+            last_steps.iter().all(|subject| o.has_event(subject))
+        })
+        .await;
     }
     let everything: OrderPage = leo.orders(Some(100), None).await.expect(200).json();
     for listed in &everything.items {
