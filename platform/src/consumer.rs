@@ -209,20 +209,12 @@ async fn consume<H: EventHandler>(
 /// and has no order to keep) is spread by its stream sequence, so a flood of
 /// poison does not queue up in one lane ahead of good events.
 fn lane_of(payload: &[u8], stream_seq: u64, lanes: usize) -> usize {
-    #[derive(serde::Deserialize)]
-    struct Aggregate<'a> {
-        #[serde(borrow)]
-        subject: Option<std::borrow::Cow<'a, str>>,
-    }
     use std::hash::{Hash, Hasher};
     if lanes <= 1 {
         return 0;
     }
     let lanes = lanes as u64;
-    let Some(key) = serde_json::from_slice::<Aggregate>(payload)
-        .ok()
-        .and_then(|a| a.subject)
-    else {
+    let Some(key) = crate::delivery::aggregate_of(payload) else {
         return (stream_seq % lanes) as usize;
     };
     let mut hasher = std::collections::hash_map::DefaultHasher::new();

@@ -1,6 +1,8 @@
 //! What a handler sees of a message, and what it answers: the platform
 //! consumer loop alone acks, naks or dead-letters, from the handler's outcome.
 
+use std::borrow::Cow;
+
 use async_nats::HeaderMap;
 use bytes::Bytes;
 use contracts::envelope::DecodeError;
@@ -31,6 +33,12 @@ impl Delivery {
         Envelope::<T>::from_slice(&self.payload).map_err(HandlerError::from)
     }
 
+    /// The aggregate the event is about (its CloudEvents `subject`); None
+    /// when the payload has none or is not JSON.
+    pub fn aggregate(&self) -> Option<Cow<'_, str>> {
+        aggregate_of(&self.payload)
+    }
+
     /// The `traceparent` header, if any.
     pub fn traceparent(&self) -> Option<&str> {
         self.headers
@@ -38,6 +46,19 @@ impl Delivery {
             .and_then(|h| h.get(TRACEPARENT))
             .map(|v| v.as_str())
     }
+}
+
+/// The CloudEvents `subject` of an event's JSON, borrowed where it can be;
+/// the other fields are skipped, not decoded.
+pub(crate) fn aggregate_of(payload: &[u8]) -> Option<Cow<'_, str>> {
+    #[derive(serde::Deserialize)]
+    struct Aggregate<'a> {
+        #[serde(borrow)]
+        subject: Option<Cow<'a, str>>,
+    }
+    serde_json::from_slice::<Aggregate>(payload)
+        .ok()
+        .and_then(|a| a.subject)
 }
 
 /// How handling went; the consumer loop turns it into ack / nak / dead letter.

@@ -16,7 +16,11 @@
 //!
 //! What must not wait with the write lock held (an outside system's
 //! answer) a reaction learns in [`Reaction::prepare`], before the
-//! transaction opens.
+//! transaction opens. A prepare sees only what is committed, so a lot is
+//! taken in runs in which no aggregate comes twice, each run committed
+//! before the next is prepared: the second event of an order is prepared
+//! knowing what the first one did (finance must not ask the card provider
+//! for an order whose rejection came just before it).
 
 use std::future::Future;
 
@@ -49,12 +53,13 @@ pub trait Reaction: Send + Sync + 'static {
     /// [`EventHandler::waits_outside`]).
     const PREPARES: bool = false;
 
-    /// Runs before the transaction opens (for every delivery of a lot at
-    /// once, before the lot's), for work that must not hold the database's
-    /// write lock while it waits: asking an outside system, say. It may
-    /// run again for the same delivery (a retry, or a failed lot handled
-    /// one by one), so what it asks must be idempotent. By default it
-    /// learns nothing.
+    /// Runs before the transaction opens (for every delivery of a run at
+    /// once, before the run's; a run holds no aggregate twice, and the
+    /// deliveries before it are committed), for work that must not hold
+    /// the database's write lock while it waits: asking an outside system,
+    /// say. It may run again for the same delivery (a retry, or a failed
+    /// lot handled one by one), so what it asks must be idempotent. By
+    /// default it learns nothing.
     fn prepare<'a>(
         &'a self,
         _delivery: &'a Delivery,
@@ -135,14 +140,35 @@ impl<R: Reaction> EventHandler for InTx<R> {
     }
 
     async fn handle_all(&self, deliveries: &[Delivery], spans: &[tracing::Span]) -> bool {
-        match self.all(deliveries, spans).await {
-            Ok(()) => true,
-            Err(error) => {
-                // Dropping the transaction rolled the whole lot back.
-                tracing::debug!(%error, deliveries = deliveries.len(),
+        let mut start = 0;
+        while start < deliveries.len() {
+            let end = if R::PREPARES {
+                start + distinct_run(&deliveries[start..])
+            } else {
+                deliveries.len()
+            };
+            if let Err(error) = self.all(&deliveries[start..end], &spans[start..end]).await {
+                // Dropping the transaction rolled this run back. The runs
+                // before it are committed: handled again one by one, their
+                // inbox claims make them change nothing.
+                tracing::debug!(%error, deliveries = end - start,
                     "batch failed; handling its deliveries one by one");
-                false
+                return false;
             }
+            start = end;
         }
+        true
     }
+}
+
+/// How many of `deliveries` (at least one) come before an aggregate repeats.
+/// A delivery without an aggregate ends no run: it cannot be decoded, and
+/// nothing is prepared for it.
+fn distinct_run(deliveries: &[Delivery]) -> usize {
+    let mut seen = std::collections::HashSet::new();
+    deliveries
+        .iter()
+        .position(|d| d.aggregate().is_some_and(|key| !seen.insert(key)))
+        .unwrap_or(deliveries.len())
+        .max(1)
 }

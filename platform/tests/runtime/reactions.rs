@@ -145,3 +145,120 @@ async fn drain(broker: &Broker, db: &Db, consumer: &'static str, last: u64) {
     .await;
     running.stop().await;
 }
+
+/// Records each product.created it handles with what its prepare saw: how
+/// many events of the same aggregate were committed before it.
+struct Sequencer {
+    db: Db,
+    consumer: &'static str,
+}
+
+impl Reaction for Sequencer {
+    type Prepared = i64;
+    const PREPARES: bool = true;
+
+    async fn prepare(&self, delivery: &Delivery) -> Result<i64, HandlerError> {
+        let aggregate = delivery.decode::<ProductCreatedV1>()?.subject;
+        let mut conn = self.db.conn().await?;
+        let seen = sqlx::query_scalar("SELECT COUNT(*) FROM test_seen WHERE aggregate = $1")
+            .bind(aggregate)
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(seen)
+    }
+
+    async fn react(
+        &self,
+        tx: &mut Tx,
+        delivery: &Delivery,
+        seen_before: i64,
+    ) -> Result<Effect, HandlerError> {
+        let event = delivery.decode::<ProductCreatedV1>()?;
+        if !inbox::claim(tx, self.consumer, &event.id.to_string()).await? {
+            return Ok(Effect::Quiet);
+        }
+        sqlx::query("INSERT INTO test_seen (aggregate, name, seen_before) VALUES ($1, $2, $3)")
+            .bind(&event.subject)
+            .bind(&event.data.name)
+            .bind(seen_before)
+            .execute(&mut **tx)
+            .await?;
+        Ok(Effect::Quiet)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prepare_sees_what_the_same_aggregates_earlier_events_did_even_in_one_lot() {
+    platform::metrics::install(SERVICE);
+    on_every_backend(prepare_sees_earlier_events_of_its_aggregate).await;
+}
+
+async fn prepare_sees_earlier_events_of_its_aggregate(backend: Backend) {
+    // Arrange: three events each of four aggregates, interleaved, published
+    // while the consumer is stopped, so that its one lane has them at hand.
+    let broker = broker().await;
+    let (_test_db, db) = database(backend).await;
+    execute(
+        &db,
+        "CREATE TABLE test_seen (aggregate TEXT NOT NULL, name TEXT NOT NULL, \
+         seen_before BIGINT NOT NULL)",
+    )
+    .await;
+    let consumer = match backend {
+        Backend::Sqlite => "sequencer-sqlite",
+        Backend::Postgres => "sequencer-postgres",
+    };
+    let together_before = metric("bazaar_deliveries_committed_together_total", consumer);
+    let mut last = 0;
+    for round in 0..3 {
+        for aggregate in ["a", "b", "c", "d"] {
+            let mut event = product_created(&format!("{aggregate}-{round}"));
+            event.subject = format!("aggregate-{aggregate}");
+            last = publish_event(&broker.js, &event).await;
+        }
+    }
+
+    // Act
+    let handler = InTx::new(
+        db.clone(),
+        Outbox::new(db.clone(), broker.js.clone()),
+        Sequencer {
+            db: db.clone(),
+            consumer,
+        },
+    );
+    let spec = ConsumerSpec::new(PRODUCT_STREAM, consumer, &[PRODUCT_CREATED]).with_lanes(1);
+    let running = start(&broker.js, spec, handler);
+    let js = &broker.js;
+    wait_until(
+        WAIT,
+        "the consumer has finished the stream",
+        || async move { consumer_settled(js, consumer, last).await },
+    )
+    .await;
+    running.stop().await;
+
+    // Assert: the n-th event of an aggregate was prepared knowing the n
+    // before it, though on SQLite they came in lots.
+    for round in 0..3 {
+        for aggregate in ["a", "b", "c", "d"] {
+            let name = format!("{aggregate}-{round}");
+            assert_eq!(
+                scalar(
+                    &db,
+                    &format!("SELECT seen_before FROM test_seen WHERE name = '{name}'")
+                )
+                .await,
+                round,
+                "[{backend}] what the prepare of {name} saw"
+            );
+        }
+    }
+    let together = metric("bazaar_deliveries_committed_together_total", consumer) - together_before;
+    if backend == Backend::Sqlite {
+        assert!(
+            together >= 2.0,
+            "[{backend}] deliveries committed together: {together}"
+        );
+    }
+}
