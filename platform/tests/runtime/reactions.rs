@@ -129,12 +129,25 @@ async fn commit_together_and_dead_letter_alone(backend: Backend) {
 /// Runs the consumer of [`Tally`] until it has finished the stream up to
 /// `last`, then stops it.
 async fn drain(broker: &Broker, db: &Db, consumer: &'static str, last: u64) {
+    run_until_settled(broker, db, Tally { consumer }, consumer, 2, last).await;
+}
+
+/// Runs `reaction` as `consumer` with `lanes` lanes until it has finished
+/// the stream up to `last`, then stops it.
+async fn run_until_settled<R: Reaction>(
+    broker: &Broker,
+    db: &Db,
+    reaction: R,
+    consumer: &'static str,
+    lanes: usize,
+    last: u64,
+) {
     let handler = InTx::new(
         db.clone(),
         Outbox::new(db.clone(), broker.js.clone()),
-        Tally { consumer },
+        reaction,
     );
-    let spec = ConsumerSpec::new(PRODUCT_STREAM, consumer, &[PRODUCT_CREATED]).with_lanes(2);
+    let spec = ConsumerSpec::new(PRODUCT_STREAM, consumer, &[PRODUCT_CREATED]).with_lanes(lanes);
     let running = start(&broker.js, spec, handler);
     let js = &broker.js;
     wait_until(
@@ -219,24 +232,11 @@ async fn prepare_sees_earlier_events_of_its_aggregate(backend: Backend) {
     }
 
     // Act
-    let handler = InTx::new(
-        db.clone(),
-        Outbox::new(db.clone(), broker.js.clone()),
-        Sequencer {
-            db: db.clone(),
-            consumer,
-        },
-    );
-    let spec = ConsumerSpec::new(PRODUCT_STREAM, consumer, &[PRODUCT_CREATED]).with_lanes(1);
-    let running = start(&broker.js, spec, handler);
-    let js = &broker.js;
-    wait_until(
-        WAIT,
-        "the consumer has finished the stream",
-        || async move { consumer_settled(js, consumer, last).await },
-    )
-    .await;
-    running.stop().await;
+    let sequencer = Sequencer {
+        db: db.clone(),
+        consumer,
+    };
+    run_until_settled(&broker, &db, sequencer, consumer, 1, last).await;
 
     // Assert: the n-th event of an aggregate was prepared knowing the n
     // before it, though on SQLite they came in lots.
