@@ -245,6 +245,27 @@ impl Streams {
         all
     }
 
+    /// Whether every durable consumer that `services` declare
+    /// (`contracts::consumers`) exists on its stream. A service answers
+    /// `/readyz` before it has declared them (it may be waiting for another
+    /// team's stream), and until then [`Streams::consumers_idle`] cannot
+    /// see what it has still to read.
+    pub async fn durables_declared(&self, services: &[&str]) -> bool {
+        let readers =
+            contracts::consumers::durable_readers().filter(|c| services.contains(&c.service));
+        for reader in readers {
+            for reads in reader.reads {
+                let Ok(stream) = self.js.get_stream(reads.from.stream()).await else {
+                    return false;
+                };
+                if stream.consumer_info(reader.service).await.is_err() {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
     /// Whether every durable consumer has been delivered everything and
     /// acknowledged it (each service has handled all it was sent).
     pub async fn consumers_idle(&self) -> bool {
