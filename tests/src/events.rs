@@ -246,7 +246,8 @@ impl Streams {
     }
 
     /// Whether every durable consumer that `services` declare
-    /// (`contracts::consumers`) exists on its stream. A service answers
+    /// (`contracts::consumers`) exists on its stream, where that stream's
+    /// owner is among `services` too (no other creates it). A service answers
     /// `/readyz` before it has declared them (it may be waiting for another
     /// team's stream), and until then [`Streams::consumers_idle`] cannot
     /// see what it has still to read.
@@ -254,7 +255,11 @@ impl Streams {
         let readers =
             contracts::consumers::durable_readers().filter(|c| services.contains(&c.service));
         for reader in readers {
-            for reads in reader.reads {
+            let owned = reader
+                .reads
+                .iter()
+                .filter(|r| services.contains(&r.from.service()));
+            for reads in owned {
                 let Ok(stream) = self.js.get_stream(reads.from.stream()).await else {
                     return false;
                 };
