@@ -396,10 +396,18 @@ impl crate::Shop {
             .admin_api()
             .stocked_product(sku, price_minor, on_hand)
             .await;
-        self.streams()
-            .await
-            .wait_consumers_idle(Duration::from_secs(20))
-            .await;
+        // A service answers /readyz before it has declared its consumers
+        // (it may wait for another team's stream); idle means read only
+        // once they exist.
+        let services = self.service_names();
+        let streams = self.streams().await;
+        crate::wait_until(
+            Duration::from_secs(20),
+            "every service's durable consumers are declared",
+            || streams.durables_declared(&services),
+        )
+        .await;
+        streams.wait_consumers_idle(Duration::from_secs(20)).await;
         product
     }
 

@@ -110,6 +110,11 @@ impl Shop {
         }
     }
 
+    /// The name of the service of each instance, e.g. `product-svc`.
+    pub(crate) fn service_names(&self) -> Vec<&'static str> {
+        self.instances.iter().map(|i| i.service.name()).collect()
+    }
+
     /// The instance names, e.g. `product-svc-0`.
     pub fn instances(&self) -> Vec<&str> {
         self.instances

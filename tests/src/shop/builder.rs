@@ -192,29 +192,7 @@ impl ShopBuilder {
         }
         let all: Vec<usize> = (0..shop.instances.len()).collect();
         shop.launch(&all).await?;
-        shop.wait_durables_declared().await?;
         Ok(shop)
-    }
-}
-
-impl Shop {
-    /// Waits until every started service has declared its durable
-    /// consumers, so that a test that waits for them to go idle waits for
-    /// them to read too.
-    async fn wait_durables_declared(&self) -> anyhow::Result<()> {
-        let services: Vec<&str> = self.instances.iter().map(|i| i.service.name()).collect();
-        let streams = self.streams().await;
-        let deadline = tokio::time::Instant::now() + self.ready_timeout;
-        while !streams.durables_declared(&services).await {
-            if tokio::time::Instant::now() >= deadline {
-                bail!(
-                    "the services' durable consumers were not all declared within {:?}",
-                    self.ready_timeout
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Ok(())
     }
 }
 
