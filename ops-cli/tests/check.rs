@@ -90,8 +90,8 @@ async fn check_passes_on_a_settled_history_and_names_a_forged_second_outcome() {
     assert_eq!(wait_final(&alice, shipped).await, "shipped");
     assert_eq!(wait_final(&alice, declined).await, "rejected");
     wait_final(&alice, cancelled).await;
+    shop.wait_consumers_idle(SETTLE).await;
     let streams = shop.streams().await;
-    streams.wait_consumers_idle(SETTLE).await;
 
     // Act + assert: nothing is wrong.
     let clean = bazaar(&shop, &["check", "--settled", "--json"]).await;

@@ -396,23 +396,29 @@ impl crate::Shop {
             .admin_api()
             .stocked_product(sku, price_minor, on_hand)
             .await;
-        // A service answers /readyz before it has declared its consumers
-        // (it may wait for another team's stream); idle means read only
-        // once they exist.
-        let services = self.service_names();
-        let streams = self.streams().await;
-        crate::wait_until(
-            Duration::from_secs(20),
-            "every service's durable consumers are declared",
-            || streams.durables_declared(&services),
-        )
-        .await;
-        streams.wait_consumers_idle(Duration::from_secs(20)).await;
+        self.wait_consumers_idle(Duration::from_secs(20)).await;
         product
     }
 
     /// This shop's streams, as `ops` sees them.
     pub async fn streams(&self) -> crate::Streams {
         crate::Streams::connect(self.nats()).await
+    }
+
+    /// Waits until the services have handled everything they were sent:
+    /// every durable consumer they declare exists and is idle. A service
+    /// answers `/readyz` before it has declared its consumers (it may wait
+    /// for another team's stream), so idle alone can pass before it reads.
+    pub async fn wait_consumers_idle(&self, within: Duration) {
+        let services = self.service_names();
+        let streams = self.streams().await;
+        crate::wait_until(
+            within,
+            "every service's durable consumers are declared and idle",
+            || async {
+                streams.durables_declared(&services).await && streams.consumers_idle().await
+            },
+        )
+        .await;
     }
 }

@@ -250,7 +250,7 @@ impl Streams {
     /// owner is among `services` too (no other creates it). A service answers
     /// `/readyz` before it has declared them (it may be waiting for another
     /// team's stream), and until then [`Streams::consumers_idle`] cannot
-    /// see what it has still to read.
+    /// see what it has still to read (see `Shop::wait_consumers_idle`).
     pub async fn durables_declared(&self, services: &[&str]) -> bool {
         let readers =
             contracts::consumers::durable_readers().filter(|c| services.contains(&c.service));

@@ -229,10 +229,7 @@ async fn shop_with_a_keyboard() -> (Shop, Product) {
         })
     })
     .await;
-    shop.streams()
-        .await
-        .wait_consumers_idle(Duration::from_secs(20))
-        .await;
+    shop.wait_consumers_idle(Duration::from_secs(20)).await;
     (shop, keyboard)
 }
 
