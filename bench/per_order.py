@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""CPU time and context switches per order, per process of a running shop.
+"""CPU time, context switches and disk writes per order, per process of a
+running shop.
 
 Usage: python3 bench/per_order.py DATA_DIR [ORDERS] [BAZAAR]
 
@@ -8,7 +9,10 @@ stock first: `bazaar seed --data-dir DATA_DIR --stock 100000`). Sums
 utime + stime and voluntary + nonvoluntary context switches over every
 thread (/proc/<pid>/task/*) of each service in up.json and of the shop's
 nats-server, before and after `bazaar load --orders ORDERS --concurrency
-32`, and divides by the orders. Linux only; standard library only.
+32`, and divides by the orders. Disk writes are `write_bytes` of
+/proc/<pid>/io: what the process caused to be sent to the disk (WAL
+frames, checkpoints, the broker's store), not what it wrote to the page
+cache. Linux only; standard library only.
 """
 
 import glob
@@ -32,7 +36,19 @@ def threads_of(pid):
                         switches += int(line.split()[1])
         except (FileNotFoundError, ProcessLookupError):
             pass  # a thread ended between the listing and the read
-    return cpu, switches
+    return cpu, switches, written(pid)
+
+
+def written(pid):
+    """Bytes the process caused to be sent to the storage layer."""
+    try:
+        with open(f"/proc/{pid}/io") as f:
+            for line in f:
+                if line.startswith("write_bytes:"):
+                    return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        pass
+    return 0
 
 
 def main():
@@ -61,15 +77,18 @@ def main():
     after = {name: threads_of(pid) for name, pid in pids.items()}
     if load.returncode != 0:
         sys.exit(f"bazaar load failed ({load.returncode}): {load.stderr.strip()}")
-    total_cpu = total_switches = 0.0
+    total_cpu = total_switches = total_kib = 0.0
     for name in pids:
         cpu = (after[name][0] - before[name][0]) * 1000 / tick / orders
         switches = (after[name][1] - before[name][1]) / orders
+        kib = (after[name][2] - before[name][2]) / 1024 / orders
         total_cpu += cpu
         total_switches += switches
-        print(f"{name:18} {cpu:5.2f} ms CPU/order  {switches:6.1f} switches/order")
+        total_kib += kib
+        print(f"{name:18} {cpu:5.2f} ms CPU/order  {switches:6.1f} switches/order"
+              f"  {kib:6.1f} KiB written/order")
     print(f"{'all':18} {total_cpu:5.2f} ms CPU/order  {total_switches:6.1f} switches/order"
-          f"  ({orders / took:.1f} orders/s)")
+          f"  {total_kib:6.1f} KiB written/order  ({orders / took:.1f} orders/s)")
 
 
 if __name__ == "__main__":
