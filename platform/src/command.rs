@@ -8,10 +8,12 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use uuid::Uuid;
 
-use contracts::commands::{CommandError, ErrorKind, Reply};
+use contracts::commands::{CommandError, ErrorKind, FieldError, Reply, Request};
+use sha2::{Digest, Sha256};
 
 use crate::db::{Db, Tx};
 use crate::group_commit::NotCommitted;
+use crate::idempotency::Recorded;
 use crate::outbox::Outbox;
 
 /// What a command decided: its answer and the events it wrote to the outbox.
@@ -47,21 +49,77 @@ impl From<anyhow::Error> for Refusal {
     }
 }
 
-/// Runs `decide` inside a transaction, once per `command_id`. On SQLite
+/// A command as it was asked: its name, its id, and a digest of who asked
+/// what (the actor and the body). A command id seen before answers with
+/// the first reply only when name and digest match too; a client that
+/// reuses an `Idempotency-Key` for another request is told so, and is
+/// never answered with another command's outcome.
+#[derive(Debug, Clone)]
+pub struct Asked {
+    name: &'static str,
+    id: String,
+    digest: String,
+}
+
+impl Asked {
+    /// The command `name` carried by `request`.
+    pub fn new<B: Serialize>(name: &'static str, request: &Request<B>) -> Asked {
+        Asked::of(
+            name,
+            request.command_id.clone(),
+            &(&request.actor, &request.body),
+        )
+    }
+
+    /// The command `name` with id `id`, asking `what`.
+    pub fn of<W: Serialize + ?Sized>(name: &'static str, id: String, what: &W) -> Asked {
+        let mut hasher = Sha256::new();
+        hasher.update(name.as_bytes());
+        hasher.update([0]);
+        // Serialising plain data cannot fail; if it did, the digest of the
+        // name alone still refuses a reuse by another command.
+        if let Ok(json) = serde_json::to_vec(what) {
+            hasher.update(&json);
+        }
+        let digest = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Asked { name, id, digest }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+/// The answer to a command id reused for a different request.
+fn reused_id() -> CommandError {
+    CommandError {
+        kind: ErrorKind::Invalid,
+        message: "this Idempotency-Key was already used for a different request".into(),
+        errors: vec![FieldError {
+            field: "Idempotency-Key".into(),
+            message: "already used for a different request; send a new key with a new request"
+                .into(),
+        }],
+    }
+}
+
+/// Runs `decide` inside a transaction, once per command id. On SQLite
 /// the transaction is shared with the commands that arrive meanwhile
 /// ([`crate::group_commit`]), each inside a savepoint of its own.
-pub async fn execute<T, F>(
-    db: &Db,
-    outbox: &Outbox,
-    command: &str,
-    command_id: &str,
-    decide: F,
-) -> Reply<T>
+pub async fn execute<T, F>(db: &Db, outbox: &Outbox, asked: Asked, decide: F) -> Reply<T>
 where
     T: Serialize + DeserializeOwned + Clone + Send + 'static,
     F: for<'a> FnOnce(&'a mut Tx) -> BoxFuture<'a, Result<Decided<T>, Refusal>> + Send + 'static,
 {
-    match attempt(db, command, command_id, decide).await {
+    match attempt(db, asked.clone(), decide).await {
         Ok(Attempt::Repeated(reply)) => reply,
         Ok(Attempt::Done(decided)) => {
             crate::fault::point(crate::fault::OUTBOX_AFTER_COMMIT);
@@ -85,10 +143,11 @@ where
                 let update =
                     sqlx::query("UPDATE platform_command_log SET reply = $1 WHERE command_id = $2");
                 if let Err(error) = db
-                    .execute_relaxed(update.bind(stored).bind(command_id))
+                    .execute_relaxed(update.bind(stored).bind(asked.id()))
                     .await
                 {
-                    tracing::warn!(command_id, %error, "could not store the reply's stream sequence");
+                    tracing::warn!(command_id = asked.id(), %error,
+                        "could not store the reply's stream sequence");
                 }
             }
             reply
@@ -97,10 +156,11 @@ where
         Err(Refusal::Failed(error)) => {
             // A concurrent twin of this command may have won the race on
             // the command log; its reply is the answer.
-            if let Ok(Some(reply)) = recorded_reply::<T>(db, command_id).await {
+            if let Ok(Some(reply)) = recorded_reply::<T>(db, &asked).await {
                 return reply;
             }
-            tracing::error!(command, command_id, error = %format!("{error:#}"), "command failed");
+            tracing::error!(command = asked.name, command_id = asked.id(),
+                error = %format!("{error:#}"), "command failed");
             Reply::Error {
                 error: CommandError::new(
                     ErrorKind::Unavailable,
@@ -118,30 +178,22 @@ enum Attempt<T> {
 
 /// The command in a transaction of its own (PostgreSQL) or in the next
 /// group commit (SQLite); nothing of it is kept unless it is `Done`.
-async fn attempt<T, F>(
-    db: &Db,
-    command: &str,
-    command_id: &str,
-    decide: F,
-) -> Result<Attempt<T>, Refusal>
+async fn attempt<T, F>(db: &Db, asked: Asked, decide: F) -> Result<Attempt<T>, Refusal>
 where
     T: Serialize + DeserializeOwned + Clone + Send + 'static,
     F: for<'a> FnOnce(&'a mut Tx) -> BoxFuture<'a, Result<Decided<T>, Refusal>> + Send + 'static,
 {
     let Some(group) = db.group_commit() else {
         let mut tx = db.begin().await?;
-        let attempted = decide_once(&mut tx, command, command_id, decide).await?;
+        let attempted = decide_once(&mut tx, &asked, decide).await?;
         if let Attempt::Done(_) = attempted {
             tx.commit().await?;
         }
         return Ok(attempted);
     };
     // The lot runs on its own task: the work owns what it reads.
-    let (command, command_id) = (command.to_owned(), command_id.to_owned());
     let attempted = group
-        .run(move |tx| {
-            Box::pin(async move { decide_once(tx, &command, &command_id, decide).await })
-        })
+        .run(move |tx| Box::pin(async move { decide_once(tx, &asked, decide).await }))
         .await;
     attempted.map_err(|not| match not {
         NotCommitted::Failed(refusal) => refusal,
@@ -154,20 +206,15 @@ where
     })
 }
 
-/// The command's reply if `command_id` was seen, else `decide` and its
-/// record in the command log; `tx` is neither committed nor rolled back.
-async fn decide_once<T, F>(
-    tx: &mut Tx,
-    command: &str,
-    command_id: &str,
-    decide: F,
-) -> Result<Attempt<T>, Refusal>
+/// The command's reply if its id was seen, else `decide` and its record in
+/// the command log; `tx` is neither committed nor rolled back.
+async fn decide_once<T, F>(tx: &mut Tx, asked: &Asked, decide: F) -> Result<Attempt<T>, Refusal>
 where
     T: Serialize + DeserializeOwned + Clone + Send,
     F: for<'a> FnOnce(&'a mut Tx) -> BoxFuture<'a, Result<Decided<T>, Refusal>>,
 {
-    if let Some(stored) = crate::idempotency::recorded(tx, command_id).await? {
-        return Ok(Attempt::Repeated(parse_reply(&stored)?));
+    if let Some(stored) = crate::idempotency::recorded(tx, &asked.id).await? {
+        return Ok(Attempt::Repeated(answer(&stored, asked)?));
     }
     let decided = decide(tx).await?;
     let stored = serde_json::to_string(&Reply::Ok {
@@ -175,18 +222,28 @@ where
         stream_seq: None,
     })
     .map_err(anyhow::Error::from)?;
-    crate::idempotency::record(tx, command_id, command, &stored).await?;
+    crate::idempotency::record(tx, &asked.id, asked.name, &asked.digest, &stored).await?;
     Ok(Attempt::Done(decided))
 }
 
 async fn recorded_reply<T: DeserializeOwned>(
     db: &Db,
-    command_id: &str,
+    asked: &Asked,
 ) -> Result<Option<Reply<T>>, Refusal> {
     let mut tx = db.begin().await?;
-    let stored = crate::idempotency::recorded(&mut tx, command_id).await?;
+    let stored = crate::idempotency::recorded(&mut tx, &asked.id).await?;
     tx.rollback().await?;
-    stored.map(|s| parse_reply(&s)).transpose()
+    stored.map(|s| answer(&s, asked)).transpose()
+}
+
+/// What a command id seen before answers `asked`: the first reply when
+/// `asked` repeats that command, else that the id was used for another.
+fn answer<T: DeserializeOwned>(stored: &Recorded, asked: &Asked) -> Result<Reply<T>, Refusal> {
+    if stored.repeated_by(asked.name, &asked.digest) {
+        parse_reply(&stored.reply)
+    } else {
+        Ok(Reply::Error { error: reused_id() })
+    }
 }
 
 fn parse_reply<T: DeserializeOwned>(stored: &str) -> Result<Reply<T>, Refusal> {

@@ -357,6 +357,7 @@ impl Db {
             "CREATE TABLE IF NOT EXISTS platform_command_log (
                 command_id TEXT PRIMARY KEY,
                 command TEXT NOT NULL,
+                request_digest TEXT,
                 reply TEXT NOT NULL,
                 created_at TEXT NOT NULL
             )"
@@ -381,9 +382,38 @@ impl Db {
                 .await
                 .context("creating the platform tables")?;
         }
+        add_request_digest(&mut tx, self.backend)
+            .await
+            .context("adding request_digest to platform_command_log")?;
         tx.commit().await.context("creating the platform tables")?;
         Ok(())
     }
+}
+
+/// Adds the command log's `request_digest` to a database made before it
+/// existed (its older commands keep none: see `idempotency::Recorded`).
+async fn add_request_digest(tx: &mut Tx, backend: Backend) -> Result<(), sqlx::Error> {
+    const ADD: &str = "ALTER TABLE platform_command_log ADD COLUMN request_digest TEXT";
+    match backend {
+        Backend::Postgres => {
+            tx.execute(
+                "ALTER TABLE platform_command_log ADD COLUMN IF NOT EXISTS request_digest TEXT",
+            )
+            .await?;
+        }
+        Backend::Sqlite => {
+            let present: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM pragma_table_info('platform_command_log') \
+                 WHERE name = 'request_digest'",
+            )
+            .fetch_one(&mut **tx)
+            .await?;
+            if present == 0 {
+                tx.execute(ADD).await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn is_in_memory(url: &str) -> bool {

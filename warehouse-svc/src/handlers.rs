@@ -50,41 +50,36 @@ impl Commands {
             };
         }
         let ctx = EventContext::root(req.command_id.clone(), req.traceparent.clone());
+        let asked = command::Asked::new("set-stock", &req);
         let SetStock {
             product_id,
             on_hand,
         } = req.body;
-        command::execute(
-            &self.db,
-            &self.outbox,
-            "set-stock",
-            &req.command_id,
-            move |tx| {
-                Box::pin(async move {
-                    let created = store::ensure_stock(tx, product_id).await?;
-                    let current = store::lock_stock(tx, product_id).await?.ok_or_else(|| {
-                        Refusal::Failed(anyhow::anyhow!("stock row of {product_id} missing"))
-                    })?;
-                    let adjusted = domain::set_stock(product_id, current, created, on_hand)
-                        .map_err(refusal)?;
-                    let mut events = Vec::new();
-                    if let Some(event) = adjusted.event {
-                        store::set_on_hand(tx, product_id, on_hand).await?;
-                        let envelope = Envelope::new(WAREHOUSE_SVC, event, &ctx);
-                        outbox::push(tx, &envelope).await?;
-                        events.push(envelope.id);
-                    }
-                    Ok(Decided {
-                        value: StockLevel {
-                            product_id,
-                            on_hand: adjusted.level.on_hand,
-                            available: adjusted.level.available(),
-                        },
-                        events,
-                    })
+        command::execute(&self.db, &self.outbox, asked, move |tx| {
+            Box::pin(async move {
+                let created = store::ensure_stock(tx, product_id).await?;
+                let current = store::lock_stock(tx, product_id).await?.ok_or_else(|| {
+                    Refusal::Failed(anyhow::anyhow!("stock row of {product_id} missing"))
+                })?;
+                let adjusted =
+                    domain::set_stock(product_id, current, created, on_hand).map_err(refusal)?;
+                let mut events = Vec::new();
+                if let Some(event) = adjusted.event {
+                    store::set_on_hand(tx, product_id, on_hand).await?;
+                    let envelope = Envelope::new(WAREHOUSE_SVC, event, &ctx);
+                    outbox::push(tx, &envelope).await?;
+                    events.push(envelope.id);
+                }
+                Ok(Decided {
+                    value: StockLevel {
+                        product_id,
+                        on_hand: adjusted.level.on_hand,
+                        available: adjusted.level.available(),
+                    },
+                    events,
                 })
-            },
-        )
+            })
+        })
         .await
     }
 }

@@ -15,65 +15,58 @@ use crate::store;
 impl Handlers {
     pub async fn put_basket_item(&self, req: Request<PutBasketItem>) -> Reply<Basket> {
         let ctx = EventContext::root(req.command_id.clone(), req.traceparent.clone());
+        let asked = command::Asked::new("put-basket-item", &req);
         let customer = req.actor.id.clone();
         let item = req.body;
-        command::execute(
-            &self.db,
-            &self.outbox,
-            "put-basket-item",
-            &req.command_id,
-            move |tx| {
-                Box::pin(async move {
-                    domain::check_basket_quantity(item.quantity).map_err(CommandError::invalid)?;
-                    if item.quantity > 0 {
-                        match store::priced_product(tx, item.product_id).await? {
-                            None => {
-                                return Err(CommandError::new(
-                                    ErrorKind::NotFound,
-                                    "no such product",
-                                )
-                                .into())
-                            }
-                            Some(p) if !p.active => {
-                                return Err(CommandError::invalid(vec![FieldError {
-                                    field: "product_id".into(),
-                                    message: "this product is no longer sold".into(),
-                                }])
-                                .into())
-                            }
-                            Some(_) => {}
+        command::execute(&self.db, &self.outbox, asked, move |tx| {
+            Box::pin(async move {
+                domain::check_basket_quantity(item.quantity).map_err(CommandError::invalid)?;
+                if item.quantity > 0 {
+                    match store::priced_product(tx, item.product_id).await? {
+                        None => {
+                            return Err(
+                                CommandError::new(ErrorKind::NotFound, "no such product").into()
+                            )
                         }
+                        Some(p) if !p.active => {
+                            return Err(CommandError::invalid(vec![FieldError {
+                                field: "product_id".into(),
+                                message: "this product is no longer sold".into(),
+                            }])
+                            .into())
+                        }
+                        Some(_) => {}
                     }
-                    store::set_basket_line(tx, &customer, item.product_id, item.quantity).await?;
-                    let lines = store::basket(tx, &customer).await?;
-                    if lines.len() > MAX_LINES {
-                        return Err(CommandError::invalid(vec![FieldError {
-                            field: "product_id".into(),
-                            message: format!("a basket holds at most {MAX_LINES} products"),
-                        }])
-                        .into());
-                    }
-                    let basket = priced_basket(tx, &customer, &lines).await?;
-                    let event = BasketChangedV1 {
-                        customer_id: customer.clone(),
-                        lines: basket
-                            .lines
-                            .iter()
-                            .map(|l| BasketLineV1 {
-                                product_id: l.product_id,
-                                quantity: l.quantity,
-                                unit_price: l.unit_price.clone(),
-                            })
-                            .collect(),
-                    };
-                    let id = push(tx, event, &ctx).await?;
-                    Ok(Decided {
-                        value: basket,
-                        events: vec![id],
-                    })
+                }
+                store::set_basket_line(tx, &customer, item.product_id, item.quantity).await?;
+                let lines = store::basket(tx, &customer).await?;
+                if lines.len() > MAX_LINES {
+                    return Err(CommandError::invalid(vec![FieldError {
+                        field: "product_id".into(),
+                        message: format!("a basket holds at most {MAX_LINES} products"),
+                    }])
+                    .into());
+                }
+                let basket = priced_basket(tx, &customer, &lines).await?;
+                let event = BasketChangedV1 {
+                    customer_id: customer.clone(),
+                    lines: basket
+                        .lines
+                        .iter()
+                        .map(|l| BasketLineV1 {
+                            product_id: l.product_id,
+                            quantity: l.quantity,
+                            unit_price: l.unit_price.clone(),
+                        })
+                        .collect(),
+                };
+                let id = push(tx, event, &ctx).await?;
+                Ok(Decided {
+                    value: basket,
+                    events: vec![id],
                 })
-            },
-        )
+            })
+        })
         .await
     }
 }

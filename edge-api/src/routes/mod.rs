@@ -151,8 +151,11 @@ pub fn parse_id(raw: &str, what: &str) -> ApiResult<Uuid> {
     Uuid::parse_str(raw).map_err(|_| ApiError::NotFound(format!("no {what} {raw:?}")))
 }
 
-/// The command id: the client's `Idempotency-Key` (scoped to the caller, so
-/// two clients cannot collide), or a fresh one.
+/// The command id: the client's `Idempotency-Key` scoped to the caller, or
+/// a fresh one. The caller's length comes first, so no subject and key can
+/// spell another's (`alice` + `x:y` against `alice:x` + `y`). A key reused
+/// for a different request is refused by the service
+/// (`platform::command::Asked`), never answered with another's outcome.
 pub fn command_id(headers: &HeaderMap, caller: &str) -> ApiResult<String> {
     match headers.get("idempotency-key") {
         None => Ok(Uuid::now_v7().to_string()),
@@ -160,7 +163,7 @@ pub fn command_id(headers: &HeaderMap, caller: &str) -> ApiResult<String> {
             let key = value.to_str().unwrap_or_default().trim();
             let valid = (1..=200).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic());
             if valid {
-                Ok(format!("idem:{caller}:{key}"))
+                Ok(format!("idem:{}:{caller}:{key}", caller.len()))
             } else {
                 Err(ApiError::Validation(vec![FieldError {
                     field: "Idempotency-Key".into(),
@@ -168,5 +171,34 @@ pub fn command_id(headers: &HeaderMap, caller: &str) -> ApiResult<String> {
                 }]))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keyed(key: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "idempotency-key",
+            key.parse().expect("a valid header value"),
+        );
+        headers
+    }
+
+    #[test]
+    fn no_caller_and_key_spell_another_callers_command_id() {
+        let alice = command_id(&keyed("x:y"), "alice").expect("valid key");
+        let other = command_id(&keyed("y"), "alice:x").expect("valid key");
+        assert_ne!(alice, other);
+    }
+
+    #[test]
+    fn the_same_caller_and_key_give_the_same_command_id() {
+        let first = command_id(&keyed("k-1"), "alice").expect("valid key");
+        let again = command_id(&keyed("k-1"), "alice").expect("valid key");
+        assert_eq!(first, again);
+        assert_ne!(first, command_id(&keyed("k-1"), "bob").expect("valid key"));
     }
 }

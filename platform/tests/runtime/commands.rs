@@ -1,17 +1,17 @@
 //! Idempotent commands: a repeated command id gets the first reply back and
-//! changes nothing.
+//! changes nothing; an id reused for another request is refused.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use bazaar_testkit::Backend;
-use contracts::commands::Reply;
+use bazaar_testkit::{Backend, TestDb};
+use contracts::commands::{ErrorKind, Reply};
 use platform::command;
 use platform::outbox::Outbox;
 
 use crate::support::{
-    broker, create_product, create_products_table, database, on_every_backend, product_created,
-    scalar, stream_len, PRODUCT_STREAM,
+    asked, broker, create_product, create_products_table, database, on_every_backend,
+    product_created, scalar, stream_len, PRODUCT_STREAM,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -33,16 +33,14 @@ async fn idempotent_command_returns_the_first_reply(backend: Backend) {
     let first = command::execute(
         &db,
         &outbox,
-        "create-product",
-        command_id,
+        asked("create-product", command_id, "sofa"),
         create_product(runs.clone(), product_created("sofa"), false),
     )
     .await;
     let second = command::execute(
         &db,
         &outbox,
-        "create-product",
-        command_id,
+        asked("create-product", command_id, "sofa"),
         create_product(runs.clone(), product_created("sofa"), false),
     )
     .await;
@@ -110,8 +108,7 @@ async fn commands_from_instances_all_succeed(backend: Backend) {
                 command::execute(
                     &db,
                     &outbox,
-                    "create-product",
-                    &format!("cmd-{i:04}"),
+                    asked("create-product", &format!("cmd-{i:04}"), &i),
                     create_product(runs, product_created(&format!("chair-{i}")), false),
                 )
                 .await
@@ -131,4 +128,171 @@ async fn commands_from_instances_all_succeed(backend: Backend) {
         scalar(&instances[0], "SELECT COUNT(*) FROM test_product").await,
         60
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_id_reused_for_another_request_is_refused_and_changes_nothing() {
+    on_every_backend(reused_command_id_is_refused).await;
+}
+
+async fn reused_command_id_is_refused(backend: Backend) {
+    // Arrange: one product created under the id.
+    let broker = broker().await;
+    let (_test_db, db) = database(backend).await;
+    create_products_table(&db).await;
+    let outbox = Outbox::new(db.clone(), broker.js.clone());
+    let runs = Arc::new(AtomicUsize::new(0));
+    let command_id = "idem:alice:k-1";
+    let first = command::execute(
+        &db,
+        &outbox,
+        asked("create-product", command_id, "sofa"),
+        create_product(runs.clone(), product_created("sofa"), false),
+    )
+    .await;
+    assert!(matches!(first, Reply::Ok { .. }), "[{backend}] {first:?}");
+
+    // Act: the same id asking for another product, then for another command.
+    let other_body = command::execute(
+        &db,
+        &outbox,
+        asked("create-product", command_id, "table"),
+        create_product(runs.clone(), product_created("table"), false),
+    )
+    .await;
+    let other_command = command::execute(
+        &db,
+        &outbox,
+        asked("update-product", command_id, "sofa"),
+        create_product(runs.clone(), product_created("lamp"), false),
+    )
+    .await;
+
+    // Assert: both refused as a reused key, neither ran nor stored a thing.
+    for (what, reply) in [
+        ("another body", &other_body),
+        ("another command", &other_command),
+    ] {
+        assert!(
+            matches!(reply, Reply::Error { error } if error.kind == ErrorKind::Invalid
+                && error.errors.iter().any(|e| e.field == "Idempotency-Key")),
+            "[{backend}] {what} under a used id is refused, naming the key: {reply:?}"
+        );
+    }
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        1,
+        "[{backend}] only the first ran"
+    );
+    assert_eq!(
+        scalar(&db, "SELECT COUNT(*) FROM test_product").await,
+        1,
+        "[{backend}] products stored"
+    );
+    assert_eq!(
+        scalar(&db, "SELECT COUNT(*) FROM platform_command_log").await,
+        1,
+        "[{backend}] command log rows"
+    );
+    let repeat = command::execute(
+        &db,
+        &outbox,
+        asked("create-product", command_id, "sofa"),
+        create_product(runs.clone(), product_created("sofa"), false),
+    )
+    .await;
+    assert_eq!(
+        repeat, first,
+        "[{backend}] the true repeat still gets the first reply"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_recorded_before_digests_were_kept_is_still_answered_on_repeat() {
+    on_every_backend(command_without_digest_is_answered).await;
+}
+
+async fn command_without_digest_is_answered(backend: Backend) {
+    // Arrange: a database whose command log predates `request_digest`,
+    // with one command in it.
+    let test_db = TestDb::new(backend).await;
+    let raw = sqlx_connect(&test_db).await;
+    raw_execute(
+        &raw,
+        "CREATE TABLE platform_command_log (command_id TEXT PRIMARY KEY, \
+         command TEXT NOT NULL, reply TEXT NOT NULL, created_at TEXT NOT NULL)",
+    )
+    .await;
+    raw_execute(
+        &raw,
+        "INSERT INTO platform_command_log VALUES ('cmd-old', 'create-product', \
+         '{\"status\":\"ok\",\"value\":\"SKU-old\"}', '2026-01-01T00:00:00Z')",
+    )
+    .await;
+    raw.close().await;
+
+    // Act: the service starts on it (adding the column), and the command
+    // is repeated.
+    let db = platform::Db::connect(&platform::Secret::new(test_db.url()))
+        .await
+        .unwrap_or_else(|e| panic!("[{backend}] starting on the old database: {e:#}"));
+    create_products_table(&db).await;
+    let broker = broker().await;
+    let outbox = Outbox::new(db.clone(), broker.js.clone());
+    let runs = Arc::new(AtomicUsize::new(0));
+    let repeat: Reply<String> = command::execute(
+        &db,
+        &outbox,
+        asked("create-product", "cmd-old", "anything"),
+        create_product(runs.clone(), product_created("new"), false),
+    )
+    .await;
+    let fresh = command::execute(
+        &db,
+        &outbox,
+        asked("create-product", "cmd-new", "new"),
+        create_product(runs.clone(), product_created("new"), false),
+    )
+    .await;
+
+    // Assert
+    assert!(
+        matches!(&repeat, Reply::Ok { value, .. } if value == "SKU-old"),
+        "[{backend}] the old command's reply: {repeat:?}"
+    );
+    assert!(
+        matches!(fresh, Reply::Ok { .. }),
+        "[{backend}] a new command runs: {fresh:?}"
+    );
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        1,
+        "[{backend}] only the new command ran"
+    );
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT COUNT(*) FROM platform_command_log WHERE request_digest IS NOT NULL"
+        )
+        .await,
+        1,
+        "[{backend}] the new command's digest is kept"
+    );
+}
+
+/// A plain sqlx connection to `test_db`, without the platform's tables.
+async fn sqlx_connect(test_db: &TestDb) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(test_db.url())
+        .await
+        .expect("connecting to the test database")
+}
+
+async fn raw_execute(pool: &sqlx::AnyPool, sql: &str) {
+    sqlx::query(sql)
+        .execute(pool)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }

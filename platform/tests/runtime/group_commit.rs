@@ -15,7 +15,7 @@ use platform::Tx;
 use tokio::sync::oneshot;
 
 use crate::support::{
-    broker, create_product, create_products_table, database, execute, on_every_backend,
+    asked, broker, create_product, create_products_table, database, execute, on_every_backend,
     product_created, scalar, stream_len, PRODUCT_STREAM,
 };
 
@@ -165,7 +165,7 @@ async fn commands_keep_their_own_outcomes(backend: Backend) {
                 let id = format!("cmd-{i:04}");
                 (
                     i,
-                    command::execute(&db, &outbox, "create-product", &id, decide).await,
+                    command::execute(&db, &outbox, asked("create-product", &id, &i), decide).await,
                 )
             })
         })

@@ -15,7 +15,7 @@ use contracts::product::ProductCreatedV1;
 use contracts::subjects::{dlq_subject, evt, DLQ_STREAM};
 use contracts::{Envelope, EventContext, Money, Team};
 use futures::future::BoxFuture;
-use platform::command::{Decided, Refusal};
+use platform::command::{Asked, Decided, Refusal};
 use platform::consumer::EventHandler;
 use platform::outbox;
 use platform::streams::ConsumerSpec;
@@ -254,6 +254,11 @@ impl Running {
         self.stop.cancel();
         join(self.task, "the consumer loop").await;
     }
+}
+
+/// The command `name` with id `id`, asking `what`.
+pub fn asked<W: serde::Serialize + ?Sized>(name: &'static str, id: &str, what: &W) -> Asked {
+    Asked::of(name, id.to_owned(), what)
 }
 
 /// The table [`create_product`] writes to.

@@ -1,0 +1,133 @@
+//! `Idempotency-Key` through the edge (DESIGN §4, §7): a key answers with
+//! its first outcome only when the same caller repeats the same request;
+//! reused for another request it is refused (422, naming the header) and
+//! nothing happens, never answered with another request's outcome.
+
+use bazaar_testkit::api::{NewOrder, Order, Problem, Product};
+use bazaar_testkit::Shop;
+use contracts::subjects::evt;
+use reqwest::Method;
+use serde_json::json;
+
+use crate::SETTLE;
+
+fn names_the_key(problem: &Problem) -> bool {
+    problem
+        .errors
+        .iter()
+        .flatten()
+        .any(|e| e.field == "Idempotency-Key")
+}
+
+#[tokio::test]
+async fn a_key_reused_for_another_request_is_refused_and_does_nothing() {
+    let shop = Shop::builder().start().await;
+    let _logs = shop.logs_on_failure();
+    let lamp = shop.stocked_product("IDEM-LAMP", 1200, 50).await;
+    let alice = shop.customer_api("alice");
+    let first: Order = alice
+        .place_order(&NewOrder::of(lamp.id, 1, "tok_visa"), Some("first-order"))
+        .await
+        .expect_one_of(&[201, 202])
+        .json();
+
+    // The same key, the same request: the first order again.
+    let again: Order = alice
+        .place_order(&NewOrder::of(lamp.id, 1, "tok_visa"), Some("first-order"))
+        .await
+        .expect_one_of(&[201, 202])
+        .json();
+    assert_eq!(again.id, first.id);
+
+    // The same key, another quantity: refused, no second order.
+    let other_body = alice
+        .place_order(&NewOrder::of(lamp.id, 2, "tok_visa"), Some("first-order"))
+        .await
+        .expect(422)
+        .problem();
+    assert!(names_the_key(&other_body), "{other_body:?}");
+
+    // The same key on another endpoint, cancelling another order: refused,
+    // and that order can still be cancelled with a key of its own.
+    let second = alice.place_order_of(lamp.id, 1, "tok_visa").await;
+    let cancel = |key: &'static str| {
+        let request = alice
+            .request(
+                Method::POST,
+                &format!("/api/v1/orders/{}/cancel", second.id),
+            )
+            .header("Idempotency-Key", key);
+        alice.send(request)
+    };
+    let reused = cancel("first-order").await.expect(422).problem();
+    assert!(names_the_key(&reused), "{reused:?}");
+    let cancelled: Order = cancel("cancel-second").await.expect(202).json();
+    assert_eq!(
+        cancelled.id, second.id,
+        "the cancel answers with its own order"
+    );
+
+    // Every command commits its events with it, so a refused one left none.
+    shop.wait_consumers_idle(SETTLE).await;
+    let streams = shop.streams().await;
+    assert_eq!(
+        streams.count(evt::ORDER_PLACED_V2).await,
+        2,
+        "two orders placed, no more"
+    );
+
+    // A product edit under a create's key changes nothing.
+    let admin = shop.admin_api();
+    let created: Product = admin
+        .send(
+            admin
+                .request(Method::POST, "/api/v1/products")
+                .header("Idempotency-Key", "p-1")
+                .json(
+                    &json!({"sku": "IDEM-NEW", "name": "New", "description": "d",
+                    "category": "tests", "price": {"amount_minor": 500, "currency": "EUR"}}),
+                ),
+        )
+        .await
+        .expect_one_of(&[201, 202])
+        .json();
+    assert_ne!(created.id, lamp.id);
+    let renamed = admin
+        .send(
+            admin
+                .request(Method::PATCH, &format!("/api/v1/products/{}", lamp.id))
+                .header("Idempotency-Key", "p-1")
+                .json(&json!({"name": "Renamed under p-1"})),
+        )
+        .await
+        .expect(422)
+        .problem();
+    assert!(names_the_key(&renamed), "{renamed:?}");
+    let still: Product = admin.product(lamp.id).await.expect(200).json();
+    assert_eq!(still.name, lamp.name);
+}
+
+#[tokio::test]
+async fn no_customer_can_spell_another_customers_key() {
+    let shop = Shop::builder().start().await;
+    let _logs = shop.logs_on_failure();
+    let lamp = shop.stocked_product("IDEM-SUB", 1200, 50).await;
+    let alice = shop.customer_api("alice");
+    let mallory = shop.customer_api("alice:x");
+
+    let alices: Order = alice
+        .place_order(&NewOrder::of(lamp.id, 1, "tok_visa"), Some("x:y"))
+        .await
+        .expect_one_of(&[201, 202])
+        .json();
+    let theirs: Order = mallory
+        .place_order(&NewOrder::of(lamp.id, 3, "tok_visa"), Some("y"))
+        .await
+        .expect_one_of(&[201, 202])
+        .json();
+
+    assert_ne!(theirs.id, alices.id, "a new order, not alice's");
+    assert_eq!(theirs.lines[0].quantity, 3);
+    mallory.order(alices.id).await.expect(404);
+    mallory.order(theirs.id).await.expect(200);
+}
