@@ -35,7 +35,9 @@ pub async fn apply(tx: &mut Tx, d: &Delivery) -> Result<bool, HandlerError> {
     Ok(true)
 }
 
-/// One basket line with the product's current name.
+/// One basket line with the product's current name and price: checkout
+/// prices an order at the price it knows when the order is placed, not the
+/// one the line was added at, so the basket shows that one.
 #[derive(Debug, Clone)]
 pub struct BasketLineRow {
     pub product_id: Uuid,
@@ -46,7 +48,9 @@ pub struct BasketLineRow {
 
 pub async fn find(db: &Db, customer: &str) -> Result<Vec<BasketLineRow>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT b.product_id, COALESCE(p.name, '') AS name, b.quantity, b.unit_price_minor, b.currency
+        "SELECT b.product_id, COALESCE(p.name, '') AS name, b.quantity,
+                COALESCE(p.price_minor, b.unit_price_minor) AS unit_price_minor,
+                COALESCE(p.currency, b.currency) AS currency
          FROM basket_view b LEFT JOIN product_view p ON p.id = b.product_id
          WHERE b.customer_id = $1 ORDER BY b.position",
     )

@@ -10,6 +10,7 @@
 //! module also runs the skeleton and the happy path on PostgreSQL in a
 //! default run whenever a PostgreSQL server answers.
 
+mod basket;
 mod cancel;
 mod concurrency;
 mod contact_email;
@@ -18,6 +19,7 @@ mod dlq_privilege;
 mod fresh_reads;
 mod health;
 mod hostile;
+mod idempotency;
 mod least_privilege;
 mod orders_api;
 mod otlp;
