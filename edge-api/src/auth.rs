@@ -17,8 +17,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use crate::problem::ApiError;
 use crate::state::AppState;
 
-/// Allowed clock skew between token issuer and the edge.
-const LEEWAY_SECS: u64 = 30;
+/// Allowed clock skew between token issuer and the edge: a token is
+/// refused from 5 s after its `exp` (README, "Tokens").
+const LEEWAY_SECS: u64 = 5;
 
 /// Verified tokens remembered at most.
 const REMEMBERED: usize = 4096;
@@ -232,8 +233,9 @@ mod tests {
         );
 
         let at = |t: i64| u64::try_from(t).expect("positive");
-        assert!(verifier.remembered(&good, at(exp + 30)).is_some());
-        assert!(verifier.remembered(&good, at(exp + 31)).is_none());
+        let leeway = i64::try_from(LEEWAY_SECS).expect("a small leeway");
+        assert!(verifier.remembered(&good, at(exp + leeway)).is_some());
+        assert!(verifier.remembered(&good, at(exp + leeway + 1)).is_none());
     }
 
     #[test]

@@ -43,8 +43,17 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// Decodes a body, turning serde's error into a field error.
+/// Decodes a body, turning serde's error into a field error. Every request
+/// body is a JSON object: serde would also take a struct's fields from an
+/// array, in order, which no client means.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b == b'[') {
+        return Err(invalid(
+            "",
+            "the body must be a JSON object, not an array".into(),
+        ));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|error| {
         let path = error.path().to_string();
@@ -55,8 +64,14 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 format!("the body is not valid JSON: {}", clean(&inner.to_string())),
             );
         }
-        let field = if path == "." { String::new() } else { path };
-        invalid(&field, clean(&inner.to_string()))
+        let message = clean(&inner.to_string());
+        let field = match (path.as_str(), missing_field(&message)) {
+            (".", Some(missing)) => missing.to_owned(),
+            (".", None) => String::new(),
+            (_, Some(missing)) => format!("{path}.{missing}"),
+            (_, None) => path,
+        };
+        invalid(&field, message)
     })?;
     de.end().map_err(|e| {
         invalid(
@@ -77,10 +92,79 @@ fn invalid(field: &str, message: String) -> ApiError {
     }])
 }
 
+/// Checks the body of a request that takes none: nothing, or an empty
+/// JSON object; any field in it is unknown (422), so a client that thinks
+/// it is sending something learns that it is not.
+pub fn no_body(bytes: &[u8]) -> Result<(), ApiError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Nothing {}
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
+    }
+    decode::<Nothing>(bytes).map(|_| ())
+}
+
+/// The field serde names in "missing field `price`": the error's path is
+/// the object that lacks it.
+fn missing_field(message: &str) -> Option<&str> {
+    message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.strip_suffix('`'))
+}
+
 /// serde's messages end with " at line 1 column 12"; that is noise here.
 fn clean(message: &str) -> String {
     match message.rfind(" at line ") {
         Some(i) => message[..i].to_owned(),
         None => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Address {
+        city: String,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Body {
+        sku: String,
+        address: Address,
+    }
+
+    fn fields(error: ApiError) -> Vec<String> {
+        match error {
+            ApiError::Validation(errors) => errors.into_iter().map(|e| e.field).collect(),
+            other => panic!("not a validation error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_missing_field_is_named_with_its_path() {
+        let top = decode::<Body>(br#"{"address": {"city": "Berlin"}}"#).expect_err("no sku");
+        assert_eq!(fields(top), ["sku"]);
+        let nested = decode::<Body>(br#"{"sku": "A", "address": {}}"#).expect_err("no city");
+        assert_eq!(fields(nested), ["address.city"]);
+    }
+
+    #[test]
+    fn a_request_without_a_body_takes_nothing_or_an_empty_object() {
+        assert!(no_body(b"").is_ok());
+        assert!(no_body(b" {} ").is_ok());
+        let error = no_body(br#"{"reason": "x"}"#).expect_err("a field");
+        assert_eq!(fields(error), ["reason"]);
+    }
+
+    #[test]
+    fn an_array_is_not_taken_for_an_object() {
+        let error = decode::<Body>(br#" ["A", {"city": "Berlin"}]"#).expect_err("an array");
+        assert_eq!(fields(error), [""]);
+        assert!(decode::<Body>(br#"{"sku": "A", "address": {"city": "Berlin"}}"#).is_ok());
     }
 }

@@ -23,7 +23,7 @@ use utoipa::{Modify, OpenApi};
         crate::routes::orders::updates,
     ),
     components(schemas(crate::dto::Money, crate::dto::Problem, crate::dto::FieldProblem)),
-    modifiers(&BearerAuth, &RateLimited),
+    modifiers(&BearerAuth, &RateLimited, &JsonBodies),
     tags(
         (name = "products", description = "The catalog and its stock"),
         (name = "basket", description = "The caller's basket"),
@@ -100,6 +100,54 @@ impl Modify for RateLimited {
                     .responses
                     .responses
                     .insert("429".to_owned(), RefOr::Ref(Ref::from_response_name(NAME)));
+            }
+        }
+    }
+}
+
+/// Every operation with a request body answers 415 to a body that is not
+/// `application/json` (`json.rs`): one shared response, referenced.
+struct JsonBodies;
+
+impl Modify for JsonBodies {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::content::ContentBuilder;
+        use utoipa::openapi::response::ResponseBuilder;
+        use utoipa::openapi::{Ref, RefOr};
+
+        const NAME: &str = "UnsupportedMediaType";
+        let response = ResponseBuilder::new()
+            .description(
+                "the body is not `application/json` (send `Content-Type: application/json`)",
+            )
+            .content(
+                "application/problem+json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+            .build();
+        if let Some(components) = openapi.components.as_mut() {
+            components
+                .responses
+                .insert(NAME.to_owned(), response.into());
+        }
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            .filter(|operation| operation.request_body.is_some())
+            {
+                operation
+                    .responses
+                    .responses
+                    .insert("415".to_owned(), RefOr::Ref(Ref::from_response_name(NAME)));
             }
         }
     }

@@ -68,7 +68,7 @@ impl ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "validation",
                 "Validation failed",
-                "the request body is invalid; see errors".into(),
+                "the request is invalid; see errors".into(),
             ),
             BadRequest(d) => (
                 StatusCode::BAD_REQUEST,

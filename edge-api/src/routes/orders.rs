@@ -5,6 +5,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -30,13 +31,13 @@ use crate::views::touches;
 /// Place an order, from explicit items or from the basket.
 #[utoipa::path(post, path = "/api/v1/orders", operation_id = "placeOrder", tag = "orders",
     request_body = NewOrder,
-    params(("Idempotency-Key" = Option<String>, Header, description = "the same key returns the first order")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "the same key with the same request returns the first order; with a different request it is refused (422)")),
     security(("bearer" = [])),
     responses(
         (status = 201, description = "placed and visible (usually still pending)", body = Order, headers(("Location" = String))),
         (status = 202, description = "placed; the order view is still catching up", headers(("Location" = String))),
         (status = 401, description = "no or invalid token", body = crate::dto::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid order (empty basket, unknown product, bad address …)", body = crate::dto::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid order (empty basket, unknown product, bad address …), or an Idempotency-Key already used for a different request", body = crate::dto::Problem, content_type = "application/problem+json"),
         (status = 503, description = "checkout unavailable", body = crate::dto::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn place(
@@ -93,14 +94,17 @@ pub async fn place(
         (status = 401, description = "no or invalid token", body = crate::dto::Problem, content_type = "application/problem+json"),
         (status = 404, description = "no such order of yours", body = crate::dto::Problem, content_type = "application/problem+json"),
         (status = 409, description = "already shipped, rejected or cancelled", body = crate::dto::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "the request has a body with fields (it takes none), or its Idempotency-Key was used for a different request", body = crate::dto::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn cancel(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
+    body: Bytes,
 ) -> ApiResult<Response> {
     let order_id = parse_id(&id, "order")?;
+    crate::json::no_body(&body)?;
     let done = state
         .bus
         .send::<_, OrderRecord>(

@@ -19,7 +19,7 @@ use crate::views::products::{self, ProductRow};
 /// Create a product.
 #[utoipa::path(post, path = "/api/v1/products", operation_id = "createProduct", tag = "products",
     request_body = NewProduct,
-    params(("Idempotency-Key" = Option<String>, Header, description = "repeat a request safely: the same key returns the first outcome")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "repeat a request safely: the same key with the same request returns the first outcome; with a different request it is refused (422)")),
     security(("bearer" = [])),
     responses(
         (status = 201, description = "created and visible", body = Product, headers(("Location" = String))),
@@ -28,7 +28,7 @@ use crate::views::products::{self, ProductRow};
         (status = 403, description = "not an admin", body = crate::dto::Problem, content_type = "application/problem+json"),
         (status = 409, description = "the SKU exists", body = crate::dto::Problem, content_type = "application/problem+json"),
         (status = 413, description = "body over 64 KiB", body = crate::dto::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid body", body = crate::dto::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid body, or an Idempotency-Key already used for a different request", body = crate::dto::Problem, content_type = "application/problem+json"),
         (status = 503, description = "product service unavailable", body = crate::dto::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create(
