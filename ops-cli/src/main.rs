@@ -75,15 +75,11 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    match run() {
+    // `finish` prints the error and picks its exit code (2 for usage or
+    // configuration, 3 for a shop that does not answer, else 1).
+    match exit::finish(run()) {
         Ok(code) => code,
-        Err(error) => {
-            eprintln!("error: {error}");
-            for cause in error.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
-            }
-            ExitCode::FAILURE
-        }
+        Err(_) => ExitCode::FAILURE,
     }
 }
 

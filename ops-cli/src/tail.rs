@@ -46,11 +46,11 @@ const READ_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct TailArgs {
-    /// Subject filter, e.g. `evt.checkout.>` or `evt.*.order.placed.v1`
+    /// Subject filter, e.g. `evt.checkout.>` or `evt.*.order.placed.v2`
     /// (default: every event; `dlq.>` reads the dead letters)
     #[arg(value_name = "SUBJECT-FILTER")]
     filter: Option<String>,
-    /// Only this event type: `bazaar.checkout.order.placed.v1`, or a part
+    /// Only this event type: `bazaar.checkout.order.placed.v2`, or a part
     /// of it such as `order.placed`
     #[arg(long = "type", value_name = "TYPE")]
     event_type: Option<String>,

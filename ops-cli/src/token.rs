@@ -5,11 +5,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use contracts::auth::{Claims, Role};
 use jsonwebtoken::{encode, EncodingKey, Header};
 
 use crate::duration::parse_duration;
+use crate::exit;
 use crate::secrets::Secrets;
 
 #[derive(Debug, clap::Args)]
@@ -30,12 +31,21 @@ pub struct TokenArgs {
     data_dir: PathBuf,
 }
 
+/// The longest customer id the edge accepts as a token's subject.
+pub const MAX_SUBJECT_CHARS: usize = 128;
+
 pub fn run(args: TokenArgs) -> anyhow::Result<ExitCode> {
+    if args.customer.trim().is_empty() || args.customer.len() > MAX_SUBJECT_CHARS {
+        return Err(exit::usage(format!(
+            "--customer must be 1 to {MAX_SUBJECT_CHARS} bytes and not blank \
+             (the edge refuses any other subject)"
+        )));
+    }
     let Some(secrets) = Secrets::load(&args.data_dir)? else {
-        bail!(
+        return Err(exit::usage(format!(
             "{} has no secrets.json: run `bazaar up` first or pass --data-dir",
             args.data_dir.display()
-        );
+        )));
     };
     let role = if args.admin {
         Role::Admin

@@ -59,7 +59,7 @@ pub struct UpArgs {
     /// Run product-svc as K search shards (`--shard i/K`; no flag when K is 1)
     #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     shards: u32,
-    /// Run N instances of a service (repeatable); for product-svc, N per shard
+    /// Run N instances of a service, 1 to 16 (repeatable); for product-svc, N per shard
     #[arg(long, value_name = "SERVICE=N", value_parser = parse_scale)]
     scale: Vec<(String, u32)>,
     /// Log format of bazaar and of every service
@@ -103,6 +103,14 @@ fn parse_scale(text: &str) -> Result<(String, u32), String> {
     let n: u32 = n
         .parse()
         .map_err(|_| format!("{text:?}: N must be a number"))?;
+    if n == 0 {
+        // Every service is needed: without checkout no order can be
+        // placed, without finance none is paid, without the edge there
+        // is no shop. Stop a service's processes to simulate its outage.
+        return Err(format!(
+            "{text:?}: at least 1 instance (every service is needed)"
+        ));
+    }
     if n > 16 {
         return Err(format!("{text:?}: at most 16 instances"));
     }
@@ -308,4 +316,26 @@ fn plan(
         }
     }
     Ok(specs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scale_is_one_to_sixteen_instances_of_a_known_service() {
+        assert_eq!(
+            parse_scale("checkout-svc=2"),
+            Ok(("checkout-svc".to_owned(), 2))
+        );
+        for bad in [
+            "checkout-svc=0",
+            "checkout-svc=17",
+            "checkout-svc=x",
+            "nobody=1",
+            "checkout-svc",
+        ] {
+            assert!(parse_scale(bad).is_err(), "{bad} is refused");
+        }
+    }
 }
