@@ -345,7 +345,7 @@ async fn up_names_the_missing_service_binaries_and_how_to_build_them() {
 }
 
 #[test]
-fn token_without_a_data_dir_says_to_run_up_first() {
+fn token_without_a_data_dir_says_to_run_up_first_and_exits_2() {
     let dir = tempfile::tempdir().expect("temp dir");
 
     let output = run(
@@ -359,12 +359,34 @@ fn token_without_a_data_dir_says_to_run_up_first() {
         ],
     );
 
-    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(output.status.code(), Some(2), "a configuration error");
     assert!(
         stderr(&output).contains("run `bazaar up` first or pass --data-dir"),
         "{}",
         stderr(&output)
     );
+}
+
+#[test]
+fn token_refuses_a_subject_the_edge_would_refuse() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = dir.path().display().to_string();
+    let too_long = "c".repeat(129);
+
+    for customer in ["", "  ", too_long.as_str()] {
+        let output = run(
+            Path::new(BAZAAR),
+            &["token", "--customer", customer, "--data-dir", &data_dir],
+        );
+
+        assert_eq!(output.status.code(), Some(2), "{customer:?}");
+        assert!(
+            stderr(&output).contains("--customer must be 1 to 128 bytes"),
+            "{}",
+            stderr(&output)
+        );
+        assert!(output.stdout.is_empty(), "no token is printed");
+    }
 }
 
 #[test]
