@@ -153,11 +153,16 @@ async fn set_stock_repeated(backend: Backend) {
     let product = Uuid::now_v7();
 
     let first = wh.set_stock_as(Role::Admin, "count-42", product, 7).await;
-    let again = wh.set_stock_as(Role::Admin, "count-42", product, 9).await;
+    let again = wh.set_stock_as(Role::Admin, "count-42", product, 7).await;
+    let other = wh.set_stock_as(Role::Admin, "count-42", product, 9).await;
     wh.settle().await;
 
     assert!(matches!(first, Reply::Ok { .. }), "[{backend}] {first:?}");
     assert_eq!(again, first, "[{backend}] the repeat gets the first reply");
+    assert!(
+        matches!(&other, Reply::Error { error } if error.kind == ErrorKind::Invalid),
+        "[{backend}] the id sent with another count is refused: {other:?}"
+    );
     assert_eq!(wh.level(product).await, Some((7, 0)), "[{backend}]");
     assert_eq!(
         wh.events::<StockAdjustedV1>().await.len(),
