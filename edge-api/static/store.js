@@ -3,7 +3,11 @@
 // for the tab's session and removes it from the address bar.
 "use strict";
 
-const state = { token: null, customer: null, q: "", category: "", offset: 0, limit: 12, product: null, orderStream: null, ordersCursor: null, searches: 0 };
+const state = { token: null, customer: null, q: "", category: "", offset: 0, limit: 12, product: null, orderStream: null, ordersCursor: null, searches: 0, basketQueue: Promise.resolve() };
+// An order in one of these states changes no more: its live stream closes.
+const FINAL = ["shipped", "cancelled", "rejected"];
+// A customer may cancel an order in one of these (DESIGN §5).
+const CANCELLABLE = ["pending", "confirmed"];
 const $ = (id) => document.getElementById(id);
 
 function readToken() {
@@ -22,6 +26,15 @@ function readToken() {
   $("who").textContent = state.customer ? `Signed in as ${state.customer}` : "Not signed in (open the link `bazaar up` prints)";
 }
 
+// The edge refused the token (expired, or signed by another shop): forget
+// it, so the page stops claiming the customer is signed in.
+function signOut(reason) {
+  sessionStorage.removeItem("bazaar-token");
+  state.token = null;
+  state.customer = null;
+  $("who").textContent = `Signed out (${reason}): open the sign-in link again`;
+}
+
 function money(m) {
   if (!m) return "–";
   return new Intl.NumberFormat(undefined, { style: "currency", currency: m.currency }).format(m.amount_minor / 100);
@@ -32,6 +45,10 @@ function notify(text, isError) {
   n.textContent = text;
   n.hidden = !text;
   n.classList.toggle("error", !!isError);
+  n.setAttribute("role", isError ? "alert" : "status");
+  // An error is given where the customer's eyes are not (the top of the
+  // page, after a press at the bottom of a form): bring it into view.
+  if (text && isError) n.scrollIntoView({ block: "nearest" });
 }
 
 async function api(method, path, body) {
@@ -43,6 +60,7 @@ async function api(method, path, body) {
   const data = text ? JSON.parse(text) : null;
   if (!response.ok) {
     const detail = data && (data.errors && data.errors.length ? data.errors.map((e) => `${e.field ? e.field + ": " : ""}${e.message}`).join("; ") : data.detail);
+    if (response.status === 401 && state.token) signOut(detail || "the token was refused");
     throw new Error(detail || `${response.status} ${response.statusText}`);
   }
   return data;
@@ -56,6 +74,7 @@ function needSignIn() {
 
 function show(section) {
   for (const id of ["results", "detail", "basket", "order", "orders"]) $(id).hidden = id !== section;
+  if (section !== "order") stopFollowing();
   // A notice belongs to the view it was given in ("Order placed. Its status
   // updates live below." must not stay above the order history).
   notify("");
@@ -143,17 +162,37 @@ async function openProduct(id) {
 
 // --- basket -----------------------------------------------------------------
 
+// Basket changes run one after another: an addition reads the line and
+// sets its new quantity, so two quick clicks must not both read the old one.
+function basketChange(change) {
+  const done = state.basketQueue.then(change, change);
+  state.basketQueue = done.catch(() => {});
+  return done;
+}
+
 async function addToBasket(productId, quantity) {
   if (needSignIn()) return;
-  try {
-    const current = await api("GET", "/api/v1/basket");
-    const line = current.items.find((l) => l.product_id === productId);
-    const basket = await api("PUT", `/api/v1/basket/items/${productId}`, { quantity: (line ? line.quantity : 0) + quantity });
-    renderBasketCount(basket);
-    notify("Added to your basket.");
-  } catch (e) {
-    notify(`Could not add it: ${e.message}`, true);
-  }
+  await basketChange(async () => {
+    try {
+      const current = await api("GET", "/api/v1/basket");
+      const line = current.items.find((l) => l.product_id === productId);
+      const basket = await api("PUT", `/api/v1/basket/items/${productId}`, { quantity: (line ? line.quantity : 0) + quantity });
+      renderBasketCount(basket);
+      notify("Added to your basket.");
+    } catch (e) {
+      notify(`Could not add it: ${e.message}`, true);
+    }
+  });
+}
+
+async function setQuantity(productId, quantity) {
+  await basketChange(async () => {
+    try {
+      renderBasket(await api("PUT", `/api/v1/basket/items/${productId}`, { quantity }));
+    } catch (e) {
+      notify(`Could not change the quantity: ${e.message}`, true);
+    }
+  });
 }
 
 function renderBasketCount(basket) {
@@ -179,8 +218,26 @@ function renderBasket(basket) {
     const tr = document.createElement("tr");
     const name = document.createElement("td");
     name.textContent = l.name;
+    // The unit price under the name, not in a column of its own, so the
+    // table fits a phone's width.
+    const unit = document.createElement("span");
+    unit.className = "meta each";
+    unit.textContent = `${money(l.unit_price)} each`;
+    name.append(unit);
     const qty = document.createElement("td");
-    qty.textContent = String(l.quantity);
+    const input = document.createElement("input");
+    input.type = "number";
+    input.min = "0";
+    input.max = "100";
+    input.value = String(l.quantity);
+    input.className = "qty";
+    input.setAttribute("aria-label", `Quantity of ${l.name}`);
+    input.addEventListener("change", () => {
+      const wanted = Number(input.value);
+      if (Number.isInteger(wanted) && wanted >= 0 && wanted <= 100) setQuantity(l.product_id, wanted);
+      else { notify("A quantity is a whole number from 0 to 100.", true); input.value = String(l.quantity); }
+    });
+    qty.append(input);
     const total = document.createElement("td");
     total.textContent = money(l.line_total);
     const remove = document.createElement("td");
@@ -190,7 +247,9 @@ function renderBasket(basket) {
     button.textContent = "Remove";
     button.setAttribute("aria-label", `Remove ${l.name}`);
     button.addEventListener("click", async () => {
-      try { renderBasket(await api("DELETE", `/api/v1/basket/items/${l.product_id}`)); } catch (e) { notify(e.message, true); }
+      await basketChange(async () => {
+        try { renderBasket(await api("DELETE", `/api/v1/basket/items/${l.product_id}`)); } catch (e) { notify(e.message, true); }
+      });
     });
     remove.append(button);
     tr.append(name, qty, total, remove);
@@ -220,8 +279,28 @@ async function placeOrder(form) {
 
 // --- orders -----------------------------------------------------------------
 
+// What a timeline step means to a customer; other types show as named.
+const STEPS = {
+  "checkout.order.placed": "Order placed",
+  "checkout.order.confirmed": "Order confirmed",
+  "checkout.order.rejected": "Order rejected",
+  "checkout.order.cancelled": "Order cancelled",
+  "checkout.order.cancellation-requested": "Cancellation requested",
+  "warehouse.stock.reserved": "Stock reserved",
+  "warehouse.stock.reservation-failed": "Not enough stock",
+  "warehouse.stock.released": "Stock released",
+  "warehouse.shipment.dispatched": "Shipped",
+  "finance.payment.authorized": "Payment authorised",
+  "finance.payment.failed": "Payment failed",
+  "finance.payment.captured": "Payment taken",
+  "finance.payment.voided": "Payment released",
+  "finance.payment.refunded": "Payment refunded",
+  "finance.invoice.issued": "Invoice issued",
+};
+
 function renderOrder(o) {
-  $("order-title").textContent = `Order ${o.id.slice(0, 8)}…`;
+  // The whole id: UUIDv7s made within a minute share their first digits.
+  $("order-title").textContent = `Order ${o.id}`;
   $("order-status").textContent = o.status;
   $("order-reason").textContent = o.reason ? `(${o.reason.replace(/_/g, " ")})` : "";
   $("order-totals").textContent = `Net ${money(o.net)} · VAT ${money(o.tax)} · Total ${money(o.total)}`;
@@ -229,9 +308,24 @@ function renderOrder(o) {
   tl.replaceChildren();
   for (const step of o.timeline) {
     const li = document.createElement("li");
-    li.textContent = `${new Date(step.at).toLocaleTimeString()} — ${step.type.replace(/^bazaar\./, "").replace(/\.v\d+$/, "")}`;
+    const type = step.type.replace(/^bazaar\./, "").replace(/\.v\d+$/, "");
+    li.textContent = `${new Date(step.at).toLocaleTimeString()} — ${STEPS[type] || type}`;
     tl.append(li);
   }
+  const cancel = $("order-cancel");
+  cancel.hidden = !CANCELLABLE.includes(o.status);
+  cancel.disabled = false;
+  cancel.onclick = async () => {
+    cancel.disabled = true;
+    try {
+      renderOrder(await api("POST", `/api/v1/orders/${o.id}/cancel`));
+      notify("Cancellation accepted.");
+    } catch (e) {
+      notify(`The order was not cancelled: ${e.message}`, true);
+      cancel.disabled = false;
+    }
+  };
+  if (FINAL.includes(o.status)) stopFollowing();
   const invoiced = o.timeline.some((t) => t.type.includes("invoice.issued"));
   $("order-invoice").hidden = !invoiced;
   $("order-invoice").onclick = async (ev) => {
@@ -246,15 +340,21 @@ function renderOrder(o) {
   };
 }
 
-function followOrder(id, first) {
+function stopFollowing() {
   if (state.orderStream) state.orderStream.close();
+  state.orderStream = null;
+}
+
+function followOrder(id, first) {
+  stopFollowing();
   $("invoice").hidden = true;
   show("order");
   if (first) renderOrder(first);
   notify("Order placed. Its status updates live below.");
+  if (first && FINAL.includes(first.status)) return;
   const source = new EventSource(`/api/v1/orders/${id}/updates?access_token=${encodeURIComponent(state.token)}`);
   state.orderStream = source;
-  source.addEventListener("order", (ev) => renderOrder(JSON.parse(ev.data)));
+  source.addEventListener("order", (ev) => { if (state.orderStream === source) renderOrder(JSON.parse(ev.data)); });
   source.onerror = () => { if (source.readyState === EventSource.CLOSED) state.orderStream = null; };
 }
 
@@ -269,7 +369,9 @@ async function openOrders(more) {
       const li = document.createElement("li");
       const a = document.createElement("a");
       a.href = `#order=${o.id}`;
-      a.textContent = `${new Date(o.created_at).toLocaleString()} — ${o.status} — ${money(o.total || o.net)}`;
+      // A rejected or cancelled order was not charged: no amount to show.
+      const amount = ["rejected", "cancelled"].includes(o.status) ? "not charged" : money(o.total || o.net);
+      a.textContent = `${new Date(o.created_at).toLocaleString()} — ${o.status} — ${amount} — …${o.id.slice(-8)}`;
       a.addEventListener("click", (ev) => { ev.preventDefault(); followOrder(o.id, o); notify(""); });
       li.append(a);
       $("order-list").append(li);

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use bazaar_testkit::api::{Money, NewProduct, Order, Product};
 use bazaar_testkit::browser::{artefact_path, notice, ChromeDriver, Screen};
-use bazaar_testkit::{wait_for, wait_until, Shop};
+use bazaar_testkit::{wait_for, wait_until, Service, Shop};
 use fantoccini::elements::Element;
 use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -193,11 +193,97 @@ async fn on_a_phone_sized_screen_the_search_box_and_place_order_are_visible_and_
     page.close().await;
 }
 
+#[tokio::test]
+async fn a_customer_adds_twice_quickly_sets_a_quantity_and_cancels_the_order_from_its_page() {
+    // Arrange: a slow card keeps the order pending while the customer
+    // looks at it.
+    let Some(driver) = ChromeDriver::start().await else {
+        return;
+    };
+    let shop = Shop::builder()
+        .env_for(Service::Finance, "BAZAAR_SLOW_TOKEN_MS", "20000")
+        .start()
+        .await;
+    let (shop, _) = keyboard_in(shop).await;
+    let page = Page::open(
+        &driver,
+        &shop,
+        Screen::Desktop {
+            width: 1280,
+            height: 900,
+        },
+    )
+    .await;
+
+    page.run("basket-and-cancel", async {
+        page.sign_in_as("carol").await;
+        page.search_for("keyboard").await;
+        page.wait_text("#results-meta", "one keyboard is found", |t| {
+            t.starts_with("1 found")
+        })
+        .await;
+
+        // Two clicks in one go: neither addition is lost.
+        page.js(
+            r#"const add = document.querySelector('button[aria-label="Add Mechanical keyboard to basket"]');
+               add.click(); add.click();"#,
+            vec![],
+        )
+        .await;
+        page.wait_text("#basket-count", "both additions count", |t| t == "2")
+            .await;
+
+        // The basket shows the unit price, and a quantity can be set.
+        page.click(Locator::Id("basket-button")).await;
+        let lines = page
+            .wait_text("#basket-lines", "the basket lists the keyboard", |t| {
+                t.contains("Mechanical keyboard")
+            })
+            .await;
+        assert!(lines.contains("€89.99") && lines.contains("€179.98"), "{lines:?}");
+        page.js(
+            "const q = document.querySelector('#basket-lines input.qty');\
+             q.value = '3'; q.dispatchEvent(new Event('change'));",
+            vec![],
+        )
+        .await;
+        page.wait_text("#basket-total", "three keyboards", |t| t == "€269.97")
+            .await;
+        assert_eq!(page.text("#basket-count").await, "3");
+
+        // The order page offers a cancel while the order is pending.
+        page.fill_checkout_form("tok_slow").await;
+        page.click(Locator::Id("place-order")).await;
+        page.wait_text("#order-status", "the order is pending", |t| t == "pending")
+            .await;
+        page.assert_usable("#order-cancel", "Cancel order").await;
+        page.click(Locator::Id("order-cancel")).await;
+        page.wait_text_within(SETTLE, "#order-status", "the order is cancelled", |t| {
+            t == "cancelled"
+        })
+        .await;
+        let hidden = page
+            .js("return document.getElementById('order-cancel').hidden", vec![])
+            .await;
+        assert_eq!(hidden, json!(true), "a cancelled order offers no cancel");
+        page.assert_no_error_notice().await;
+        let order = latest_order(&shop, "carol").await;
+        assert_eq!(order.status, "cancelled", "{order:?}");
+        assert_eq!(order.lines[0].quantity, 3, "{order:?}");
+    })
+    .await;
+    page.close().await;
+}
+
 /// A shop whose catalog has a stocked keyboard and a lamp, once search
 /// finds the keyboard with its stock (the index is eventually consistent)
 /// and every service has taken both in.
 async fn shop_with_a_keyboard() -> (Shop, Product) {
-    let shop = Shop::builder().start().await;
+    keyboard_in(Shop::builder().start().await).await
+}
+
+/// [`shop_with_a_keyboard`] on a shop already started.
+async fn keyboard_in(shop: Shop) -> (Shop, Product) {
     let admin = shop.admin_api();
     let mut created = Vec::new();
     for (sku, name, category, price, stock) in [
