@@ -1,5 +1,5 @@
 //! Bearer-token authentication: HS256 JWTs only (the algorithm is pinned,
-//! `exp` required, `nbf` honoured, 30 s of clock skew tolerated).
+//! `exp` required, `nbf` honoured, 5 s of clock skew tolerated).
 //!
 //! A token that verified is remembered (its exact text, bounded) with its
 //! claims until it expires, so a client's next requests skip the base64,
@@ -179,18 +179,20 @@ impl FromRequestParts<AppState> for StreamCaller {
                 .await
                 .map(|Caller(c)| StreamCaller(c));
         }
-        let token = parts
-            .uri
-            .query()
-            .unwrap_or_default()
-            .split('&')
-            .find_map(|pair| pair.strip_prefix("access_token="))
+        // Percent-decoded, as any query parameter (`%2E` is a `.`).
+        #[derive(serde::Deserialize)]
+        struct AccessToken {
+            access_token: Option<String>,
+        }
+        let token = axum::extract::Query::<AccessToken>::try_from_uri(&parts.uri)
+            .ok()
+            .and_then(|q| q.0.access_token)
             .ok_or_else(|| {
                 ApiError::Unauthorized(
                     "send Authorization: Bearer <token> or ?access_token=".into(),
                 )
             })?;
-        state.verifier.verify(token).map(StreamCaller)
+        state.verifier.verify(&token).map(StreamCaller)
     }
 }
 

@@ -269,4 +269,18 @@ async fn order_updates_stream_the_order_view_as_it_changes() {
         Some(&last),
         "the stream starts with the current view"
     );
+    // A query parameter is percent-decoded: an encoder may escape the dots.
+    let escaped = token.replace('.', "%2E");
+    let by_escaped = read_order_events(
+        &shop.api(),
+        &format!("/api/v1/orders/{}/updates?access_token={escaped}", order.id),
+        Duration::from_secs(10),
+        |_| true,
+    )
+    .await;
+    assert_eq!(
+        by_escaped.first(),
+        Some(&last),
+        "the escaped token is taken"
+    );
 }
