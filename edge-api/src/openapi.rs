@@ -57,51 +57,20 @@ struct RateLimited;
 
 impl Modify for RateLimited {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::content::ContentBuilder;
         use utoipa::openapi::header::HeaderBuilder;
-        use utoipa::openapi::response::ResponseBuilder;
         use utoipa::openapi::schema::{ObjectBuilder, Type};
-        use utoipa::openapi::{Ref, RefOr};
 
-        const NAME: &str = "TooManyRequests";
-        let response = ResponseBuilder::new()
-            .description("over the caller's rate limit (per customer, or per client address without a token); retry after `Retry-After` seconds")
-            .header(
-                "Retry-After",
-                HeaderBuilder::new()
-                    .schema(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1)))
-                    .description(Some("seconds until a request will be accepted again"))
-                    .build(),
-            )
-            .content(
-                "application/problem+json",
-                ContentBuilder::new()
-                    .schema(Some(Ref::from_schema_name("Problem")))
-                    .build(),
-            )
-            .build();
-        if let Some(components) = openapi.components.as_mut() {
-            components
-                .responses
-                .insert(NAME.to_owned(), response.into());
-        }
-        for item in openapi.paths.paths.values_mut() {
-            for operation in [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
-            ]
-            .into_iter()
-            .flatten()
-            {
-                operation
-                    .responses
-                    .responses
-                    .insert("429".to_owned(), RefOr::Ref(Ref::from_response_name(NAME)));
-            }
-        }
+        let response = problem_response(
+            "over the caller's rate limit (per customer, or per client address without a token); retry after `Retry-After` seconds",
+        )
+        .header(
+            "Retry-After",
+            HeaderBuilder::new()
+                .schema(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1)))
+                .description(Some("seconds until a request will be accepted again"))
+                .build(),
+        );
+        share_response(openapi, "429", "TooManyRequests", response, |_| true);
     }
 }
 
@@ -111,44 +80,65 @@ struct JsonBodies;
 
 impl Modify for JsonBodies {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::content::ContentBuilder;
-        use utoipa::openapi::response::ResponseBuilder;
-        use utoipa::openapi::{Ref, RefOr};
+        let response = problem_response(
+            "the body is not `application/json` (send `Content-Type: application/json`)",
+        );
+        share_response(
+            openapi,
+            "415",
+            "UnsupportedMediaType",
+            response,
+            |operation| operation.request_body.is_some(),
+        );
+    }
+}
 
-        const NAME: &str = "UnsupportedMediaType";
-        let response = ResponseBuilder::new()
-            .description(
-                "the body is not `application/json` (send `Content-Type: application/json`)",
-            )
-            .content(
-                "application/problem+json",
-                ContentBuilder::new()
-                    .schema(Some(Ref::from_schema_name("Problem")))
-                    .build(),
-            )
-            .build();
-        if let Some(components) = openapi.components.as_mut() {
-            components
+/// A response whose body is a problem document.
+fn problem_response(description: &str) -> utoipa::openapi::response::ResponseBuilder {
+    use utoipa::openapi::content::ContentBuilder;
+    use utoipa::openapi::response::ResponseBuilder;
+    use utoipa::openapi::Ref;
+
+    ResponseBuilder::new().description(description).content(
+        "application/problem+json",
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("Problem")))
+            .build(),
+    )
+}
+
+/// Adds `response` to the components as `name`, and a reference to it as
+/// the `status` answer of every operation that `applies` to.
+fn share_response(
+    openapi: &mut utoipa::openapi::OpenApi,
+    status: &str,
+    name: &str,
+    response: utoipa::openapi::response::ResponseBuilder,
+    applies: impl Fn(&utoipa::openapi::path::Operation) -> bool,
+) {
+    use utoipa::openapi::{Ref, RefOr};
+
+    if let Some(components) = openapi.components.as_mut() {
+        components
+            .responses
+            .insert(name.to_owned(), response.build().into());
+    }
+    for item in openapi.paths.paths.values_mut() {
+        for operation in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|operation| applies(operation))
+        {
+            operation
                 .responses
-                .insert(NAME.to_owned(), response.into());
-        }
-        for item in openapi.paths.paths.values_mut() {
-            for operation in [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
-            ]
-            .into_iter()
-            .flatten()
-            .filter(|operation| operation.request_body.is_some())
-            {
-                operation
-                    .responses
-                    .responses
-                    .insert("415".to_owned(), RefOr::Ref(Ref::from_response_name(NAME)));
-            }
+                .responses
+                .insert(status.to_owned(), RefOr::Ref(Ref::from_response_name(name)));
         }
     }
 }

@@ -28,6 +28,11 @@ use serde_json::{json, Value};
 const UI: Duration = Duration::from_secs(15);
 /// How long an order may take to settle on a loaded 2-core machine.
 const SETTLE: Duration = Duration::from_secs(30);
+/// A desktop browser window.
+const DESKTOP: Screen = Screen::Desktop {
+    width: 1280,
+    height: 900,
+};
 /// Order statuses that mean the saga accepted the order.
 const ACCEPTED: [&str; 2] = ["confirmed", "shipped"];
 
@@ -38,15 +43,7 @@ async fn a_customer_finds_a_keyboard_orders_it_and_watches_it_confirmed_live() {
         return;
     };
     let (shop, keyboard) = shop_with_a_keyboard().await;
-    let page = Page::open(
-        &driver,
-        &shop,
-        Screen::Desktop {
-            width: 1280,
-            height: 900,
-        },
-    )
-    .await;
+    let page = Page::open(&driver, &shop, DESKTOP).await;
 
     // Act and assert, step by step as a customer goes.
     page.run("desktop", async {
@@ -79,12 +76,7 @@ async fn a_customer_finds_a_keyboard_orders_it_and_watches_it_confirmed_live() {
         page.wait_text("#basket-count", "the basket counts one item", |t| t == "1")
             .await;
 
-        page.click(Locator::Id("basket-button")).await;
-        let lines = page
-            .wait_text("#basket-lines", "the basket lists the keyboard", |t| {
-                t.contains("Mechanical keyboard")
-            })
-            .await;
+        let lines = page.open_basket_listing("Mechanical keyboard").await;
         assert!(lines.contains("€89.99"), "{lines:?}");
         page.assert_every_control_is_labelled("checkout-form").await;
         page.assert_every_control_is_labelled("search-form").await;
@@ -175,11 +167,7 @@ async fn on_a_phone_sized_screen_the_search_box_and_place_order_are_visible_and_
         .await;
         page.wait_text("#basket-count", "the basket counts one item", |t| t == "1")
             .await;
-        page.click(Locator::Id("basket-button")).await;
-        page.wait_text("#basket-lines", "the basket lists the keyboard", |t| {
-            t.contains("Mechanical keyboard")
-        })
-        .await;
+        page.open_basket_listing("Mechanical keyboard").await;
         page.fill_checkout_form("tok_visa").await;
 
         // Assert: Place order can be seen and pressed, and it works.
@@ -205,15 +193,7 @@ async fn a_customer_adds_twice_quickly_sets_a_quantity_and_cancels_the_order_fro
         .start()
         .await;
     let (shop, _) = keyboard_in(shop).await;
-    let page = Page::open(
-        &driver,
-        &shop,
-        Screen::Desktop {
-            width: 1280,
-            height: 900,
-        },
-    )
-    .await;
+    let page = Page::open(&driver, &shop, DESKTOP).await;
 
     page.run("basket-and-cancel", async {
         page.sign_in_as("carol").await;
@@ -234,12 +214,7 @@ async fn a_customer_adds_twice_quickly_sets_a_quantity_and_cancels_the_order_fro
             .await;
 
         // The basket shows the unit price, and a quantity can be set.
-        page.click(Locator::Id("basket-button")).await;
-        let lines = page
-            .wait_text("#basket-lines", "the basket lists the keyboard", |t| {
-                t.contains("Mechanical keyboard")
-            })
-            .await;
+        let lines = page.open_basket_listing("Mechanical keyboard").await;
         assert!(lines.contains("€89.99") && lines.contains("€179.98"), "{lines:?}");
         page.js(
             "const q = document.querySelector('#basket-lines input.qty');\
@@ -429,6 +404,15 @@ impl<'a> Page<'a> {
     }
 
     /// Fills the checkout form with a German address and `card`.
+    /// Opens the basket and waits until it lists `product`; its lines.
+    async fn open_basket_listing(&self, product: &str) -> String {
+        self.click(Locator::Id("basket-button")).await;
+        self.wait_text("#basket-lines", "the basket lists the product", |t| {
+            t.contains(product)
+        })
+        .await
+    }
+
     async fn fill_checkout_form(&self, card: &str) {
         for (id, value) in [
             ("ship-name", "Ada Lovelace"),

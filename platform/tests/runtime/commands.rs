@@ -11,8 +11,47 @@ use platform::outbox::Outbox;
 
 use crate::support::{
     asked, broker, create_product, create_products_table, database, on_every_backend,
-    product_created, scalar, stream_len, PRODUCT_STREAM,
+    product_created, scalar, stream_len, Broker, PRODUCT_STREAM,
 };
+
+/// A broker and a database with the test's products table and an outbox;
+/// counts the decisions that ran.
+struct Products {
+    broker: Broker,
+    db: platform::Db,
+    outbox: Outbox,
+    runs: Arc<AtomicUsize>,
+}
+
+impl Products {
+    async fn on(db: platform::Db) -> Products {
+        let broker = broker().await;
+        create_products_table(&db).await;
+        let outbox = Outbox::new(db.clone(), broker.js.clone());
+        Products {
+            broker,
+            db,
+            outbox,
+            runs: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// The command `name` with id `id`, asking to create product `what`
+    /// (which its decision does, if it runs).
+    async fn create(&self, name: &'static str, id: &str, what: &str) -> Reply<String> {
+        command::execute(
+            &self.db,
+            &self.outbox,
+            asked(name, id, what),
+            create_product(self.runs.clone(), product_created(what), false),
+        )
+        .await
+    }
+
+    fn runs(&self) -> usize {
+        self.runs.load(Ordering::SeqCst)
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idempotent_command_returns_the_first_reply_and_changes_nothing() {
@@ -21,29 +60,13 @@ async fn an_idempotent_command_returns_the_first_reply_and_changes_nothing() {
 
 async fn idempotent_command_returns_the_first_reply(backend: Backend) {
     // Arrange
-    let broker = broker().await;
     let (_test_db, db) = database(backend).await;
-    create_products_table(&db).await;
-    let outbox = Outbox::new(db.clone(), broker.js.clone());
-    let runs = Arc::new(AtomicUsize::new(0));
-    let command_id = "cmd-0001";
+    let products = Products::on(db.clone()).await;
 
     // Act: the same command id twice; the retry would create another
     // product (a new id) if it ran.
-    let first = command::execute(
-        &db,
-        &outbox,
-        asked("create-product", command_id, "sofa"),
-        create_product(runs.clone(), product_created("sofa"), false),
-    )
-    .await;
-    let second = command::execute(
-        &db,
-        &outbox,
-        asked("create-product", command_id, "sofa"),
-        create_product(runs.clone(), product_created("sofa"), false),
-    )
-    .await;
+    let first = products.create("create-product", "cmd-0001", "sofa").await;
+    let second = products.create("create-product", "cmd-0001", "sofa").await;
 
     // Assert
     assert!(
@@ -51,11 +74,7 @@ async fn idempotent_command_returns_the_first_reply(backend: Backend) {
         "[{backend}] the first reply carries the value and the event's stream sequence: {first:?}"
     );
     assert_eq!(second, first, "[{backend}] the repeat gets the first reply");
-    assert_eq!(
-        runs.load(Ordering::SeqCst),
-        1,
-        "[{backend}] the decision ran once"
-    );
+    assert_eq!(products.runs(), 1, "[{backend}] the decision ran once");
     assert_eq!(
         scalar(&db, "SELECT COUNT(*) FROM test_product").await,
         1,
@@ -72,7 +91,7 @@ async fn idempotent_command_returns_the_first_reply(backend: Backend) {
         "[{backend}] command log rows"
     );
     assert_eq!(
-        stream_len(&broker.js, PRODUCT_STREAM).await,
+        stream_len(&products.broker.js, PRODUCT_STREAM).await,
         1,
         "[{backend}] events published"
     );
@@ -137,36 +156,15 @@ async fn a_command_id_reused_for_another_request_is_refused_and_changes_nothing(
 
 async fn reused_command_id_is_refused(backend: Backend) {
     // Arrange: one product created under the id.
-    let broker = broker().await;
     let (_test_db, db) = database(backend).await;
-    create_products_table(&db).await;
-    let outbox = Outbox::new(db.clone(), broker.js.clone());
-    let runs = Arc::new(AtomicUsize::new(0));
-    let command_id = "idem:alice:k-1";
-    let first = command::execute(
-        &db,
-        &outbox,
-        asked("create-product", command_id, "sofa"),
-        create_product(runs.clone(), product_created("sofa"), false),
-    )
-    .await;
+    let products = Products::on(db.clone()).await;
+    let command_id = "idem:5:alice:k-1";
+    let first = products.create("create-product", command_id, "sofa").await;
     assert!(matches!(first, Reply::Ok { .. }), "[{backend}] {first:?}");
 
     // Act: the same id asking for another product, then for another command.
-    let other_body = command::execute(
-        &db,
-        &outbox,
-        asked("create-product", command_id, "table"),
-        create_product(runs.clone(), product_created("table"), false),
-    )
-    .await;
-    let other_command = command::execute(
-        &db,
-        &outbox,
-        asked("update-product", command_id, "sofa"),
-        create_product(runs.clone(), product_created("lamp"), false),
-    )
-    .await;
+    let other_body = products.create("create-product", command_id, "table").await;
+    let other_command = products.create("update-product", command_id, "sofa").await;
 
     // Assert: both refused as a reused key, neither ran nor stored a thing.
     for (what, reply) in [
@@ -179,11 +177,7 @@ async fn reused_command_id_is_refused(backend: Backend) {
             "[{backend}] {what} under a used id is refused, naming the key: {reply:?}"
         );
     }
-    assert_eq!(
-        runs.load(Ordering::SeqCst),
-        1,
-        "[{backend}] only the first ran"
-    );
+    assert_eq!(products.runs(), 1, "[{backend}] only the first ran");
     assert_eq!(
         scalar(&db, "SELECT COUNT(*) FROM test_product").await,
         1,
@@ -194,13 +188,7 @@ async fn reused_command_id_is_refused(backend: Backend) {
         1,
         "[{backend}] command log rows"
     );
-    let repeat = command::execute(
-        &db,
-        &outbox,
-        asked("create-product", command_id, "sofa"),
-        create_product(runs.clone(), product_created("sofa"), false),
-    )
-    .await;
+    let repeat = products.create("create-product", command_id, "sofa").await;
     assert_eq!(
         repeat, first,
         "[{backend}] the true repeat still gets the first reply"
@@ -236,24 +224,11 @@ async fn command_without_digest_is_answered(backend: Backend) {
     let db = platform::Db::connect(&platform::Secret::new(test_db.url()))
         .await
         .unwrap_or_else(|e| panic!("[{backend}] starting on the old database: {e:#}"));
-    create_products_table(&db).await;
-    let broker = broker().await;
-    let outbox = Outbox::new(db.clone(), broker.js.clone());
-    let runs = Arc::new(AtomicUsize::new(0));
-    let repeat: Reply<String> = command::execute(
-        &db,
-        &outbox,
-        asked("create-product", "cmd-old", "anything"),
-        create_product(runs.clone(), product_created("new"), false),
-    )
-    .await;
-    let fresh = command::execute(
-        &db,
-        &outbox,
-        asked("create-product", "cmd-new", "new"),
-        create_product(runs.clone(), product_created("new"), false),
-    )
-    .await;
+    let products = Products::on(db.clone()).await;
+    let repeat = products
+        .create("create-product", "cmd-old", "anything")
+        .await;
+    let fresh = products.create("create-product", "cmd-new", "new").await;
 
     // Assert
     assert!(
@@ -264,11 +239,7 @@ async fn command_without_digest_is_answered(backend: Backend) {
         matches!(fresh, Reply::Ok { .. }),
         "[{backend}] a new command runs: {fresh:?}"
     );
-    assert_eq!(
-        runs.load(Ordering::SeqCst),
-        1,
-        "[{backend}] only the new command ran"
-    );
+    assert_eq!(products.runs(), 1, "[{backend}] only the new command ran");
     assert_eq!(
         scalar(
             &db,
