@@ -98,7 +98,7 @@ impl Verifier {
                 ApiError::Unauthorized(detail.into())
             })
             .and_then(|claims| {
-                if claims.sub.trim().is_empty() || claims.sub.len() > 128 {
+                if !contracts::auth::subject_is_valid(&claims.sub) {
                     Err(ApiError::Unauthorized(
                         "the token's subject is invalid".into(),
                     ))

@@ -126,7 +126,7 @@ pub struct History {
 }
 
 pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    exit::finish(exit::block_on(async move {
+    exit::block_on(async move {
         let client = args.connect.connect().await?;
         let js = jetstream::new(client);
         let mut history = History::default();
@@ -166,7 +166,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         } else {
             ExitCode::from(exit::FAILED)
         })
-    }))
+    })
 }
 
 /// Reads the stream from its first message up to its last sequence now.

@@ -1,5 +1,5 @@
-//! Exit codes of the operators' commands (`streams`, `tail`, `replay`,
-//! `dlq`), so scripts can tell what failed without reading the message:
+//! Exit codes of every `bazaar` command (`main` picks them with
+//! [`finish`]), so scripts can tell what failed without reading the message:
 //! 0 done, 1 the operation ran and failed, 2 usage or configuration, 3 the
 //! shop (NATS, or the service asked) did not answer.
 
@@ -58,5 +58,5 @@ pub fn block_on<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(
         .enable_all()
         .build()
         .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
-    finish(runtime.block_on(body))
+    runtime.block_on(body)
 }

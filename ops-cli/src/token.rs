@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use contracts::auth::{Claims, Role};
+use contracts::auth::{self, Claims, Role, MAX_SUBJECT_BYTES};
 use jsonwebtoken::{encode, EncodingKey, Header};
 
 use crate::duration::parse_duration;
@@ -31,13 +31,10 @@ pub struct TokenArgs {
     data_dir: PathBuf,
 }
 
-/// The longest customer id the edge accepts as a token's subject.
-pub const MAX_SUBJECT_CHARS: usize = 128;
-
 pub fn run(args: TokenArgs) -> anyhow::Result<ExitCode> {
-    if args.customer.trim().is_empty() || args.customer.len() > MAX_SUBJECT_CHARS {
+    if !auth::subject_is_valid(&args.customer) {
         return Err(exit::usage(format!(
-            "--customer must be 1 to {MAX_SUBJECT_CHARS} bytes and not blank \
+            "--customer must be 1 to {MAX_SUBJECT_BYTES} bytes and not blank \
              (the edge refuses any other subject)"
         )));
     }

@@ -3,6 +3,8 @@
 //! id gets the first reply back and changes nothing; then the events are
 //! published at once so the reply can carry their stream sequence.
 
+use std::fmt::Write as _;
+
 use futures::future::BoxFuture;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -81,20 +83,12 @@ impl Asked {
         if let Ok(json) = serde_json::to_vec(what) {
             hasher.update(&json);
         }
-        let digest = hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let mut digest = String::with_capacity(64);
+        for byte in hasher.finalize() {
+            // Writing to a String cannot fail.
+            let _ = write!(digest, "{byte:02x}");
+        }
         Asked { name, id, digest }
-    }
-
-    pub fn name(&self) -> &'static str {
-        self.name
-    }
-
-    pub fn id(&self) -> &str {
-        &self.id
     }
 }
 
@@ -143,10 +137,10 @@ where
                 let update =
                     sqlx::query("UPDATE platform_command_log SET reply = $1 WHERE command_id = $2");
                 if let Err(error) = db
-                    .execute_relaxed(update.bind(stored).bind(asked.id()))
+                    .execute_relaxed(update.bind(stored).bind(&asked.id))
                     .await
                 {
-                    tracing::warn!(command_id = asked.id(), %error,
+                    tracing::warn!(command_id = %asked.id, %error,
                         "could not store the reply's stream sequence");
                 }
             }
@@ -159,7 +153,7 @@ where
             if let Ok(Some(reply)) = recorded_reply::<T>(db, &asked).await {
                 return reply;
             }
-            tracing::error!(command = asked.name, command_id = asked.id(),
+            tracing::error!(command = asked.name, command_id = %asked.id,
                 error = %format!("{error:#}"), "command failed");
             Reply::Error {
                 error: CommandError::new(
