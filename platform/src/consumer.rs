@@ -102,19 +102,69 @@ pub async fn handle_checked<H: DynHandler + ?Sized>(
     handler.handle_dyn(delivery).await
 }
 
-/// Runs until `stop` is cancelled; the messages its lanes hold are finished first.
+/// Whether a consumer loop takes deliveries, for `/readyz`. Cloning shares it.
+#[derive(Debug, Clone)]
+pub struct ConsumerHealth {
+    pub durable: String,
+    state: Arc<tokio::sync::watch::Sender<Pulling>>,
+}
+
+/// Where a consumer loop is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pulling {
+    /// Not pulling yet: the durable is being declared.
+    Starting,
+    /// Declared and pulling.
+    Yes,
+    /// Its stream does not exist yet (another team's service creates it),
+    /// so there is nothing to take.
+    NoStream,
+    /// Declaring or pulling failed with this error; it is tried again.
+    Interrupted(String),
+}
+
+impl ConsumerHealth {
+    pub fn new(durable: &str) -> ConsumerHealth {
+        ConsumerHealth {
+            durable: durable.to_owned(),
+            state: Arc::new(tokio::sync::watch::Sender::new(Pulling::Starting)),
+        }
+    }
+
+    pub fn pulling(&self) -> Pulling {
+        self.state.borrow().clone()
+    }
+
+    /// Whether the loop takes every delivery there is.
+    pub fn is_ready(&self) -> bool {
+        matches!(*self.state.borrow(), Pulling::Yes | Pulling::NoStream)
+    }
+
+    pub(crate) fn set(&self, pulling: Pulling) {
+        self.state.send_if_modified(|now| {
+            let changed = *now != pulling;
+            *now = pulling;
+            changed
+        });
+    }
+}
+
+/// Runs until `stop` is cancelled; the messages its lanes hold are finished
+/// first. `health` follows whether it is pulling.
 pub async fn run<H: EventHandler>(
     js: Context,
     service: &'static str,
     spec: ConsumerSpec,
     handler: H,
+    health: ConsumerHealth,
     stop: CancellationToken,
 ) {
     let mut attempt: u32 = 0;
     while !stop.is_cancelled() {
-        match consume(&js, service, &spec, &handler, &stop).await {
+        match consume(&js, service, &spec, &handler, &health, &stop).await {
             Ok(()) => break,
             Err(error) => {
+                health.set(Pulling::Interrupted(format!("{error:#}")));
                 attempt = attempt.saturating_add(1);
                 let delay = Duration::from_millis(200 * 2u64.pow(attempt.min(6)));
                 tracing::warn!(consumer = %spec.durable, stream = spec.stream, %error, ?delay,
@@ -134,6 +184,7 @@ async fn consume<H: EventHandler>(
     service: &'static str,
     spec: &ConsumerSpec,
     handler: &H,
+    health: &ConsumerHealth,
     stop: &CancellationToken,
 ) -> anyhow::Result<()> {
     let consumer: PullConsumer = js
@@ -154,6 +205,7 @@ async fn consume<H: EventHandler>(
         .messages()
         .await
         .map_err(|e| anyhow::anyhow!("pulling from {}: {e}", spec.durable))?;
+    health.set(Pulling::Yes);
     // Lanes: each aggregate's messages go to one lane and are handled there
     // in order; different aggregates proceed in parallel. A lane takes what
     // it has at hand, up to a pull batch, in one go. A handler that commits

@@ -1,5 +1,5 @@
 //! `/healthz` (alive), `/readyz` (NATS connected, database answering, every
-//! registered check passing) and `/metrics` (Prometheus text).
+//! projection caught up once, every consumer pulling) and `/metrics` (Prometheus text).
 
 use std::sync::Arc;
 
@@ -10,6 +10,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
+use crate::consumer::{ConsumerHealth, Pulling};
 use crate::db::Db;
 use crate::projection::ProjectionHandle;
 
@@ -19,6 +20,7 @@ pub struct Readiness {
     pub nats: async_nats::Client,
     pub db: Db,
     pub projections: Arc<Vec<ProjectionHandle>>,
+    pub consumers: Arc<Vec<ConsumerHealth>>,
 }
 
 pub fn router(readiness: Readiness) -> Router {
@@ -38,7 +40,18 @@ async fn ready(State(r): State<Readiness>) -> impl IntoResponse {
         .filter(|p| !p.progress().caught_up)
         .map(|p| p.name.clone())
         .collect();
-    let ok = nats && db && behind.is_empty();
+    // A consumer whose durable cannot be declared (someone changed it by
+    // hand, its user lacks a permission) takes nothing until that is fixed.
+    let not_pulling: Vec<serde_json::Value> = r
+        .consumers
+        .iter()
+        .filter(|c| !c.is_ready())
+        .map(|c| match c.pulling() {
+            Pulling::Interrupted(error) => json!({"durable": c.durable, "error": error}),
+            _ => json!({"durable": c.durable}),
+        })
+        .collect();
+    let ok = nats && db && behind.is_empty() && not_pulling.is_empty();
     let status = if ok {
         StatusCode::OK
     } else {
@@ -51,6 +64,7 @@ async fn ready(State(r): State<Readiness>) -> impl IntoResponse {
             "nats": nats,
             "database": db,
             "projections_catching_up": behind,
+            "consumers_not_pulling": not_pulling,
         })),
     )
 }

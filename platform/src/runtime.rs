@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ServiceArgs;
-use crate::consumer::EventHandler;
+use crate::consumer::{ConsumerHealth, EventHandler, Pulling};
 use crate::control::{RegisteredConsumer, Registry};
 use crate::db::{Db, Durability, Migrations};
 use crate::health::Readiness;
@@ -47,6 +47,7 @@ pub struct Runtime {
     relay: Option<JoinHandle<()>>,
     endpoints: Option<async_nats::service::Service>,
     projections: Vec<ProjectionHandle>,
+    consumers: Vec<ConsumerHealth>,
     /// Projectors and handlers, for the operators' control plane.
     registry: Registry,
     listener: tokio::net::TcpListener,
@@ -116,6 +117,7 @@ impl Runtime {
             relay: Some(relay),
             endpoints: None,
             projections: Vec::new(),
+            consumers: Vec::new(),
             registry: Registry::default(),
             listener,
         })
@@ -192,11 +194,14 @@ impl Runtime {
             durable: spec.durable.clone(),
             handler: handler.clone(),
         });
+        let health = ConsumerHealth::new(&spec.durable);
+        self.consumers.push(health.clone());
         let (js, service, stop) = (self.js.clone(), self.service, self.intake.clone());
         let task = tokio::spawn(async move {
             // The stream may be another team's that its owner has not created yet.
-            if streams::wait_for(&js, spec.stream, &stop, || {}).await {
-                crate::consumer::run(js, service, spec, handler, stop).await;
+            let absent = || health.set(Pulling::NoStream);
+            if streams::wait_for(&js, spec.stream, &stop, absent).await {
+                crate::consumer::run(js, service, spec, handler, health, stop).await;
             }
         });
         self.workers.push(task);
@@ -258,6 +263,7 @@ impl Runtime {
             nats: self.nats.clone(),
             db: self.db.clone(),
             projections: Arc::new(self.projections.clone()),
+            consumers: Arc::new(self.consumers.clone()),
         })
     }
 

@@ -5,9 +5,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use async_nats::jetstream::consumer::DeliverPolicy;
 use bazaar_testkit::{wait_until, Backend};
 use contracts::product::ProductCreatedV1;
-use platform::consumer::EventHandler;
+use platform::consumer::{EventHandler, Pulling};
 use platform::dlq;
 use platform::streams::ConsumerSpec;
 use platform::{inbox, Db, Delivery, HandlerError, Outcome};
@@ -15,8 +16,8 @@ use uuid::Uuid;
 
 use crate::support::{
     broker, consumer_info, consumer_settled, database, dead_letters, execute, header, metric,
-    on_every_backend, product_created, publish, publish_event, scalar, start, PRODUCT_CREATED,
-    PRODUCT_STREAM, SERVICE, WAIT,
+    on_every_backend, product_created, publish, publish_event, scalar, start, start_watched,
+    PRODUCT_CREATED, PRODUCT_STREAM, SERVICE, WAIT,
 };
 
 /// A durable consumer of the tests on `product.created.v1`.
@@ -372,4 +373,60 @@ async fn a_failing_message_is_retried_then_dead_lettered_after_max_deliver() {
 
     always_consumer.stop().await;
     third_time_consumer.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_that_cannot_declare_its_durable_is_not_ready_until_it_can() {
+    // Arrange: someone declared the durable by hand with a deliver policy
+    // that the code's declaration cannot change.
+    let broker = broker().await;
+    let durable = "declared-by-hand";
+    let mut by_hand = spec(durable).config();
+    by_hand.deliver_policy = DeliverPolicy::New;
+    broker
+        .js
+        .create_consumer_on_stream(by_hand, PRODUCT_STREAM)
+        .await
+        .expect("declaring the durable by hand");
+    let recorder = Recorder::new(Behaviour::Decode);
+    let (consumer, health) = start_watched(&broker.js, spec(durable), recorder.clone());
+
+    // Assert: the loop says why it takes nothing, and is not ready.
+    wait_until(
+        WAIT,
+        "the loop reports that it cannot declare its durable",
+        || async { matches!(health.pulling(), Pulling::Interrupted(_)) },
+    )
+    .await;
+    assert!(!health.is_ready(), "{:?}", health.pulling());
+    let Pulling::Interrupted(error) = health.pulling() else {
+        unreachable!("checked above")
+    };
+    assert!(
+        error.contains(durable),
+        "the error names the durable: {error}"
+    );
+
+    // Act: the hand-made durable is removed.
+    broker
+        .js
+        .get_stream(PRODUCT_STREAM)
+        .await
+        .expect("the product stream")
+        .delete_consumer(durable)
+        .await
+        .expect("deleting the hand-made durable");
+
+    // Assert: the loop declares its own, is ready and takes events.
+    wait_until(WAIT, "the loop is ready once it can declare", || async {
+        health.is_ready()
+    })
+    .await;
+    let event = product_created("mended");
+    publish_event(&broker.js, &event).await;
+    wait_until(WAIT, "the event is handled", || async {
+        recorder.handled().contains(&event.id)
+    })
+    .await;
+    consumer.stop().await;
 }

@@ -16,7 +16,7 @@ use contracts::subjects::{dlq_subject, evt, DLQ_STREAM};
 use contracts::{Envelope, EventContext, Money, Team};
 use futures::future::BoxFuture;
 use platform::command::{Asked, Decided, Refusal};
-use platform::consumer::EventHandler;
+use platform::consumer::{ConsumerHealth, EventHandler};
 use platform::outbox;
 use platform::streams::ConsumerSpec;
 use platform::{streams, Db, Secret, Tx};
@@ -238,15 +238,26 @@ pub struct Running {
 
 /// Runs the platform's consumer loop of `spec` with `handler`.
 pub fn start<H: EventHandler>(js: &Context, spec: ConsumerSpec, handler: H) -> Running {
+    start_watched(js, spec, handler).0
+}
+
+/// [`start`], with the loop's health for readiness.
+pub fn start_watched<H: EventHandler>(
+    js: &Context,
+    spec: ConsumerSpec,
+    handler: H,
+) -> (Running, ConsumerHealth) {
     let stop = CancellationToken::new();
+    let health = ConsumerHealth::new(&spec.durable);
     let task = tokio::spawn(platform::consumer::run(
         js.clone(),
         SERVICE,
         spec,
         handler,
+        health.clone(),
         stop.clone(),
     ));
-    Running { stop, task }
+    (Running { stop, task }, health)
 }
 
 impl Running {
