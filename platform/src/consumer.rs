@@ -164,6 +164,10 @@ pub async fn run<H: EventHandler>(
         match consume(&js, service, &spec, &handler, &health, &stop).await {
             Ok(()) => break,
             Err(error) => {
+                // A loop that had been pulling starts its back-off afresh.
+                if health.pulling() == Pulling::Yes {
+                    attempt = 0;
+                }
                 health.set(Pulling::Interrupted(format!("{error:#}")));
                 attempt = attempt.saturating_add(1);
                 let delay = Duration::from_millis(200 * 2u64.pow(attempt.min(6)));
