@@ -1,6 +1,9 @@
 // Bazaar's storefront: plain JavaScript over the REST API (DESIGN §7).
 // Sign-in: the page reads a token from the URL fragment (/#token=…), keeps it
 // for the tab's session and removes it from the address bar.
+// Every view has an address in the fragment (#q=…&offset=…, #product=…,
+// #basket, #order=…, #orders), so Back and Forward move between views, a
+// reload stays on the view and a product or order link opens in a new tab.
 "use strict";
 
 const state = { token: null, customer: null, q: "", category: "", offset: 0, limit: 12, product: null, orderStream: null, ordersCursor: null, searches: 0, basketQueue: Promise.resolve() };
@@ -72,6 +75,40 @@ function needSignIn() {
   return true;
 }
 
+// Records the shown view's address as a new history entry, unless the
+// address bar already has it (the view was opened from it).
+function go(fragment) {
+  const same = (a, b) => new URLSearchParams(a).toString() === new URLSearchParams(b).toString();
+  if (same(location.hash.slice(1), fragment)) return;
+  history.pushState(null, "", fragment ? `#${fragment}` : location.pathname + location.search);
+}
+
+// Opens the view the address bar names: on load, Back and Forward.
+function route() {
+  const at = new URLSearchParams(location.hash.slice(1));
+  if (at.get("product")) return openProduct(at.get("product"));
+  if (at.get("order")) return openOrder(at.get("order"));
+  if (at.has("basket")) return openBasket();
+  if (at.has("orders")) return openOrders(false);
+  state.q = at.get("q") || "";
+  state.category = at.get("category") || "";
+  const offset = Number(at.get("offset"));
+  state.offset = Number.isInteger(offset) && offset > 0 ? offset : 0;
+  $("q").value = state.q;
+  addCategory(state.category);
+  $("category").value = state.category;
+  return search();
+}
+
+// The address of the current search ("" for the first page of everything).
+function searchAddress() {
+  const at = new URLSearchParams();
+  if (state.q) at.set("q", state.q);
+  if (state.category) at.set("category", state.category);
+  if (state.offset) at.set("offset", String(state.offset));
+  return at.toString();
+}
+
 function show(section) {
   for (const id of ["results", "detail", "basket", "order", "orders"]) $(id).hidden = id !== section;
   if (section !== "order") stopFollowing();
@@ -93,6 +130,7 @@ async function search() {
     const page = await api("GET", `/api/v1/products?${params}`);
     if (mine !== state.searches) return;
     renderResults(page);
+    go(searchAddress());
   } catch (e) {
     if (mine === state.searches) notify(`Search failed: ${e.message}`, true);
   }
@@ -146,7 +184,7 @@ function addCategory(category) {
 
 async function openProduct(id) {
   try {
-    const p = await api("GET", `/api/v1/products/${id}`);
+    const p = await api("GET", `/api/v1/products/${encodeURIComponent(id)}`);
     state.product = p;
     $("detail-title").textContent = p.name;
     $("detail-category").textContent = `${p.category} · SKU ${p.sku}`;
@@ -155,6 +193,7 @@ async function openProduct(id) {
     $("detail-available").textContent = p.available > 0 ? `${p.available} available` : "Out of stock";
     $("add-button").disabled = !(p.available > 0);
     show("detail");
+    go(`product=${encodeURIComponent(id)}`);
   } catch (e) {
     notify(`Could not load the product: ${e.message}`, true);
   }
@@ -205,6 +244,7 @@ async function openBasket() {
     const basket = await api("GET", "/api/v1/basket");
     renderBasket(basket);
     show("basket");
+    go("basket");
   } catch (e) {
     notify(`Could not load your basket: ${e.message}`, true);
   }
@@ -271,6 +311,7 @@ async function placeOrder(form) {
     const order = await api("POST", "/api/v1/orders", body);
     renderBasketCount({ items: [] });
     followOrder(order.id, order);
+    notify("Order placed. Its status updates live below.");
   } catch (e) {
     notify(`The order was not placed: ${e.message}`, true);
     $("place-order").disabled = false;
@@ -349,13 +390,23 @@ function followOrder(id, first) {
   stopFollowing();
   $("invoice").hidden = true;
   show("order");
+  go(`order=${encodeURIComponent(id)}`);
   if (first) renderOrder(first);
-  notify("Order placed. Its status updates live below.");
   if (first && FINAL.includes(first.status)) return;
   const source = new EventSource(`/api/v1/orders/${id}/updates?access_token=${encodeURIComponent(state.token)}`);
   state.orderStream = source;
   source.addEventListener("order", (ev) => { if (state.orderStream === source) renderOrder(JSON.parse(ev.data)); });
   source.onerror = () => { if (source.readyState === EventSource.CLOSED) state.orderStream = null; };
+}
+
+// An order opened from its address: read it, then follow it.
+async function openOrder(id) {
+  if (needSignIn()) return;
+  try {
+    followOrder(id, await api("GET", `/api/v1/orders/${encodeURIComponent(id)}`));
+  } catch (e) {
+    notify(`Could not load the order: ${e.message}`, true);
+  }
 }
 
 async function openOrders(more) {
@@ -372,13 +423,14 @@ async function openOrders(more) {
       // A rejected or cancelled order was not charged: no amount to show.
       const amount = ["rejected", "cancelled"].includes(o.status) ? "not charged" : money(o.total || o.net);
       a.textContent = `${new Date(o.created_at).toLocaleString()} — ${o.status} — ${amount} — …${o.id.slice(-8)}`;
-      a.addEventListener("click", (ev) => { ev.preventDefault(); followOrder(o.id, o); notify(""); });
+      a.addEventListener("click", (ev) => { ev.preventDefault(); followOrder(o.id, o); });
       li.append(a);
       $("order-list").append(li);
     }
     state.ordersCursor = page.next_cursor;
     $("orders-more").hidden = !page.next_cursor;
     show("orders");
+    go("orders");
   } catch (e) {
     notify(`Could not load your orders: ${e.message}`, true);
   }
@@ -396,7 +448,7 @@ $("search-form").addEventListener("submit", (ev) => {
 });
 $("prev").addEventListener("click", () => { state.offset = Math.max(0, state.offset - state.limit); search(); });
 $("next").addEventListener("click", () => { state.offset += state.limit; search(); });
-$("detail-back").addEventListener("click", () => show("results"));
+$("detail-back").addEventListener("click", search);
 $("add-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
   if (state.product) addToBasket(state.product.id, Number($("add-qty").value) || 1);
@@ -406,6 +458,8 @@ $("orders-button").addEventListener("click", () => openOrders(false));
 $("orders-more").addEventListener("click", () => openOrders(true));
 $("checkout-form").addEventListener("submit", (ev) => { ev.preventDefault(); placeOrder(ev.target); });
 
+window.addEventListener("popstate", route);
+
 readToken();
-search();
+route();
 if (state.token) api("GET", "/api/v1/basket").then(renderBasketCount).catch(() => {});

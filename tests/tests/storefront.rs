@@ -72,6 +72,22 @@ async fn a_customer_finds_a_keyboard_orders_it_and_watches_it_confirmed_live() {
         .await;
         assert_eq!(page.text("#detail-price").await, "€89.99");
         assert_eq!(page.text("#detail-available").await, "5 available");
+
+        // Back returns to the search, Forward to the product.
+        page.navigate(Navigation::Back).await;
+        page.wait_text("#results-meta", "Back shows the search again", |t| {
+            t.starts_with("1 found")
+        })
+        .await;
+        let words = page
+            .js("return document.getElementById('q').value", vec![])
+            .await;
+        assert_eq!(words, json!("keyboard"), "Back keeps the search words");
+        page.navigate(Navigation::Forward).await;
+        page.wait_text("#detail-title", "Forward opens the product again", |t| {
+            t == "Mechanical keyboard"
+        })
+        .await;
         page.click(Locator::Id("add-button")).await;
         page.wait_text("#basket-count", "the basket counts one item", |t| t == "1")
             .await;
@@ -245,6 +261,19 @@ async fn a_customer_adds_twice_quickly_sets_a_quantity_and_cancels_the_order_fro
         let order = latest_order(&shop, "carol").await;
         assert_eq!(order.status, "cancelled", "{order:?}");
         assert_eq!(order.lines[0].quantity, 3, "{order:?}");
+
+        // A reload stays on the order; Back returns to the basket.
+        page.navigate(Navigation::Reload).await;
+        page.wait_text("#order-title", "the reloaded page shows the order", |t| {
+            t == format!("Order {}", order.id)
+        })
+        .await;
+        assert_eq!(page.text("#order-status").await, "cancelled");
+        page.navigate(Navigation::Back).await;
+        page.wait_text("#basket-title", "Back shows the basket", |t| {
+            t == "Your basket"
+        })
+        .await;
     })
     .await;
     page.close().await;
@@ -318,6 +347,14 @@ fn money(m: &Money) -> String {
     format!("€{grouped}.{cents:02}")
 }
 
+/// The browser's own buttons.
+#[derive(Debug, Clone, Copy)]
+enum Navigation {
+    Back,
+    Forward,
+    Reload,
+}
+
 /// One browser session on one shop's storefront. Every helper waits with
 /// a deadline and panics with what it was doing.
 struct Page<'a> {
@@ -389,6 +426,16 @@ impl<'a> Page<'a> {
             !address.contains("token="),
             "the token stays in the address bar: {address}"
         );
+    }
+
+    /// Presses the browser's Back, Forward or Reload.
+    async fn navigate(&self, to: Navigation) {
+        let done = match to {
+            Navigation::Back => self.client.back().await,
+            Navigation::Forward => self.client.forward().await,
+            Navigation::Reload => self.client.refresh().await,
+        };
+        done.unwrap_or_else(|e| panic!("cannot press {to:?}: {e}"));
     }
 
     async fn search_for(&self, words: &str) {
