@@ -36,7 +36,7 @@ pub struct RawSearch {
 /// Search products by text, category, or both.
 #[utoipa::path(get, path = "/api/v1/products", operation_id = "searchProducts", tag = "products",
     params(
-        ("q" = Option<String>, Query, description = "words to find in names (weighted most), descriptions or the SKU; at most 200 characters; blank lists by name"),
+        ("q" = Option<String>, Query, description = "words to find in names (weighted most; a product named exactly so comes first), descriptions or the SKU; at most 200 characters; blank lists by name"),
         ("category" = Option<String>, Query, description = "only this category (exact, case-insensitive)"),
         ("limit" = Option<u32>, Query, description = "1 to 100, default 20"),
         ("offset" = Option<u32>, Query, description = "0 to 10000, default 0"),

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use tantivy::collector::TopDocs;
 use tantivy::query::TermQuery;
 use tantivy::schema::{IndexRecordOption, Value};
+use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{Index, IndexReader, ReloadPolicy, Searcher, TantivyDocument, Term};
 use uuid::Uuid;
 
@@ -191,7 +192,11 @@ pub fn id_term(fields: &Fields, product_id: Uuid) -> Term {
 
 /// The document of a record. Only active products get their text
 /// indexed: the others are kept for their state, never found.
-pub fn document(fields: &Fields, record: &ProductRecord) -> anyhow::Result<TantivyDocument> {
+pub fn document(
+    fields: &Fields,
+    analyzer: &mut TextAnalyzer,
+    record: &ProductRecord,
+) -> anyhow::Result<TantivyDocument> {
     let mut doc = TantivyDocument::new();
     doc.add_text(fields.id, record.product_id.to_string());
     let (hi, lo) = record.product_id.as_u64_pair();
@@ -204,6 +209,7 @@ pub fn document(fields: &Fields, record: &ProductRecord) -> anyhow::Result<Tanti
         doc.add_text(fields.description, &record.description);
         doc.add_text(fields.category, category_key(&record.category));
         doc.add_text(fields.name_key, name_key(&record.name));
+        doc.add_text(fields.name_words, schema::words_key(analyzer, &record.name));
     }
     let json = serde_json::to_vec(record).context("encoding a product record")?;
     doc.add_bytes(fields.record, &json);

@@ -9,13 +9,14 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use contracts::search::Shard;
 use platform::projection::Progress;
+use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{IndexReader, IndexWriter, TantivyDocument};
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
 use super::index::{self, Checkpoint, ShardIndex};
 use super::record::{self, Fact, ProductRecord};
-use super::schema::Fields;
+use super::schema::{self, Fields};
 
 /// Memory the writer may buffer before it flushes a segment on its own, on
 /// one indexing thread: enough for batches of a thousand products, small
@@ -91,6 +92,8 @@ pub struct Indexer {
     writer: IndexWriter<TantivyDocument>,
     reader: IndexReader,
     fields: Fields,
+    /// The text analyzer, for a name's exact-match key.
+    analyzer: TextAnalyzer,
     policy: CommitPolicy,
     reporters: Reporters,
     /// Records written since the last commit, which the reader cannot see.
@@ -122,6 +125,7 @@ impl Indexer {
             writer,
             reader: index.reader.clone(),
             fields: index.fields,
+            analyzer: schema::text_analyzer(),
             policy,
             reporters,
             pending: HashMap::new(),
@@ -185,8 +189,11 @@ impl Indexer {
                 // Delete then add: within one batch the delete only hits
                 // documents added before it, so the new one survives.
                 self.writer.delete_term(index::id_term(&self.fields, id));
-                self.writer
-                    .add_document(index::document(&self.fields, &next)?)?;
+                self.writer.add_document(index::document(
+                    &self.fields,
+                    &mut self.analyzer,
+                    &next,
+                )?)?;
                 self.pending.insert(id, next);
                 self.batch_docs += 1;
             }

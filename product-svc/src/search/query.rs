@@ -121,6 +121,7 @@ impl ShardSearcher {
     fn text_query(&self, q: &str) -> Option<Box<dyn Query>> {
         let mut analyzer = self.analyzer.clone();
         let words = schema::tokens(&mut analyzer, q);
+        let key = schema::words_key(&mut analyzer, q);
         let mut all_words: Option<Box<dyn Query>> = None;
         for word in words.iter().rev() {
             let either: Box<dyn Query> = Box::new(BooleanQuery::new(vec![
@@ -141,6 +142,20 @@ impl ShardSearcher {
                 ])),
             });
         }
+        // The product named exactly so comes first.
+        let all_words = all_words.map(|all| -> Box<dyn Query> {
+            let exact = TermQuery::new(
+                Term::from_field_text(self.fields.name_words, &key),
+                IndexRecordOption::Basic,
+            );
+            let count = key.split(' ').count() as f32;
+            let exact =
+                ConstScoreQuery::new(Box::new(exact), count * schema::EXACT_NAME_SCORE_PER_WORD);
+            Box::new(BooleanQuery::new(vec![
+                (Occur::Must, all),
+                (Occur::Should, Box::new(exact)),
+            ]))
+        });
         let sku = q.trim().to_lowercase();
         let sku = (!sku.is_empty() && !sku.contains(char::is_whitespace))
             .then(|| boosted(self.fields.sku, &sku, schema::SKU_BOOST));

@@ -14,7 +14,7 @@ use tantivy::{Index, Term};
 
 /// Bumped whenever the schema or the analyzers change: an index written
 /// with another version is rebuilt from the streams.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// English text: words, lower-cased, accents folded, stop words dropped,
 /// stemmed ("computers" finds "computer").
@@ -29,6 +29,18 @@ pub const SKU_ANALYZER: &str = "bazaar_sku";
 pub const NAME_BOOST: f32 = 4.0;
 pub const SKU_BOOST: f32 = 4.0;
 pub const DESCRIPTION_BOOST: f32 = 1.0;
+
+/// What a query whose words are the product's whole name adds, per word:
+/// more than any word can score in name and description together (at most
+/// `(NAME_BOOST + DESCRIPTION_BOOST) × 2.2 × idf`, about 76 with the fixed
+/// statistics), so a product named exactly what was asked for comes first
+/// ("kettle" finds "Kettle" before "Kettle descaler" and "Electric kettle"
+/// whose descriptions say kettle again).
+pub const EXACT_NAME_SCORE_PER_WORD: f32 = 100.0;
+
+/// Words longer than this many bytes are not indexed (a German compound
+/// noun of 50 letters is kept).
+const LONGEST_WORD_BYTES: usize = 100;
 
 /// The index's fields.
 #[derive(Debug, Clone, Copy)]
@@ -47,6 +59,8 @@ pub struct Fields {
     pub status: Field,
     /// Lower-cased name: the listing order when there is no text.
     pub name_key: Field,
+    /// The name's analyzed words, in order, as one term: the exact match.
+    pub name_words: Field,
     /// The whole record as JSON: what hits show and updates start from.
     pub record: Field,
 }
@@ -71,6 +85,7 @@ pub fn build() -> (Schema, Fields) {
         category: b.add_text_field("category", STRING),
         status: b.add_text_field("status", STRING),
         name_key: b.add_text_field("name_key", TextOptions::default().set_fast("raw")),
+        name_words: b.add_text_field("name_words", STRING),
         record: b.add_bytes_field("record", STORED),
     };
     (b.build(), fields)
@@ -91,7 +106,7 @@ pub fn register_analyzers(index: &Index) {
 /// The analyzer of names and descriptions, for documents and queries alike.
 pub fn text_analyzer() -> TextAnalyzer {
     let builder = TextAnalyzer::builder(SimpleTokenizer::default())
-        .filter_dynamic(RemoveLongFilter::limit(40))
+        .filter_dynamic(RemoveLongFilter::limit(LONGEST_WORD_BYTES))
         .filter_dynamic(LowerCaser)
         .filter_dynamic(AsciiFoldingFilter);
     let builder = match StopWordFilter::new(Language::English) {
@@ -113,6 +128,20 @@ pub fn tokens(analyzer: &mut TextAnalyzer, text: &str) -> Vec<String> {
         }
     }
     words
+}
+
+/// A text's analyzed words in order, repeats kept, as one string: a
+/// product's name and a query with the same words give the same string.
+pub fn words_key(analyzer: &mut TextAnalyzer, text: &str) -> String {
+    let mut stream = analyzer.token_stream(text);
+    let mut key = String::with_capacity(text.len());
+    while let Some(token) = stream.next() {
+        if !key.is_empty() {
+            key.push(' ');
+        }
+        key.push_str(&token.text);
+    }
+    key
 }
 
 /// BM25 statistics that do not depend on the shard's contents.
@@ -175,5 +204,25 @@ mod tests {
         );
         assert_eq!(tokens(&mut analyzer, "Café"), ["cafe"]);
         assert!(tokens(&mut analyzer, "the of and").is_empty());
+    }
+
+    #[test]
+    fn a_query_and_a_name_of_the_same_words_have_the_same_key() {
+        let mut analyzer = text_analyzer();
+        assert_eq!(words_key(&mut analyzer, "The Kettles"), "kettl");
+        assert_eq!(
+            words_key(&mut analyzer, "electric KETTLE"),
+            words_key(&mut analyzer, "Electric kettle")
+        );
+        assert_ne!(
+            words_key(&mut analyzer, "kettle electric"),
+            words_key(&mut analyzer, "electric kettle")
+        );
+        let compound = "Donaudampfschifffahrtsgesellschaftskapitänsmütze";
+        assert_eq!(
+            tokens(&mut analyzer, compound).len(),
+            1,
+            "a long word is kept"
+        );
     }
 }

@@ -58,6 +58,47 @@ async fn a_name_match_outranks_a_description_only_match_and_irrelevant_products_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_product_named_exactly_what_was_asked_for_comes_first() {
+    let shop = Bazaar::start().await;
+    let _shards = shop.shards(2, "data").await;
+    let gatherer = shop.gatherer(2, Duration::from_secs(2)).await;
+    // Both others say kettle again in their descriptions, which alone
+    // would put them first.
+    for (name, description) in [
+        ("Kettle descaler", "Cleans any kettle; kettle, kettle."),
+        ("Electric kettle", "A kettle that is electric."),
+        ("Kettle", "Boils water fast."),
+        ("Donaudampfschifffahrtskapitänsmütze", "A captain's cap."),
+    ] {
+        shop.product(NewProduct {
+            name,
+            description,
+            category: "kitchen",
+        })
+        .await;
+    }
+    let kettles = search_until(
+        &gatherer,
+        &params("kettle", None, 20, 0),
+        "the three kettle products are found",
+        |r| r.total == 3,
+    )
+    .await;
+    assert_eq!(names(&kettles)[0], "Kettle", "{:?}", names(&kettles));
+
+    let electric = search(&gatherer, &params("ELECTRIC kettles", None, 20, 0)).await;
+    assert_eq!(names(&electric), ["Electric kettle"]);
+    let cap = search_until(
+        &gatherer,
+        &params("donaudampfschifffahrtskapitänsmütze", None, 20, 0),
+        "a long compound word is found",
+        |r| r.total == 1,
+    )
+    .await;
+    assert_eq!(names(&cap), ["Donaudampfschifffahrtskapitänsmütze"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_word_must_match_and_a_discontinued_product_is_not_found() {
     let shop = Bazaar::start().await;
     let _shards = shop.shards(2, "data").await;
