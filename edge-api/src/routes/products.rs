@@ -121,7 +121,10 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiRe
 }
 
 /// Answers a write once the edge's own view reflects it (read-your-writes),
-/// or with 202 when the view has not caught up within the bound.
+/// or with 202 when the view has not caught up within the bound. The body
+/// is the write's own outcome (the product service's record), with live
+/// availability: a repeat under the same `Idempotency-Key` answers what the
+/// first request did, not a later write's values.
 async fn written(
     state: &AppState,
     value: ProductRecord,
@@ -134,27 +137,30 @@ async fn written(
             return Ok((
                 status,
                 [(header::LOCATION, location)],
-                Json(to_product(row)),
+                Json(outcome(value, row.available)),
             )
                 .into_response());
         }
     }
-    let body = Product {
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(outcome(value, 0)),
+    )
+        .into_response())
+}
+
+fn outcome(value: ProductRecord, available: i64) -> Product {
+    Product {
         id: value.id,
         sku: value.sku,
         name: value.name,
         description: value.description,
         category: value.category,
         price: value.price.into(),
-        available: 0,
+        available,
         status: value.status,
-    };
-    Ok((
-        StatusCode::ACCEPTED,
-        [(header::LOCATION, location)],
-        Json(body),
-    )
-        .into_response())
+    }
 }
 
 fn to_product(row: ProductRow) -> Product {

@@ -13,7 +13,7 @@ use crate::dto::{StockBody, StockLevel};
 use crate::json::ApiJson;
 use crate::problem::{ApiError, ApiResult};
 use crate::state::AppState;
-use crate::views::{catalog, products};
+use crate::views::products;
 
 /// Set the units on hand of a product.
 #[utoipa::path(put, path = "/api/v1/products/{id}/stock", operation_id = "setStock", tag = "products",
@@ -54,17 +54,12 @@ pub async fn put(
         )
         .await?;
     let visible = caught_up(&state.views.warehouse, done.stream_seq, state.write_wait).await;
-    let level = match catalog::levels_of(&state.db, product_id).await? {
-        Some((on_hand, available)) if visible => StockLevel {
-            product_id,
-            on_hand,
-            available,
-        },
-        _ => StockLevel {
-            product_id,
-            on_hand: done.value.on_hand,
-            available: done.value.available,
-        },
+    // The warehouse's answer is this write's outcome: a repeat under the
+    // same Idempotency-Key answers the count it set, not a later one.
+    let level = StockLevel {
+        product_id,
+        on_hand: done.value.on_hand,
+        available: done.value.available,
     };
     let status = if visible {
         StatusCode::OK

@@ -110,16 +110,3 @@ pub async fn write(tx: &mut Tx, levels: Vec<Level>) -> Result<(), sqlx::Error> {
     }
     Ok(())
 }
-
-/// Units on hand and available, if the warehouse ever reported the product.
-pub async fn levels_of(
-    db: &platform::Db,
-    product_id: Uuid,
-) -> Result<Option<(i64, i64)>, sqlx::Error> {
-    sqlx::query_as::<_, (i64, i64)>(
-        "SELECT on_hand, available FROM availability_view WHERE product_id = $1",
-    )
-    .bind(product_id.to_string())
-    .fetch_optional(&mut *db.conn().await?)
-    .await
-}

@@ -131,3 +131,45 @@ async fn no_customer_can_spell_another_customers_key() {
     mallory.order(alices.id).await.expect(404);
     mallory.order(theirs.id).await.expect(200);
 }
+
+#[tokio::test]
+async fn a_repeated_write_answers_its_own_outcome_not_a_later_writes() {
+    let shop = Shop::builder().start().await;
+    let _logs = shop.logs_on_failure();
+    let lamp = shop.stocked_product("IDEM-LATER", 1200, 50).await;
+    let admin = shop.admin_api();
+    let patch = |key: Option<&'static str>, amount: i64| {
+        let mut request = admin
+            .request(Method::PATCH, &format!("/api/v1/products/{}", lamp.id))
+            .json(&json!({"price": {"amount_minor": amount, "currency": "EUR"}}));
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        admin.send(request)
+    };
+    let stock = |key: Option<&'static str>, on_hand: i64| {
+        let mut request = admin
+            .request(Method::PUT, &format!("/api/v1/products/{}/stock", lamp.id))
+            .json(&json!({ "on_hand": on_hand }));
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        admin.send(request)
+    };
+
+    // A keyed write, a later one without the key, then the keyed repeat.
+    let first: Product = patch(Some("price-111"), 111).await.expect(200).json();
+    patch(None, 222).await.expect(200);
+    let repeat: Product = patch(Some("price-111"), 111).await.expect(200).json();
+    stock(Some("stock-10"), 10).await.expect(200);
+    stock(None, 20).await.expect(200);
+    let stock_repeat = stock(Some("stock-10"), 10).await.expect(200).value();
+
+    // The repeats answer what the first requests did; nothing changed back.
+    assert_eq!(first.price.amount_minor, 111);
+    assert_eq!(repeat.price.amount_minor, 111, "{repeat:?}");
+    assert_eq!(stock_repeat["on_hand"], json!(10), "{stock_repeat}");
+    let now: Product = admin.product(lamp.id).await.expect(200).json();
+    assert_eq!(now.price.amount_minor, 222, "the repeat changed nothing");
+    assert_eq!(now.available, 20, "the repeat changed nothing");
+}
