@@ -9,6 +9,7 @@ pub mod dto;
 pub mod json;
 pub mod openapi;
 pub mod problem;
+pub mod query_params;
 pub mod rate_limit;
 pub mod read_cache;
 pub mod routes;

@@ -32,6 +32,9 @@ pub enum ApiError {
     Unavailable(String),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
+    /// Another error status, set by the HTTP stack rather than a handler.
+    #[error("{0}")]
+    Other(StatusCode, String),
 }
 
 #[derive(Serialize)]
@@ -109,6 +112,36 @@ impl ApiError {
                 "Internal server error",
                 "something went wrong on our side".into(),
             ),
+            Other(status, d) => (
+                *status,
+                "http",
+                status.canonical_reason().unwrap_or("Error"),
+                d.clone(),
+            ),
+        }
+    }
+
+    /// The problem for an error answer the HTTP stack made itself (axum's
+    /// extractors, the timeout) as plain text or nothing: its status and,
+    /// as the detail, its text.
+    pub fn from_plain(status: StatusCode, text: &str) -> ApiError {
+        let text = text.trim();
+        let detail = if text.is_empty() {
+            status.canonical_reason().unwrap_or("error").to_lowercase()
+        } else {
+            text.to_owned()
+        };
+        match status {
+            StatusCode::BAD_REQUEST => ApiError::BadRequest(detail),
+            StatusCode::NOT_FOUND => ApiError::NotFound(detail),
+            StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType,
+            StatusCode::SERVICE_UNAVAILABLE => ApiError::Unavailable(detail),
+            StatusCode::INTERNAL_SERVER_ERROR => {
+                ApiError::Internal(anyhow::anyhow!("the HTTP stack answered 500: {detail}"))
+            }
+            status => ApiError::Other(status, detail),
         }
     }
 }

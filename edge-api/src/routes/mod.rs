@@ -58,6 +58,7 @@ pub fn app(state: AppState) -> Router {
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(30),
         ))
+        .layer(middleware::from_fn(errors_as_problems))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             crate::rate_limit::limit,
@@ -65,6 +66,31 @@ pub fn app(state: AppState) -> Router {
         .layer(middleware::from_fn(record_http))
         .layer(middleware::from_fn(crate::trace::middleware))
         .with_state(state)
+}
+
+/// Turns an error answer the HTTP stack made as plain text (axum's
+/// extractors: a path that is not UTF-8, say) or with no body (the
+/// timeout) into problem+json, as DESIGN §7 says every error is. Its other
+/// headers (`Allow`, `Retry-After`) are kept.
+async fn errors_as_problems(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let problem = ApiError::from_plain(status, &String::from_utf8_lossy(&text)).into_response();
+    let (problem_parts, problem_body) = problem.into_parts();
+    for (name, value) in &problem_parts.headers {
+        parts.headers.insert(name, value.clone());
+    }
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, problem_body)
 }
 
 /// Counts requests and their latency per route and status.

@@ -225,7 +225,7 @@ pub async fn list(
     Caller(caller): Caller,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<OrderPage>> {
-    let Query(query) = query.map_err(|e| invalid("query", e.body_text()))?;
+    let Query(query) = query.map_err(crate::query_params::rejected)?;
     let limit = match query.limit.as_deref() {
         None => 20,
         Some(raw) => raw

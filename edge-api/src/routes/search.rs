@@ -50,12 +50,7 @@ pub async fn list(
     query: Result<Query<RawSearch>, QueryRejection>,
 ) -> ApiResult<Json<SearchPage>> {
     let started = Instant::now();
-    let Query(raw) = query.map_err(|e| {
-        ApiError::Validation(vec![FieldError {
-            field: "query".into(),
-            message: e.body_text(),
-        }])
-    })?;
+    let Query(raw) = query.map_err(crate::query_params::rejected)?;
     let params = validate(raw).map_err(ApiError::Validation)?;
     let results = state
         .search

@@ -46,7 +46,8 @@ async fn bad_limit_offset_or_long_text_is_a_422_problem() {
         ("offset=10001".to_owned(), "offset"),
         ("offset=-1".to_owned(), "offset"),
         (format!("q={long_q}"), "q"),
-        ("page=2".to_owned(), "query"),
+        ("page=2".to_owned(), "page"),
+        ("limit=1&limit=2".to_owned(), "limit"),
     ] {
         let response = edge
             .http

@@ -201,6 +201,18 @@ async fn rejected_requests_answer_problem_json_and_publish_nothing() {
         .problem();
     customer.order(unknown).await.expect(404).problem();
 
+    // 400: a path that is not UTF-8 is a problem too, not plain text.
+    anonymous
+        .get("/api/v1/products/%FF")
+        .await
+        .expect(400)
+        .problem();
+    customer
+        .get("/api/v1/orders/%FF")
+        .await
+        .expect(400)
+        .problem();
+
     // Nothing was published: not now, and not later by an outbox that held
     // a row back (the relay publishes in order, so the next accepted write
     // would carry it out too).
