@@ -7,12 +7,14 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// An amount of money in minor units, e.g. `{"amount_minor": 1999, "currency": "EUR"}`.
+/// The shop trades in euros only; a product's price is 0 to 100,000,000
+/// (one million euros).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Money {
     #[schema(example = 1999)]
     pub amount_minor: i64,
-    #[schema(example = "EUR", pattern = "^[A-Z]{3}$")]
+    #[schema(example = "EUR", pattern = "^EUR$")]
     pub currency: String,
 }
 
@@ -38,7 +40,12 @@ impl From<Money> for contracts::Money {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewProduct {
-    #[schema(example = "KB-001", max_length = 64)]
+    /// Unique, case-sensitive (KB-001 and kb-001 are two products).
+    #[schema(
+        example = "KB-001",
+        max_length = 64,
+        pattern = "^[A-Za-z0-9._-]{1,64}$"
+    )]
     pub sku: String,
     #[schema(example = "Mechanical keyboard", max_length = 200)]
     pub name: String,
@@ -103,7 +110,7 @@ pub struct FieldProblem {
 #[serde(deny_unknown_fields)]
 pub struct StockBody {
     /// Units physically on hand (a stock count).
-    #[schema(example = 25, minimum = 0)]
+    #[schema(example = 25, minimum = 0, maximum = 1_000_000_000)]
     pub on_hand: i64,
 }
 
@@ -224,7 +231,7 @@ pub struct TimelineEntry {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct OrderPage {
     pub items: Vec<Order>,
-    /// Pass as `cursor` for the next page; absent on the last page.
+    /// Pass as `cursor` for the next page; null on the last page.
     pub next_cursor: Option<String>,
 }
 

@@ -23,7 +23,7 @@ use utoipa::{Modify, OpenApi};
         crate::routes::orders::updates,
     ),
     components(schemas(crate::dto::Money, crate::dto::Problem, crate::dto::FieldProblem)),
-    modifiers(&BearerAuth, &RateLimited, &JsonBodies),
+    modifiers(&BearerAuth, &RateLimited, &JsonBodies, &Idempotent),
     tags(
         (name = "products", description = "The catalog and its stock"),
         (name = "basket", description = "The caller's basket"),
@@ -75,21 +75,61 @@ impl Modify for RateLimited {
 }
 
 /// Every operation with a request body answers 415 to a body that is not
-/// `application/json` (`json.rs`): one shared response, referenced.
+/// `application/json` and 413 to one over 64 KiB (`json.rs`): shared
+/// responses, referenced.
 struct JsonBodies;
 
 impl Modify for JsonBodies {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let has_body =
+            |operation: &utoipa::openapi::path::Operation| operation.request_body.is_some();
         let response = problem_response(
             "the body is not `application/json` (send `Content-Type: application/json`)",
         );
-        share_response(
-            openapi,
-            "415",
-            "UnsupportedMediaType",
-            response,
-            |operation| operation.request_body.is_some(),
-        );
+        share_response(openapi, "415", "UnsupportedMediaType", response, has_body);
+        let response =
+            problem_response(&format!("the body is over {} bytes", crate::MAX_BODY_BYTES));
+        share_response(openapi, "413", "PayloadTooLarge", response, has_body);
+    }
+}
+
+/// Every write (POST, PUT, PATCH, DELETE) takes an `Idempotency-Key`
+/// (`routes::command_id`); the operations that describe it themselves keep
+/// their own words.
+struct Idempotent;
+
+impl Modify for Idempotent {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+
+        let parameter = ParameterBuilder::new()
+            .name("Idempotency-Key")
+            .parameter_in(ParameterIn::Header)
+            .description(Some("repeat the request safely: the same key with the same request returns the first outcome and changes nothing; with a different request it is refused (422). 1 to 200 visible ASCII characters"))
+            .schema(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .max_length(Some(200)),
+            ))
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let parameters = operation.parameters.get_or_insert_with(Vec::new);
+                if !parameters.iter().any(|p| p.name == "Idempotency-Key") {
+                    parameters.push(parameter.clone());
+                }
+            }
+        }
     }
 }
 

@@ -142,7 +142,7 @@ fn check_sku(sku: &str, errors: &mut Vec<FieldError>) {
     if sku.is_empty() || sku.len() > MAX_SKU || !valid_chars {
         errors.push(field(
             "sku",
-            format!("must be 1 to {MAX_SKU} characters of letters, digits, '-', '_' or '.'"),
+            format!("must be 1 to {MAX_SKU} characters of ASCII letters (A-Z, a-z), digits, '-', '_' or '.'"),
         ));
     }
 }

@@ -54,6 +54,7 @@ pub async fn put_item(
     responses(
         (status = 200, description = "the basket after the change", body = Basket),
         (status = 401, description = "no or invalid token", body = crate::dto::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "no such product", body = crate::dto::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn delete_item(
     State(state): State<AppState>,

@@ -211,7 +211,7 @@ pub struct ListQuery {
 /// The caller's orders, newest first.
 #[utoipa::path(get, path = "/api/v1/orders", operation_id = "listOrders", tag = "orders",
     params(
-        ("limit" = Option<i64>, Query, description = "1 to 100, default 20"),
+        ("limit" = Option<i64>, Query, description = "1 to 100, default 20", minimum = 1, maximum = 100),
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
     ),
     security(("bearer" = [])),

@@ -23,7 +23,7 @@ use crate::views::products::{self, ProductRow};
     security(("bearer" = [])),
     responses(
         (status = 201, description = "created and visible", body = Product, headers(("Location" = String))),
-        (status = 202, description = "created; the catalog view is still catching up", body = Product),
+        (status = 202, description = "created; the catalog view is still catching up", body = Product, headers(("Location" = String))),
         (status = 401, description = "no or invalid token", body = crate::dto::Problem, content_type = "application/problem+json"),
         (status = 403, description = "not an admin", body = crate::dto::Problem, content_type = "application/problem+json"),
         (status = 409, description = "the SKU exists", body = crate::dto::Problem, content_type = "application/problem+json"),
@@ -59,7 +59,7 @@ pub async fn create(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "updated and visible", body = Product),
-        (status = 202, description = "updated; the view is still catching up", body = Product),
+        (status = 202, description = "updated; the view is still catching up", body = Product, headers(("Location" = String))),
         (status = 401, description = "no or invalid token", body = crate::dto::Problem, content_type = "application/problem+json"),
         (status = 403, description = "not an admin", body = crate::dto::Problem, content_type = "application/problem+json"),
         (status = 404, description = "no such product", body = crate::dto::Problem, content_type = "application/problem+json"),

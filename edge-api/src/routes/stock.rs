@@ -1,7 +1,7 @@
 //! `PUT /api/v1/products/{id}/stock` (admin): a stock count.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use contracts::commands::{SetStock, StockLevel as StockRecord};
@@ -22,7 +22,7 @@ use crate::views::products;
     security(("bearer" = [])),
     responses(
         (status = 200, description = "stock set and visible", body = StockLevel),
-        (status = 202, description = "stock set; the view is still catching up", body = StockLevel),
+        (status = 202, description = "stock set; the view is still catching up", body = StockLevel, headers(("Location" = String, description = "the product"))),
         (status = 401, description = "no or invalid token", body = crate::dto::Problem, content_type = "application/problem+json"),
         (status = 403, description = "not an admin", body = crate::dto::Problem, content_type = "application/problem+json"),
         (status = 404, description = "no such product", body = crate::dto::Problem, content_type = "application/problem+json"),
@@ -61,10 +61,14 @@ pub async fn put(
         on_hand: done.value.on_hand,
         available: done.value.available,
     };
-    let status = if visible {
-        StatusCode::OK
-    } else {
-        StatusCode::ACCEPTED
-    };
-    Ok((status, Json(level)).into_response())
+    if visible {
+        return Ok((StatusCode::OK, Json(level)).into_response());
+    }
+    let location = format!("/api/v1/products/{product_id}");
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(level),
+    )
+        .into_response())
 }
