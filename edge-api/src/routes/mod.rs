@@ -65,6 +65,7 @@ pub fn app(state: AppState) -> Router {
         ))
         .layer(middleware::from_fn(record_http))
         .layer(middleware::from_fn(crate::trace::middleware))
+        .layer(middleware::from_fn(close_after_refused_body))
         .with_state(state)
 }
 
@@ -91,6 +92,28 @@ async fn errors_as_problems(request: Request, next: Next) -> Response {
     }
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, problem_body)
+}
+
+/// Asks the client to close the connection after an error answer to a
+/// request that came with a body: the body may be unread (refused for its
+/// token, size or type before it was read), and the server then closes the
+/// connection rather than read it; said in `Connection: close`, a client
+/// opens a new one instead of sending its next request into a closed one.
+async fn close_after_refused_body(request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let has_body = headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0");
+    let mut response = next.run(request).await;
+    let status = response.status();
+    if has_body && (status.is_client_error() || status.is_server_error()) {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 /// Counts requests and their latency per route and status.

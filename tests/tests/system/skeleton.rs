@@ -175,7 +175,10 @@ async fn rejected_requests_answer_problem_json_and_publish_nothing() {
     // 413: a body over 64 KiB.
     let mut huge = valid.clone();
     huge.description = "x".repeat(65 * 1024);
-    admin.create_product(&huge).await.expect(413).problem();
+    let too_large = admin.create_product(&huge).await.expect(413);
+    too_large.problem();
+    // The body was not read: the client is told the connection closes.
+    assert_eq!(too_large.header("connection").as_deref(), Some("close"));
 
     // 404: unknown ids and routes.
     let unknown = Uuid::now_v7();
