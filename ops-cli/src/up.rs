@@ -6,6 +6,7 @@
 mod affinity;
 mod broker;
 mod children;
+mod lock;
 mod ready;
 mod state;
 
@@ -26,8 +27,9 @@ use tracing::info;
 use crate::duration::parse_duration;
 use crate::secrets::Secrets;
 use affinity::{CpuAffinity, Cpus};
-use broker::{start_broker, Broker};
+use broker::{start_broker, Broker, BrokerWatch};
 use children::{ChildSpec, Supervisor};
+use lock::DataDirLock;
 use state::{ServiceEntry, UpFile, UpState};
 
 const EXAMPLES: &str = "\
@@ -157,6 +159,7 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         .canonicalize()
         .with_context(|| format!("cannot resolve {}", args.data_dir.display()))?;
     state::refuse_if_running(&data_dir)?;
+    let lock = Arc::new(DataDirLock::take(&data_dir)?);
     let bin_dir = children::binaries_dir(&SERVICES)?;
     let counts = instance_counts(&args)?;
     let edge_listener = reserve_edge_addr(args.http_addr)?;
@@ -164,7 +167,7 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         .local_addr()
         .context("cannot read the edge address")?;
     let secrets = Secrets::load_or_create(&data_dir)?;
-    let mut broker = start_broker(&args, &data_dir, &secrets).await?;
+    let mut broker = start_broker(&args, &data_dir, &secrets, &lock).await?;
 
     let specs = plan(
         &args, &data_dir, &bin_dir, &counts, edge_addr, &broker, &secrets,
@@ -176,6 +179,7 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         nats_user: ops_user,
         nats_password: ops_password,
         pid: std::process::id(),
+        nats_pid: broker.own.as_ref().and_then(|server| server.pid()),
         services: specs
             .iter()
             .map(|s| ServiceEntry {
@@ -187,7 +191,11 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     };
     let up_state = Arc::new(UpState::create(&data_dir, up_file)?);
     drop(edge_listener);
-    let supervisor = Supervisor::start(specs.clone(), up_state.clone());
+    let broker_watch = broker
+        .own
+        .take()
+        .map(|server| BrokerWatch::start(server, up_state.clone()));
+    let supervisor = Supervisor::start(specs.clone(), up_state.clone(), lock.clone());
 
     let outcome = tokio::select! {
         ready = ready::wait_until_ready(&specs, args.ready_timeout) => ready.map(|()| true),
@@ -213,7 +221,11 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     }
 
     supervisor.shutdown().await;
-    if let Some(mut nats) = broker.own.take() {
+    let own_broker = match broker_watch {
+        Some(watch) => watch.stop().await,
+        None => None,
+    };
+    if let Some(mut nats) = own_broker {
         tokio::task::spawn_blocking(move || nats.stop())
             .await
             .context("nats-server stop task")??;
@@ -287,6 +299,10 @@ fn plan(
                     args.log_format.as_str().to_owned(),
                 ),
                 ("BAZAAR_INSTANCE".to_owned(), instance.clone()),
+                (
+                    platform::shutdown::SUPERVISOR_PID_ENV.to_owned(),
+                    std::process::id().to_string(),
+                ),
             ];
             if let Some((user, password)) = broker.credentials.of(service) {
                 env.push(("NATS_USER".to_owned(), user));

@@ -77,6 +77,16 @@ struct Up {
 
 impl Up {
     fn start(sandbox: Sandbox, extra: &[&str]) -> Up {
+        let child = Up::spawn(&sandbox, extra);
+        Up { child, sandbox }
+    }
+
+    /// Starts `bazaar up` again on the same sandbox (the last one exited).
+    fn start_again(&mut self) {
+        self.child = Up::spawn(&self.sandbox, &[]);
+    }
+
+    fn spawn(sandbox: &Sandbox, extra: &[&str]) -> Child {
         let out = fs::File::create(sandbox.dir.path().join("up.out")).expect("out file");
         let err = fs::File::create(sandbox.dir.path().join("up.err")).expect("err file");
         let child = bazaar(&sandbox.bin())
@@ -94,7 +104,7 @@ impl Up {
             .stderr(err)
             .spawn()
             .expect("bazaar up starts");
-        Up { child, sandbox }
+        child
     }
 
     fn output(&self) -> String {
@@ -130,20 +140,107 @@ impl Drop for Up {
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
             let _ = self.child.wait();
-            for pid in pids(&self.sandbox.up_json().unwrap_or_default()) {
-                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-            }
+        }
+        // What a killed `bazaar up` left running (up.json stays then).
+        for pid in pids(&self.sandbox.up_json().unwrap_or_default()) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
     }
 }
 
+/// The services' and the broker's pids in `up.json`.
 fn pids(up: &serde_json::Value) -> Vec<i32> {
     let services = up["services"].as_array().cloned().unwrap_or_default();
     services
         .iter()
         .filter_map(|s| s["pid"].as_i64())
+        .chain(up["nats_pid"].as_i64())
         .map(|p| p as i32)
         .collect()
+}
+
+fn is_running(pid: i32) -> bool {
+    kill(Pid::from_raw(pid), None).is_ok()
+}
+
+#[tokio::test]
+async fn up_restarts_its_nats_server_when_it_dies() {
+    let up = Up::start(Sandbox::new(true), &[]);
+    up.wait_until_up().await;
+    let state = up.sandbox.up_json().expect("up.json written");
+    let old = state["nats_pid"]
+        .as_i64()
+        .expect("up.json names the broker") as i32;
+    let url = state["nats_url"].as_str().unwrap_or_default().to_owned();
+    let addr = url.trim_start_matches("nats://").to_owned();
+
+    kill(Pid::from_raw(old), Signal::SIGKILL).expect("broker killed");
+
+    wait_until(
+        Duration::from_secs(30),
+        "a new nats-server answers on the same address",
+        || async {
+            let new = up.sandbox.up_json().and_then(|s| s["nats_pid"].as_i64());
+            let restarted = new.is_some_and(|p| p as i32 != old && is_running(p as i32));
+            restarted && std::net::TcpStream::connect(&addr).is_ok()
+        },
+    )
+    .await;
+    assert!(
+        up.output().contains("nats-server exited; restarting it"),
+        "{}",
+        up.output()
+    );
+    stop(up).await;
+}
+
+#[tokio::test]
+async fn a_data_dir_stays_locked_while_processes_of_a_killed_up_still_run() {
+    let mut first = Up::start(Sandbox::new(true), &[]);
+    first.wait_until_up().await;
+    let state = first.sandbox.up_json().expect("up.json written");
+    let nats = state["nats_pid"].as_i64().expect("broker pid");
+
+    // `bazaar up` dies; its broker (and these stand-in services, which do
+    // not watch their parent as the real ones do) run on.
+    first.signal(Signal::SIGKILL);
+    first.wait_for_exit().await;
+    let second = run(
+        &first.sandbox.bin(),
+        &[
+            "up",
+            "--data-dir",
+            &first.sandbox.data_arg(),
+            "--http-addr",
+            "127.0.0.1:0",
+        ],
+    );
+
+    assert_eq!(second.status.code(), Some(1), "{}", stderr(&second));
+    let err = stderr(&second);
+    assert!(
+        err.contains("still in use by processes of an earlier `bazaar up`")
+            && err.contains(&nats.to_string()),
+        "{err}"
+    );
+
+    // Once they are gone, the data dir is free again.
+    let left = pids(&state);
+    for pid in &left {
+        let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
+    }
+    wait_until(
+        Duration::from_secs(10),
+        "the left processes are gone",
+        || {
+            let gone = left.iter().all(|pid| !is_running(*pid));
+            async move { gone }
+        },
+    )
+    .await;
+    first.start_again();
+    first.wait_until_up().await;
+    stop(first).await;
 }
 
 fn pid_of(up: &serde_json::Value, instance: &str) -> Option<i64> {

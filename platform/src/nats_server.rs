@@ -20,7 +20,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// The single-node broker config (`nats/server.conf`); it includes `users.conf`.
@@ -97,6 +97,7 @@ pub struct NatsServerBuilder {
     env: Vec<(OsString, OsString)>,
     start_timeout: Duration,
     own_process_group: bool,
+    stdin: Option<Arc<File>>,
 }
 
 impl NatsServerBuilder {
@@ -140,6 +141,14 @@ impl NatsServerBuilder {
         self
     }
 
+    /// Give the server this file as its standard input (it reads none):
+    /// a lock on the file is then held as long as the server runs
+    /// (`bazaar up`'s data dir lock).
+    pub fn stdin(mut self, file: File) -> Self {
+        self.stdin = Some(Arc::new(file));
+        self
+    }
+
     /// Starts the server and waits until it accepts clients. Without an
     /// explicit port it retries on a new free port when another process
     /// grabbed the chosen one first.
@@ -166,6 +175,7 @@ impl NatsServerBuilder {
             env: self.env,
             start_timeout: self.start_timeout,
             own_process_group: self.own_process_group,
+            stdin: self.stdin,
             port: 0,
             child: None,
         };
@@ -203,6 +213,7 @@ pub struct NatsServer {
     env: Vec<(OsString, OsString)>,
     start_timeout: Duration,
     own_process_group: bool,
+    stdin: Option<Arc<File>>,
     port: u16,
     child: Option<Child>,
 }
@@ -220,6 +231,7 @@ impl NatsServer {
             env: Vec::new(),
             start_timeout: Duration::from_secs(20),
             own_process_group: false,
+            stdin: None,
         }
     }
 
@@ -325,6 +337,13 @@ impl NatsServer {
         let stderr = log
             .try_clone()
             .map_err(io_err("cannot duplicate the log file handle"))?;
+        let stdin = match &self.stdin {
+            Some(file) => Stdio::from(
+                file.try_clone()
+                    .map_err(io_err("cannot duplicate the standard input file"))?,
+            ),
+            None => Stdio::null(),
+        };
         let mut cmd = Command::new(&self.bin);
         if let Some(config) = &self.config {
             cmd.arg("-c").arg(config);
@@ -344,7 +363,7 @@ impl NatsServer {
         ])
         .arg(&self.dir)
         .envs(self.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(log)
         .stderr(stderr);
         let child = cmd

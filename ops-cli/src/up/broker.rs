@@ -3,14 +3,23 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use platform::nats_server::{self, password_env_var, NatsServer, USERS};
-use tracing::info;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{error, info, warn};
 
+use super::lock::DataDirLock;
+use super::state::UpState;
 use super::UpArgs;
 use crate::secrets::Secrets;
+
+/// How often the broker watch looks whether our nats-server still runs.
+const BROKER_CHECK_EVERY: Duration = Duration::from_secs(1);
+const BROKER_MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Where NATS runs and who each service connects as.
 pub struct Broker {
@@ -45,6 +54,7 @@ pub async fn start_broker(
     args: &UpArgs,
     data_dir: &Path,
     secrets: &Secrets,
+    lock: &DataDirLock,
 ) -> anyhow::Result<Broker> {
     if let Some(url) = &args.nats_url {
         let credentials = match (args.nats_user.clone(), args.nats_password.clone()) {
@@ -68,6 +78,7 @@ pub async fn start_broker(
         .config_file(config)
         .name("bazaar")
         .own_process_group(true)
+        .stdin(lock.file()?)
         // Recovering a large JetStream store takes a while.
         .start_timeout(Duration::from_secs(60));
     let mut passwords = BTreeMap::new();
@@ -85,4 +96,75 @@ pub async fn start_broker(
         own: Some(server),
         credentials: Credentials::PerUser(passwords),
     })
+}
+
+/// Restarts our nats-server when it dies, on the same port, store and
+/// config, so the services (which reconnect by themselves) carry on.
+pub struct BrokerWatch {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<NatsServer>,
+}
+
+impl BrokerWatch {
+    pub fn start(server: NatsServer, state: Arc<UpState>) -> BrokerWatch {
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(keep_running(server, state, stopped));
+        BrokerWatch { stop, task }
+    }
+
+    /// Stops watching and hands the server back (to be stopped).
+    pub async fn stop(self) -> Option<NatsServer> {
+        let _ = self.stop.send(true);
+        match self.task.await {
+            Ok(server) => Some(server),
+            Err(e) => {
+                warn!(error = %e, "the broker watch failed");
+                None
+            }
+        }
+    }
+}
+
+async fn keep_running(
+    mut server: NatsServer,
+    state: Arc<UpState>,
+    mut stop: watch::Receiver<bool>,
+) -> NatsServer {
+    let mut backoff = BROKER_CHECK_EVERY;
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return server,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        if server.is_running() {
+            backoff = BROKER_CHECK_EVERY;
+            continue;
+        }
+        warn!(log = %server.log_file().display(), port = server.port(),
+            "nats-server exited; restarting it on the same port and store");
+        let restarted = tokio::task::spawn_blocking(move || {
+            let result = server.restart();
+            (server, result)
+        })
+        .await;
+        let result;
+        (server, result) = match restarted {
+            Ok(done) => done,
+            Err(e) => {
+                error!(error = %e, "the nats-server restart task failed; the broker stays down");
+                return std::future::pending().await;
+            }
+        };
+        match result {
+            Ok(()) => {
+                info!(pid = server.pid(), url = %server.url(), "nats-server restarted");
+                state.set_nats_pid(server.pid());
+                backoff = BROKER_CHECK_EVERY;
+            }
+            Err(e) => {
+                error!(error = %e, "cannot restart nats-server; trying again");
+                backoff = (backoff * 2).min(BROKER_MAX_BACKOFF);
+            }
+        }
+    }
 }

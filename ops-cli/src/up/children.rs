@@ -5,12 +5,14 @@
 //! (the test kit's `Shop` gives the same): `NATS_URL`, `NATS_USER`,
 //! `NATS_PASSWORD`, `BAZAAR_DATA_DIR`, `BAZAAR_HTTP_ADDR` (its health and
 //! metrics address; the public one for the edge), `BAZAAR_LOG_FORMAT`,
-//! `BAZAAR_INSTANCE`, and for the edge `BAZAAR_JWT_SECRET`.
+//! `BAZAAR_INSTANCE`, and for the edge `BAZAAR_JWT_SECRET`; and
+//! `BAZAAR_SUPERVISOR_PID`, so that a service stops when `bazaar up` is
+//! gone (`platform::shutdown`).
 
 use std::fs::OpenOptions;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +25,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+use super::lock::DataDirLock;
 use super::state::UpState;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
@@ -76,11 +79,11 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    pub fn start(specs: Vec<ChildSpec>, state: Arc<UpState>) -> Supervisor {
+    pub fn start(specs: Vec<ChildSpec>, state: Arc<UpState>, lock: Arc<DataDirLock>) -> Supervisor {
         let (shutdown, stop) = watch::channel(false);
         let tasks = specs
             .into_iter()
-            .map(|spec| tokio::spawn(supervise(spec, state.clone(), stop.clone())))
+            .map(|spec| tokio::spawn(supervise(spec, state.clone(), lock.clone(), stop.clone())))
             .collect();
         Supervisor { shutdown, tasks }
     }
@@ -97,13 +100,18 @@ impl Supervisor {
     }
 }
 
-async fn supervise(spec: ChildSpec, state: Arc<UpState>, mut stop: watch::Receiver<bool>) {
+async fn supervise(
+    spec: ChildSpec,
+    state: Arc<UpState>,
+    lock: Arc<DataDirLock>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut backoff = FIRST_BACKOFF;
     // Runs until shutdown: every pass either ends on the stop signal or
     // waits out a back-off first.
     while !*stop.borrow() {
         let started = Instant::now();
-        match spawn(&spec) {
+        match spawn(&spec, &lock) {
             Ok(mut child) => {
                 let pid = child.id();
                 state.set_pid(&spec.instance, pid);
@@ -134,7 +142,7 @@ async fn supervise(spec: ChildSpec, state: Arc<UpState>, mut stop: watch::Receiv
     }
 }
 
-fn spawn(spec: &ChildSpec) -> anyhow::Result<Child> {
+fn spawn(spec: &ChildSpec, lock: &DataDirLock) -> anyhow::Result<Child> {
     let mut log = OpenOptions::new()
         .create(true)
         .append(true)
@@ -159,7 +167,8 @@ fn spawn(spec: &ChildSpec) -> anyhow::Result<Child> {
     }
     cmd.args(&spec.args)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
+        // The data dir's lock, held while the child runs (lock.rs).
+        .stdin(lock.stdin()?)
         .stdout(log)
         .stderr(stderr)
         // Ctrl-C in the terminal reaches only `bazaar up`, which then stops

@@ -21,6 +21,9 @@ pub struct UpFile {
     pub nats_password: String,
     /// The `bazaar up` process.
     pub pid: u32,
+    /// The nats-server `bazaar up` runs, if it runs one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nats_pid: Option<u32>,
     pub services: Vec<ServiceEntry>,
 }
 
@@ -92,6 +95,14 @@ impl UpState {
         if let Some(entry) = file.services.iter_mut().find(|s| s.instance == instance) {
             entry.pid = pid;
         }
+        if let Err(e) = write(&self.path, &file) {
+            tracing::warn!(error = format!("{e:#}"), "cannot update up.json");
+        }
+    }
+
+    pub fn set_nats_pid(&self, pid: Option<u32>) {
+        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        file.nats_pid = pid;
         if let Err(e) = write(&self.path, &file) {
             tracing::warn!(error = format!("{e:#}"), "cannot update up.json");
         }
