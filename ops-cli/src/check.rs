@@ -145,12 +145,12 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
             violations,
         };
         if args.json {
-            println!("{}", serde_json::to_string(&report)?);
+            outln!("{}", serde_json::to_string(&report)?);
         } else {
             for v in &report.violations {
-                println!("{}  order {}  {}", v.rule, v.order_id, v.detail);
+                outln!("{}  order {}  {}", v.rule, v.order_id, v.detail);
             }
-            println!(
+            outln!(
                 "{} orders, {} unsettled, {} duplicates skipped, {} violations",
                 report.orders,
                 report.unsettled,

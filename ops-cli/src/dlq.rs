@@ -114,16 +114,19 @@ pub fn run(args: DlqArgs) -> anyhow::Result<ExitCode> {
                     match retry(&client, &js, id, timeout).await {
                         Ok(r) => {
                             if !args.json {
-                                println!(
+                                outln!(
                                     "{id}: {} by {} ({}#{}); dead letter deleted",
-                                    r.how, r.consumer, r.stream, r.stream_seq
+                                    r.how,
+                                    r.consumer,
+                                    r.stream,
+                                    r.stream_seq
                                 );
                             }
                             done.done.push(id);
                         }
                         Err((error, unreachable)) => {
                             if !args.json {
-                                println!("{id}: failed, kept: {error}");
+                                outln!("{id}: failed, kept: {error}");
                             }
                             done.failed.push(FailedLetter {
                                 id,
@@ -150,13 +153,13 @@ pub fn run(args: DlqArgs) -> anyhow::Result<ExitCode> {
                     match stream.delete_message(id).await {
                         Ok(_) => {
                             if !args.json {
-                                println!("{id}: dropped");
+                                outln!("{id}: dropped");
                             }
                             done.done.push(id);
                         }
                         Err(e) => {
                             if !args.json {
-                                println!("{id}: not dropped: {e}");
+                                outln!("{id}: not dropped: {e}");
                             }
                             done.failed.push(FailedLetter {
                                 id,
@@ -181,19 +184,25 @@ async fn dlq_stream(js: &Context) -> anyhow::Result<jetstream::stream::Stream> {
 async fn list(js: &Context, json: bool) -> anyhow::Result<ExitCode> {
     let letters = letters::read_all(js).await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&letters)?);
+        outln!("{}", serde_json::to_string_pretty(&letters)?);
         return Ok(ExitCode::SUCCESS);
     }
     if letters.is_empty() {
-        println!("no dead letters");
+        outln!("no dead letters");
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "{:<6} {:<24} {:<14} {:<16} {:<20} {:<40} {:>5}  ERROR",
-        "ID", "TIME", "SERVICE", "CONSUMER", "FROM", "SUBJECT", "TRIES"
+        "ID",
+        "TIME",
+        "SERVICE",
+        "CONSUMER",
+        "FROM",
+        "SUBJECT",
+        "TRIES"
     );
     for l in &letters {
-        println!(
+        outln!(
             "{:<6} {:<24} {:<14} {:<16} {:<20} {:<40} {:>5}  {}",
             l.id,
             l.time,
@@ -205,7 +214,7 @@ async fn list(js: &Context, json: bool) -> anyhow::Result<ExitCode> {
             letters::shorten(&l.error, 80)
         );
     }
-    println!(
+    outln!(
         "\n{} dead letter(s); `bazaar dlq show ID` for one in full",
         letters.len()
     );
@@ -215,7 +224,7 @@ async fn list(js: &Context, json: bool) -> anyhow::Result<ExitCode> {
 async fn show(js: &Context, id: u64, json: bool) -> anyhow::Result<ExitCode> {
     let letter = letters::read_one(js, id).await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&letter)?);
+        outln!("{}", serde_json::to_string_pretty(&letter)?);
         return Ok(ExitCode::SUCCESS);
     }
     let DeadLetter {
@@ -232,21 +241,21 @@ async fn show(js: &Context, id: u64, json: bool) -> anyhow::Result<ExitCode> {
         event_id,
         payload,
     } = letter;
-    println!("dead letter {id}, stored {time}");
-    println!("  service     {service}");
-    println!("  consumer    {consumer}");
-    println!("  from        {stream}#{stream_seq} on {subject}");
-    println!("  deliveries  {deliveries}");
-    println!("  error       {error}");
+    outln!("dead letter {id}, stored {time}");
+    outln!("  service     {service}");
+    outln!("  consumer    {consumer}");
+    outln!("  from        {stream}#{stream_seq} on {subject}");
+    outln!("  deliveries  {deliveries}");
+    outln!("  error       {error}");
     if let Some(t) = event_type {
-        println!("  event       {t} {}", event_id.unwrap_or_default());
+        outln!("  event       {t} {}", event_id.unwrap_or_default());
     }
-    println!("payload:");
+    outln!("payload:");
     let pretty = serde_json::from_str::<serde_json::Value>(&payload)
         .ok()
         .and_then(|v| serde_json::to_string_pretty(&v).ok())
         .unwrap_or(payload);
-    println!("{pretty}");
+    outln!("{pretty}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -365,7 +374,7 @@ async fn confirm(js: &Context, ids: &[u64]) -> anyhow::Result<bool> {
 
 fn finish(done: &Done, json: bool) -> anyhow::Result<ExitCode> {
     if json {
-        println!("{}", serde_json::to_string_pretty(done)?);
+        outln!("{}", serde_json::to_string_pretty(done)?);
     }
     let code = if done.failed.is_empty() {
         ExitCode::SUCCESS

@@ -218,7 +218,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<ExitCode> {
         started.elapsed(),
     );
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string(&report).context("cannot encode the report")?
         );

@@ -4,6 +4,9 @@
 //! see what flows, rebuild read models from history and repair what failed
 //! (exit codes: 0 done, 1 failed, 2 usage or configuration, 3 unreachable).
 
+#[macro_use]
+mod out;
+
 mod check;
 mod connect;
 mod dlq;

@@ -174,7 +174,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
                 dry_run: args.dry_run,
                 report: &report,
             };
-            println!("{}", serde_json::to_string_pretty(&output)?);
+            outln!("{}", serde_json::to_string_pretty(&output)?);
         } else {
             print_report(&args.service, args.dry_run, &report);
         }
@@ -189,14 +189,14 @@ fn print_report(service: &str, dry_run: bool, report: &Report) {
         Start::Time { time } => format!("{time}"),
     };
     if dry_run {
-        println!("dry run, nothing changed: a replay of {service} from {from} would");
+        outln!("dry run, nothing changed: a replay of {service} from {from} would");
     } else {
         let took = if report.elapsed_ms < 1000 {
             format!("{} ms", report.elapsed_ms)
         } else {
             format!("{:.1} s", report.elapsed_ms as f64 / 1000.0)
         };
-        println!(
+        outln!(
             "replayed {service} from {from}: {} event(s) in {took} ({:.0} events/s)",
             report.applied + report.skipped,
             report.events_per_sec
@@ -220,21 +220,23 @@ fn print_report(service: &str, dry_run: bool, report: &Report) {
                 p.clears.join(", ")
             )
         };
-        println!(
+        outln!(
             "  {:<16} checkpoint {} → {}; {range}{clears}",
-            p.name, p.checkpoint, p.to_seq
+            p.name,
+            p.checkpoint,
+            p.to_seq
         );
         if let Some(note) = &p.note {
-            println!("  {:<16} ({note})", "");
+            outln!("  {:<16} ({note})", "");
         }
     }
     if report.skipped > 0 {
-        println!(
+        outln!(
             "skipped {} poison event(s), as the live projection did (they are in the DLQ):",
             report.skipped
         );
         for s in &report.skipped_events {
-            println!("  {} #{}: {}", s.projection, s.stream_seq, s.error);
+            outln!("  {} #{}: {}", s.projection, s.stream_seq, s.error);
         }
     }
 }

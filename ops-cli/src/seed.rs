@@ -281,13 +281,13 @@ async fn set_stock(ctx: &Seeder, id: Uuid, on_hand: i64) -> Result<(), CallError
 
 fn print(summary: &Summary, foreign: &[String], json: bool) -> anyhow::Result<()> {
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string(summary).context("cannot encode the summary")?
         );
         return Ok(());
     }
-    println!(
+    outln!(
         "seeded {}: created {} products, {} already present, stock set on {} ({} each, {} kept at 0)",
         summary.url,
         summary.created,
@@ -298,7 +298,7 @@ fn print(summary: &Summary, foreign: &[String], json: bool) -> anyhow::Result<()
     );
     if !foreign.is_empty() {
         let shown: Vec<&str> = foreign.iter().take(10).map(String::as_str).collect();
-        println!(
+        outln!(
             "{} SKUs exist but were not created by bazaar seed, left alone: {}{}",
             foreign.len(),
             shown.join(", "),
@@ -315,11 +315,14 @@ fn print(summary: &Summary, foreign: &[String], json: bool) -> anyhow::Result<()
             .iter()
             .map(|(label, n)| format!("{n} × {label}"))
             .collect();
-        println!("{} failed: {}", summary.failed, counts.join(", "));
+        outln!("{} failed: {}", summary.failed, counts.join(", "));
     }
-    println!(
+    outln!(
         "{} products in {:.1} s ({:.0}/s); recorded in {}",
-        summary.products, summary.elapsed_s, summary.rate_per_s, summary.seed_file
+        summary.products,
+        summary.elapsed_s,
+        summary.rate_per_s,
+        summary.seed_file
     );
     Ok(())
 }

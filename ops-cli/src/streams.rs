@@ -86,7 +86,7 @@ pub fn run(args: StreamsArgs) -> anyhow::Result<ExitCode> {
         let client = args.connect.connect().await?;
         let view = read(&jetstream::new(client)).await?;
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&view)?);
+            outln!("{}", serde_json::to_string_pretty(&view)?);
         } else {
             print_table(&view);
         }
@@ -151,14 +151,14 @@ fn consumer_view(c: &consumer::Info) -> ConsumerView {
 
 fn print_table(view: &StreamsView) {
     if view.streams.is_empty() {
-        println!("no streams yet (has the shop started?)");
+        outln!("no streams yet (has the shop started?)");
         return;
     }
     for (n, s) in view.streams.iter().enumerate() {
         if n > 0 {
-            println!();
+            outln!();
         }
-        println!(
+        outln!(
             "{}  ({})  {} messages, {}",
             s.name,
             s.subjects.join(", "),
@@ -166,20 +166,26 @@ fn print_table(view: &StreamsView) {
             human_bytes(s.bytes)
         );
         match (&s.first_time, &s.last_time) {
-            (Some(first), Some(last)) => println!(
+            (Some(first), Some(last)) => outln!(
                 "  first #{} at {first}, last #{} at {last}",
-                s.first_seq, s.last_seq
+                s.first_seq,
+                s.last_seq
             ),
-            _ => println!("  empty (last sequence {})", s.last_seq),
+            _ => outln!("  empty (last sequence {})", s.last_seq),
         }
         let durable: Vec<&ConsumerView> = s.consumers.iter().filter(|c| c.durable).collect();
         if !durable.is_empty() {
-            println!(
+            outln!(
                 "  {:<24} {:>9} {:>12} {:>12} {:>9} {:>10}",
-                "CONSUMER", "PENDING", "ACK PENDING", "REDELIVERED", "LAG", "DELIVERED"
+                "CONSUMER",
+                "PENDING",
+                "ACK PENDING",
+                "REDELIVERED",
+                "LAG",
+                "DELIVERED"
             );
             for c in durable {
-                println!(
+                outln!(
                     "  {:<24} {:>9} {:>12} {:>12} {:>9} {:>10}",
                     c.name,
                     c.pending,
@@ -192,7 +198,7 @@ fn print_table(view: &StreamsView) {
         }
         let ephemeral = s.consumers.iter().filter(|c| !c.durable).count();
         if ephemeral > 0 {
-            println!("  + {ephemeral} ordered reader(s): projections, tails (--json lists them)");
+            outln!("  + {ephemeral} ordered reader(s): projections, tails (--json lists them)");
         }
     }
 }

@@ -49,7 +49,7 @@ pub fn run(args: TokenArgs) -> anyhow::Result<ExitCode> {
     } else {
         Role::Customer
     };
-    println!(
+    outln!(
         "{}",
         mint(&secrets.jwt_secret, &args.customer, role, args.ttl)?
     );

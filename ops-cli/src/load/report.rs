@@ -175,7 +175,7 @@ impl Report {
             .iter()
             .map(|(k, w)| format!("{}={w}", k.name()))
             .collect();
-        println!(
+        outln!(
             "load against {}: {} orders, {} in flight, {} customers, mix {}",
             s.url,
             s.requested,
@@ -183,38 +183,43 @@ impl Report {
             s.customers,
             mix.join(",")
         );
-        println!(
+        outln!(
             "placed    {:>7} in {:.2} s   {:.1} orders/s",
-            self.placed, self.elapsed_s, self.placed_per_s
+            self.placed,
+            self.elapsed_s,
+            self.placed_per_s
         );
-        println!(
+        outln!(
             "settled   {:>7}              {:.1} orders/s",
-            self.settled, self.settled_per_s
+            self.settled,
+            self.settled_per_s
         );
         if self.unsettled + self.failed + self.not_placed > 0 {
-            println!(
+            outln!(
                 "missing   {} unsettled, {} failed to place, {} not placed before --timeout",
-                self.unsettled, self.failed, self.not_placed
+                self.unsettled,
+                self.failed,
+                self.not_placed
             );
         }
         if let Some(p) = &self.latency_ms.settle {
-            println!("latency   placed→settled  {}", ms(p));
+            outln!("latency   placed→settled  {}", ms(p));
         }
         if let Some(p) = &self.latency_ms.place {
-            println!("          POST /orders    {}", ms(p));
+            outln!("          POST /orders    {}", ms(p));
         }
-        println!("statuses  {}", counts(&self.statuses));
+        outln!("statuses  {}", counts(&self.statuses));
         if !self.reasons.is_empty() {
-            println!("reasons   {}", counts(&self.reasons));
+            outln!("reasons   {}", counts(&self.reasons));
         }
         if !self.errors.is_empty() {
-            println!("errors    {}", counts(&self.errors));
+            outln!("errors    {}", counts(&self.errors));
             for message in &self.first_errors {
-                println!("          e.g. {message}");
+                outln!("          e.g. {message}");
             }
         }
         if let Some(rate) = s.rate {
-            println!(
+            outln!(
                 "schedule  {rate} orders/s; {} started more than {} ms late (all {} in flight busy)",
                 self.waits.late,
                 super::LATE_AFTER.as_millis(),
@@ -222,7 +227,7 @@ impl Report {
             );
         }
         if self.waits.throttled > 0 {
-            println!(
+            outln!(
                 "throttled {} answers of 429 waited out: each customer is held to the edge's rate \
                  limit, so the rates above are the limit's; spread the orders over more \
                  customers (--customers)",
@@ -234,7 +239,7 @@ impl Report {
             .filter_map(|k| self.kinds.get(k).map(|f| (k, f)))
             .map(|(k, f)| format!("{} {}/{} as expected", k.name(), f.as_expected, f.orders))
             .collect();
-        println!("kinds     {}", kinds.join(", "));
+        outln!("kinds     {}", kinds.join(", "));
     }
 }
 

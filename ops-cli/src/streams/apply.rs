@@ -88,7 +88,7 @@ pub fn run(connect: &ConnectArgs, args: ApplyArgs) -> anyhow::Result<ExitCode> {
             items,
         };
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            outln!("{}", serde_json::to_string_pretty(&report)?);
         } else {
             print_report(&report);
         }
@@ -298,15 +298,15 @@ fn consumer_changes(now: &consumer::Config, wanted: &consumer::pull::Config) -> 
 
 fn print_report(report: &Report) {
     if report.dry_run {
-        println!("dry run: nothing changed");
+        outln!("dry run: nothing changed");
     }
     for i in &report.items {
-        println!("{:<8} {:<36} {}", i.kind, i.name, i.action);
+        outln!("{:<8} {:<36} {}", i.kind, i.name, i.action);
         for change in &i.changes {
-            println!("           {change}");
+            outln!("           {change}");
         }
         if let Some(error) = &i.error {
-            println!("           error: {error}");
+            outln!("           error: {error}");
         }
     }
 }

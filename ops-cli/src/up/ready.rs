@@ -79,7 +79,7 @@ pub fn print_banner(edge: SocketAddr, nats_url: &str, data_dir: &Path, demo_toke
         .next()
         .unwrap_or_else(|| "bazaar".to_owned());
     let data = data_dir.display();
-    println!(
+    outln!(
         "\nBazaar is up.\n\n  \
          storefront  http://{edge}/\n  \
          sign in     http://{edge}/#token={demo_token}\n              \

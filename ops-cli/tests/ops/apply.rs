@@ -9,7 +9,7 @@ use contracts::subjects::{durable, DLQ_STREAM};
 use contracts::Team;
 use serde_json::Value;
 
-use crate::support::{bazaar, expect_code, json, stdout};
+use crate::support::{bazaar, bazaar_into_closed_pipe, expect_code, json, stderr, stdout};
 
 /// The items of a report that are not `unchanged`, as `(name, action)`.
 fn changed(report: &Value) -> Vec<(String, String)> {
@@ -93,6 +93,14 @@ async fn apply_restores_what_drifted_and_a_dry_run_only_tells() {
 
     let dry = json(&bazaar(&shop, &["streams", "apply", "--dry-run", "--json"]).await);
     let text = bazaar(&shop, &["streams", "apply", "--dry-run"]).await;
+    // Read by a pipe that closes early: a quiet end, not a panic.
+    let headless = bazaar_into_closed_pipe(&shop, &["streams", "apply", "--dry-run"]).await;
+    expect_code(&headless, 0);
+    assert!(
+        !stderr(&headless).contains("panicked"),
+        "{}",
+        stderr(&headless)
+    );
 
     let consumer_name = format!("{checkout}/{durable_name}");
     assert_eq!(

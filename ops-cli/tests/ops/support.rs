@@ -45,6 +45,27 @@ pub async fn bazaar(shop: &Shop, args: &[&str]) -> Output {
         .expect("bazaar runs")
 }
 
+/// Runs `bazaar ARGS` with its output going into a pipe whose reader has
+/// already gone (`bazaar … | head -0`).
+pub async fn bazaar_into_closed_pipe(shop: &Shop, args: &[&str]) -> Output {
+    let mut child = tokio::process::Command::new(BAZAAR)
+        .args(args)
+        .env_remove("BAZAAR_DATA_DIR")
+        .env("NATS_URL", shop.nats().url())
+        .env("NATS_USER", "ops")
+        .env("NATS_PASSWORD", shop.nats().password_for("ops"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("bazaar runs");
+    drop(child.stdout.take());
+    tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("bazaar ends within a minute")
+        .expect("bazaar's output")
+}
+
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
