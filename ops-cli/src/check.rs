@@ -220,7 +220,7 @@ async fn read_stream(js: &Context, stream: &str, history: &mut History) -> anyho
 type Lag = (String, Option<(u64, u64)>);
 
 /// Every durable consumer the services declare, and how far behind it is.
-async fn consumer_lags(js: &Context) -> anyhow::Result<Vec<Lag>> {
+pub async fn consumer_lags(js: &Context) -> anyhow::Result<Vec<Lag>> {
     let mut lags = Vec::new();
     for spec in platform::streams::declared_durables() {
         let name = format!("{}/{}", spec.stream, spec.durable);

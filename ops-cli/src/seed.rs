@@ -6,6 +6,7 @@
 
 mod catalog;
 pub mod record;
+mod taken_in;
 
 use std::collections::{BTreeMap, HashMap};
 use std::process::ExitCode;
@@ -191,6 +192,16 @@ async fn seed(args: SeedArgs) -> anyhow::Result<ExitCode> {
     }
     drop(outcomes);
     drop(progress);
+    if summary.failed == 0 {
+        match taken_in::wait(ctx.client.data_dir(), taken_in::WAIT).await {
+            Some(false) => eprintln!(
+                "seed: after {:?} the services have not all taken the catalog in; \
+                 orders may be refused as naming unknown products for a while (see `bazaar streams`)",
+                taken_in::WAIT
+            ),
+            Some(true) | None => {}
+        }
+    }
     let elapsed = started.elapsed();
     // Milliseconds are precision enough for a summary.
     summary.elapsed_s = (elapsed.as_secs_f64() * 1000.0).round() / 1000.0;
