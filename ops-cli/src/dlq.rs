@@ -49,14 +49,22 @@ pub struct DlqArgs {
 #[derive(Debug, clap::Subcommand)]
 enum DlqCommand {
     /// List the dead letters, oldest first
+    #[command(after_help = "Examples:\n  bazaar dlq list\n  bazaar dlq list --json | jq '.[].id'")]
     List,
     /// Show one dead letter: its headers and payload
+    #[command(after_help = "Examples:\n  bazaar dlq show 42\n  bazaar dlq show 42 --json")]
     Show {
-        /// The dead letter (its DLQ stream sequence)
+        /// The dead letter (its DLQ stream sequence, from 1)
+        #[arg(value_parser = clap::value_parser!(u64).range(1..))]
         id: u64,
     },
     /// Run dead letters again through the consumer that failed them; each
     /// one that goes through is deleted, the others are kept
+    #[command(
+        after_help = "Examples:\n  bazaar dlq retry 42 43\n  bazaar dlq retry --all --timeout 10m --json\n\n\
+        Retry an order's events in stream order (as `list` shows them): a later\n\
+        event retried first is handled as arriving late."
+    )]
     Retry {
         #[command(flatten)]
         which: Which,
@@ -65,6 +73,9 @@ enum DlqCommand {
         timeout: Duration,
     },
     /// Delete dead letters without retrying them
+    #[command(
+        after_help = "Examples:\n  bazaar dlq drop 42          asks first (on a terminal)\n  bazaar dlq drop --all --yes"
+    )]
     Drop {
         #[command(flatten)]
         which: Which,
@@ -77,8 +88,8 @@ enum DlqCommand {
 #[derive(Debug, clap::Args)]
 #[group(required = true, multiple = false)]
 struct Which {
-    /// Dead letters by ID
-    #[arg(value_name = "ID")]
+    /// Dead letters by ID (from 1; the first column of `list`)
+    #[arg(value_name = "ID", value_parser = clap::value_parser!(u64).range(1..))]
     ids: Vec<u64>,
     /// Every dead letter
     #[arg(long)]
@@ -156,6 +167,20 @@ pub fn run(args: DlqArgs) -> anyhow::Result<ExitCode> {
                                 outln!("{id}: dropped");
                             }
                             done.done.push(id);
+                        }
+                        Err(_) if stream.get_raw_message(id).await.is_err_and(|e| {
+                            e.kind() == async_nats::jetstream::stream::RawMessageErrorKind::NoMessageFound
+                        }) =>
+                        {
+                            let e = format!("no dead letter {id} (see `bazaar dlq list`)");
+                            if !args.json {
+                                outln!("{id}: not dropped: {e}");
+                            }
+                            done.failed.push(FailedLetter {
+                                id,
+                                error: e,
+                                unreachable: false,
+                            });
                         }
                         Err(e) => {
                             if !args.json {

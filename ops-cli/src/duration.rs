@@ -1,8 +1,8 @@
-//! Durations on the command line: `90s`, `15m`, `24h`, `7d`.
+//! Durations on the command line: `500ms`, `90s`, `15m`, `24h`, `7d`.
 
 use std::time::Duration;
 
-/// `90s`, `15m`, `24h`, `7d` (a bare number is seconds).
+/// `500ms`, `90s`, `15m`, `24h`, `7d` (a bare number is seconds).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
@@ -11,21 +11,22 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let (number, unit) = text.split_at(split);
     let number: u64 = number
         .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 90s, 15m, 24h or 7d"))?;
-    let seconds = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
+        .map_err(|_| format!("{text:?} is not a duration like 500ms, 90s, 15m, 24h or 7d"))?;
+    let millis = match unit {
+        "ms" => 1,
+        "" | "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
         _ => {
             return Err(format!(
-                "unknown unit {unit:?} in {text:?}: use s, m, h or d"
+                "unknown unit {unit:?} in {text:?}: use ms, s, m, h or d"
             ))
         }
     };
-    match number.checked_mul(seconds) {
+    match number.checked_mul(millis) {
         Some(0) => Err("the duration must be more than zero".to_owned()),
-        Some(secs) => Ok(Duration::from_secs(secs)),
+        Some(millis) => Ok(Duration::from_millis(millis)),
         None => Err(format!("{text:?} is too long")),
     }
 }
@@ -41,6 +42,7 @@ mod tests {
         assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
         assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
         assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert!(parse_duration("1w").is_err());
         assert!(parse_duration("h").is_err());
         assert!(parse_duration("0s").is_err());

@@ -43,8 +43,8 @@ Examples:
   bazaar replay edge-api --from-start         rebuild the edge's views from history
   bazaar dlq list                             dead letters: who failed, on what, why
 
-streams, tail, replay and dlq exit with 0 when done, 1 when the operation
-failed, 2 on a usage or configuration error, 3 when the shop did not answer.
+Every command exits with 0 when done, 1 when the operation failed, 2 on a
+usage or configuration error, 3 when the shop did not answer.
 ";
 
 /// Operate a Bazaar shop: run it locally, mint tokens, inspect streams.

@@ -36,11 +36,13 @@ impl Secrets {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
         };
-        let secrets: Secrets = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not valid secrets JSON", path.display()))?;
-        secrets
-            .validate()
-            .with_context(|| format!("{} holds an unusable secret", path.display()))?;
+        // A configuration error (exit 2): the file must be mended or removed.
+        let secrets: Secrets = serde_json::from_str(&text).map_err(|e| {
+            crate::exit::usage(format!("{} is not valid secrets JSON: {e}", path.display()))
+        })?;
+        secrets.validate().map_err(|e| {
+            crate::exit::usage(format!("{} holds an unusable secret: {e}", path.display()))
+        })?;
         Ok(Some(secrets))
     }
 

@@ -32,6 +32,11 @@ pub struct TokenArgs {
 }
 
 pub fn run(args: TokenArgs) -> anyhow::Result<ExitCode> {
+    if args.ttl < Duration::from_secs(1) {
+        return Err(crate::exit::usage(
+            "--ttl must be at least 1s: a token's expiry is in whole seconds",
+        ));
+    }
     if !auth::subject_is_valid(&args.customer) {
         return Err(exit::usage(format!(
             "--customer must be 1 to {MAX_SUBJECT_BYTES} bytes and not blank \

@@ -152,8 +152,13 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     // when the terminal goes away, only `bazaar up` hears of it.
     let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
 
-    std::fs::create_dir_all(args.data_dir.join("logs"))
-        .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
+    // A data dir that cannot be made is a configuration error (exit 2).
+    std::fs::create_dir_all(args.data_dir.join("logs")).map_err(|e| {
+        crate::exit::usage(format!(
+            "cannot use {} as the data dir: {e}",
+            args.data_dir.display()
+        ))
+    })?;
     let data_dir = args
         .data_dir
         .canonicalize()
@@ -248,7 +253,9 @@ fn instance_counts(args: &UpArgs) -> anyhow::Result<BTreeMap<&'static str, u32>>
         }
     }
     if counts.get(EDGE_API).copied().unwrap_or(0) > 1 {
-        bail!("edge-api listens on --http-addr, so `bazaar up` runs one; compose.yaml runs more");
+        return Err(crate::exit::usage(
+            "--scale edge-api: the edge listens on --http-addr, so `bazaar up` runs one; compose.yaml runs more",
+        ));
     }
     if let Some(product) = counts.get_mut(PRODUCT_SVC) {
         *product *= args.shards;

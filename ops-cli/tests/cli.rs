@@ -393,6 +393,69 @@ async fn up_runs_every_service_restarts_a_killed_one_and_stops_everything_on_ctr
     );
 }
 
+#[test]
+fn configuration_mistakes_exit_with_2_and_say_what_is_wrong() {
+    let sandbox = Sandbox::new(true);
+    let file = sandbox.dir.path().join("not-a-dir");
+    fs::write(&file, "x").expect("file written");
+    fs::create_dir_all(sandbox.data()).expect("data dir");
+    fs::write(sandbox.data().join("secrets.json"), "{ not json").expect("secrets written");
+    let data = sandbox.data_arg();
+    let file = file.display().to_string();
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["up", "--data-dir", &file, "--http-addr", "127.0.0.1:0"],
+            "cannot use",
+        ),
+        (
+            &[
+                "up",
+                "--data-dir",
+                &data,
+                "--scale",
+                "edge-api=2",
+                "--http-addr",
+                "127.0.0.1:0",
+            ],
+            "--scale edge-api",
+        ),
+        (
+            &["up", "--data-dir", &data, "--http-addr", "127.0.0.1:0"],
+            "not valid secrets JSON",
+        ),
+        (
+            &["token", "--customer", "alice", "--data-dir", &data],
+            "not valid secrets JSON",
+        ),
+        (
+            &[
+                "token",
+                "--customer",
+                "alice",
+                "--ttl",
+                "500ms",
+                "--data-dir",
+                &data,
+            ],
+            "--ttl",
+        ),
+    ];
+    for (args, says) in cases {
+        let output = run(&sandbox.bin(), args);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains(says),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+}
+
 #[tokio::test]
 async fn up_fails_clearly_when_the_http_addr_is_busy() {
     let sandbox = Sandbox::new(true);

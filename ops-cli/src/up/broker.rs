@@ -89,7 +89,12 @@ pub async fn start_broker(
     }
     let server = tokio::task::spawn_blocking(move || builder.start())
         .await
-        .context("nats-server start task")??;
+        .context("nats-server start task")?
+        .map_err(|e| match e {
+            // No usable nats-server binary: a configuration error (exit 2).
+            nats_server::NatsServerError::Locate(locate) => crate::exit::usage(locate.to_string()),
+            other => other.into(),
+        })?;
     info!(url = %server.url(), log = %server.log_file().display(), "nats-server started");
     Ok(Broker {
         url: server.url(),
