@@ -193,13 +193,12 @@ async fn seed(args: SeedArgs) -> anyhow::Result<ExitCode> {
     drop(outcomes);
     drop(progress);
     if summary.failed == 0 {
-        match taken_in::wait(ctx.client.data_dir(), taken_in::WAIT).await {
-            Some(false) => eprintln!(
+        if let Some(false) = taken_in::wait(ctx.client.data_dir(), taken_in::WAIT).await {
+            eprintln!(
                 "seed: after {:?} the services have not all taken the catalog in; \
                  orders may be refused as naming unknown products for a while (see `bazaar streams`)",
                 taken_in::WAIT
-            ),
-            Some(true) | None => {}
+            );
         }
     }
     let elapsed = started.elapsed();
