@@ -74,7 +74,11 @@ enum DlqCommand {
     },
     /// Delete dead letters without retrying them
     #[command(
-        after_help = "Examples:\n  bazaar dlq drop 42          asks first (on a terminal)\n  bazaar dlq drop --all --yes"
+        after_help = "Examples:\n  bazaar dlq drop 42          asks first (on a terminal)\n  bazaar dlq drop --all --yes\n\n\
+        A dropped event is never handled by the consumer that failed it. Dropping one\n\
+        of an order's events can leave that order half done (an order.rejected that\n\
+        finance never saw leaves its payment authorised if its order.placed is\n\
+        retried); prefer retry, and run `bazaar check --settled` after a drop."
     )]
     Drop {
         #[command(flatten)]
