@@ -127,9 +127,10 @@ pub fn run(args: TailArgs) -> anyhow::Result<ExitCode> {
             _ => DeliverPolicy::All,
         };
         let client = args.connect.connect().await?;
-        let js = jetstream::new(client);
+        let js = jetstream::new(client.clone());
         let mut printer = Printer::new(&args);
-        tail(&js, &filter, &streams, policy, args.follow, &mut printer).await?;
+        let watch = args.follow.then_some(&client);
+        tail(&js, &filter, &streams, policy, watch, &mut printer).await?;
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -168,14 +169,23 @@ fn by_time(time: DateTime<Utc>) -> anyhow::Result<DeliverPolicy> {
     Ok(DeliverPolicy::ByStartTime { start_time })
 }
 
+/// How long `--follow` waits for a lost broker before it gives up: a
+/// restarted `bazaar up` listens on another port, so waiting longer rarely
+/// helps.
+const FOLLOW_LOST_AFTER: Duration = Duration::from_secs(15);
+
+/// Reads `streams`; with `follow` (the connection, to notice when the shop
+/// is gone) goes on with new events until the broker is lost.
 async fn tail(
     js: &Context,
     filter: &str,
     streams: &[String],
     policy: DeliverPolicy,
-    follow: bool,
+    follow: Option<&async_nats::Client>,
     printer: &mut Printer,
 ) -> anyhow::Result<()> {
+    let client = follow;
+    let follow = client.is_some();
     let (sender, mut receiver) = mpsc::channel::<anyhow::Result<Item>>(1024);
     let mut sources = Vec::with_capacity(streams.len());
     let mut readers = Vec::new();
@@ -226,15 +236,38 @@ async fn tail(
     if !follow {
         return Ok(());
     }
-    // Live: as they come.
-    while let Some(item) = receiver.recv().await {
+    // Live: as they come, while the broker is there.
+    let Some(client) = client else {
+        return Ok(());
+    };
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    let mut lost_since: Option<tokio::time::Instant> = None;
+    loop {
+        let item = tokio::select! {
+            item = receiver.recv() => item,
+            _ = ticks.tick() => {
+                let connected =
+                    client.connection_state() == async_nats::connection::State::Connected;
+                let since = *lost_since.get_or_insert_with(tokio::time::Instant::now);
+                if connected {
+                    lost_since = None;
+                } else if since.elapsed() >= FOLLOW_LOST_AFTER {
+                    return Err(exit::unreachable(format!(
+                        "lost the shop's broker {FOLLOW_LOST_AFTER:?} ago; is the shop still running?"
+                    )));
+                }
+                continue;
+            }
+        };
+        let Some(item) = item else {
+            return Ok(());
+        };
         let item = item?;
         let stream = sources[item.source].stream.clone();
         if !printer.print(&stream, item)? {
             return Ok(());
         }
     }
-    Ok(())
 }
 
 /// Stops a reader when the tail ends.
