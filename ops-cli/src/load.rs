@@ -24,7 +24,7 @@ use crate::duration::parse_duration;
 use crate::exit;
 use crate::progress::{rate, Progress};
 use crate::seed::record::SeedFile;
-use crate::shop_client::{ShopArgs, ShopClient};
+use crate::shop_client::{CallError, Request, ShopArgs, ShopClient};
 use mix::{Kind, Mix};
 use order::{Address, Follow, Item, NewOrder, Outcome};
 use report::{Report, Setup, Waits};
@@ -236,11 +236,22 @@ async fn load(args: LoadArgs) -> anyhow::Result<ExitCode> {
             args.timeout
         );
     }
-    Ok(if report.ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    if report.ok {
+        return Ok(ExitCode::SUCCESS);
+    }
+    // A shop that stopped answering during the run is exit 3, not a
+    // failed run: the report above says how far it got.
+    let probe = run
+        .client
+        .send::<(), serde_json::Value>(Request::get("/healthz", ""))
+        .await;
+    if let Err(CallError::Transport(e)) = probe {
+        return Err(exit::unreachable(format!(
+            "the shop at {} stopped answering during the run: {e}",
+            report.setup.url
+        )));
+    }
+    Ok(ExitCode::FAILURE)
 }
 
 /// Takes the next order of the plan until the plan or the time runs out.
