@@ -66,7 +66,18 @@ struct Report {
 
 pub fn run(connect: &ConnectArgs, args: ApplyArgs) -> anyhow::Result<ExitCode> {
     exit::block_on(async move {
-        let js = jetstream::new(connect.connect().await?);
+        let client = connect.connect().await?;
+        // One node cannot hold more than one replica: say so before
+        // anything, in a dry run too (the broker would refuse each stream).
+        if let Some(replicas) = args.replicas.filter(|r| *r > 1) {
+            if client.server_info().cluster.is_none() {
+                return Err(exit::usage(format!(
+                    "--replicas {replicas}: the broker is a single node, not part of a cluster; \
+                     streams on it have 1 replica"
+                )));
+            }
+        }
+        let js = jetstream::new(client);
         let mut items = Vec::new();
         let mut configs: Vec<stream::Config> = Team::ALL
             .into_iter()
