@@ -1,12 +1,14 @@
 // Bazaar's storefront: plain JavaScript over the REST API (DESIGN §7).
 // Sign-in: the page reads a token from the URL fragment (/#token=…), keeps it
-// for the tab's session and removes it from the address bar.
+// in the browser (so new tabs and deep links are signed in too) and removes
+// it from the address bar; a new link signs in as its customer at once.
 // Every view has an address in the fragment (#q=…&offset=…, #product=…,
 // #basket, #order=…, #orders), so Back and Forward move between views, a
 // reload stays on the view and a product or order link opens in a new tab.
 "use strict";
 
-const state = { token: null, customer: null, q: "", category: "", offset: 0, limit: 12, product: null, orderStream: null, ordersCursor: null, searches: 0, basketQueue: Promise.resolve() };
+const state = { token: null, customer: null, q: "", category: "", offset: 0, limit: 12, product: null, orderStream: null, ordersCursor: null, searches: 0, basketQueue: Promise.resolve(), checkoutKey: null };
+const TOKEN_KEY = "bazaar-token";
 // An order in one of these states changes no more: its live stream closes.
 const FINAL = ["shipped", "cancelled", "rejected"];
 // A customer may cancel an order in one of these (DESIGN §5).
@@ -16,10 +18,11 @@ const $ = (id) => document.getElementById(id);
 function readToken() {
   const match = /(?:^|[#&])token=([^&]+)/.exec(location.hash);
   if (match) {
-    sessionStorage.setItem("bazaar-token", decodeURIComponent(match[1]));
+    localStorage.setItem(TOKEN_KEY, decodeURIComponent(match[1]));
     history.replaceState(null, "", location.pathname + location.search);
   }
-  state.token = sessionStorage.getItem("bazaar-token");
+  state.token = localStorage.getItem(TOKEN_KEY);
+  state.customer = null;
   if (state.token) {
     try {
       const claims = JSON.parse(atob(state.token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
@@ -32,7 +35,7 @@ function readToken() {
 // The edge refused the token (expired, or signed by another shop): forget
 // it, so the page stops claiming the customer is signed in.
 function signOut(reason) {
-  sessionStorage.removeItem("bazaar-token");
+  localStorage.removeItem(TOKEN_KEY);
   state.token = null;
   state.customer = null;
   $("who").textContent = `Signed out (${reason}): open the sign-in link again`;
@@ -54,19 +57,50 @@ function notify(text, isError) {
   if (text && isError) n.scrollIntoView({ block: "nearest" });
 }
 
-async function api(method, path, body) {
-  const headers = { Accept: "application/json" };
+function newKey() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  return `${Date.now()}-${Math.random().toString(36).slice(2)}`;
+}
+
+// The API's names of the checkout form's fields, as the form labels them.
+const FIELD_LABELS = {
+  "shipping_address.name": "Full name",
+  "shipping_address.line1": "Street and number",
+  "shipping_address.city": "City",
+  "shipping_address.postal_code": "Postal code",
+  "shipping_address.country": "Country",
+  "payment_method": "Test card",
+  "q": "Search",
+};
+
+async function api(method, path, body, extraHeaders) {
+  const headers = { Accept: "application/json", ...(extraHeaders || {}) };
   if (state.token) headers.Authorization = `Bearer ${state.token}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  let response;
+  try {
+    response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch (_) {
+    throw new Error("the shop cannot be reached; check your connection and try again");
+  }
   const text = await response.text();
-  const data = text ? JSON.parse(text) : null;
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch (_) { data = null; }
   if (!response.ok) {
-    const detail = data && (data.errors && data.errors.length ? data.errors.map((e) => `${e.field ? e.field + ": " : ""}${e.message}`).join("; ") : data.detail);
+    const label = (field) => FIELD_LABELS[field] || field.replace(/^.*\./, "").replace(/_/g, " ");
+    const detail = data && (data.errors && data.errors.length ? data.errors.map((e) => `${e.field ? label(e.field) + ": " : ""}${e.message}`).join("; ") : data.detail);
     if (response.status === 401 && state.token) signOut(detail || "the token was refused");
-    throw new Error(detail || `${response.status} ${response.statusText}`);
+    const error = new Error(detail || `${response.status} ${response.statusText}`);
+    error.status = response.status;
+    throw error;
   }
   return data;
+}
+
+// A click that opens the link here; a middle or Ctrl/Cmd/Shift click is
+// left to the browser (a new tab or window, which opens the same view).
+function plainClick(ev) {
+  return ev.button === 0 && !ev.ctrlKey && !ev.metaKey && !ev.shiftKey && !ev.altKey;
 }
 
 function needSignIn() {
@@ -85,6 +119,12 @@ function go(fragment) {
 
 // Opens the view the address bar names: on load, Back and Forward.
 function route() {
+  // A sign-in link pasted into a tab that shows the shop changes only the
+  // fragment: take its token before anything else.
+  if (/(?:^|[#&])token=/.test(location.hash)) {
+    readToken();
+    refreshBasketCount();
+  }
   const at = new URLSearchParams(location.hash.slice(1));
   if (at.get("product")) return openProduct(at.get("product"));
   if (at.get("order")) return openOrder(at.get("order"));
@@ -109,9 +149,19 @@ function searchAddress() {
   return at.toString();
 }
 
+const TITLES = { results: "Products", detail: "Product", basket: "Your basket", order: "Order", orders: "Your orders" };
+
 function show(section) {
+  const changed = $(section).hidden;
   for (const id of ["results", "detail", "basket", "order", "orders"]) $(id).hidden = id !== section;
   if (section !== "order") stopFollowing();
+  document.title = `${TITLES[section]} · Bazaar`;
+  // A new view takes the keyboard focus to its heading, so that a screen
+  // reader says where the customer is and Tab goes on from there.
+  if (changed) {
+    const heading = $(section).querySelector("h2");
+    if (heading) { heading.tabIndex = -1; heading.focus({ preventScroll: true }); }
+  }
   // A notice belongs to the view it was given in ("Order placed. Its status
   // updates live below." must not stay above the order history).
   notify("");
@@ -126,6 +176,8 @@ async function search() {
   // Only the newest search may render: the first page load's search can
   // answer after the one the customer typed.
   const mine = ++state.searches;
+  $("prev").disabled = true;
+  $("next").disabled = true;
   try {
     const page = await api("GET", `/api/v1/products?${params}`);
     if (mine !== state.searches) return;
@@ -146,7 +198,7 @@ function renderResults(page) {
     const a = document.createElement("a");
     a.href = `#product=${p.id}`;
     a.textContent = p.name;
-    a.addEventListener("click", (ev) => { ev.preventDefault(); openProduct(p.id); });
+    a.addEventListener("click", (ev) => { if (plainClick(ev)) { ev.preventDefault(); openProduct(p.id); } });
     h.append(a);
     const price = document.createElement("span");
     price.className = "price";
@@ -167,8 +219,14 @@ function renderResults(page) {
     list.append(li);
     addCategory(p.category);
   }
-  const partial = page.partial ? ` · partial results (missing shards: ${(page.missing_shards || []).join(", ")})` : "";
-  $("results-meta").textContent = `${page.total} found in ${page.took_ms} ms${partial}`;
+  if (page.partial && page.items.length === 0) {
+    $("results-meta").textContent = "Search is not answering just now; please try again in a moment.";
+  } else if (page.items.length === 0) {
+    $("results-meta").textContent = page.total > 0 ? "No more results on this page." : "Nothing found. Try other words or all categories.";
+  } else {
+    const partial = page.partial ? " (some results may be missing just now)" : "";
+    $("results-meta").textContent = `${page.total} found${partial}`;
+  }
   $("prev").disabled = state.offset === 0;
   $("next").disabled = state.offset + state.limit >= page.total;
 }
@@ -215,11 +273,19 @@ async function addToBasket(productId, quantity) {
     try {
       const current = await api("GET", "/api/v1/basket");
       const line = current.items.find((l) => l.product_id === productId);
-      const basket = await api("PUT", `/api/v1/basket/items/${productId}`, { quantity: (line ? line.quantity : 0) + quantity });
+      const wanted = (line ? line.quantity : 0) + quantity;
+      const basket = await api("PUT", `/api/v1/basket/items/${productId}`, { quantity: wanted });
       renderBasketCount(basket);
-      notify("Added to your basket.");
+      const product = state.product && state.product.id === productId ? state.product : null;
+      if (product && wanted > product.available) {
+        notify(`Added. Your basket has ${wanted}, but only ${product.available} are available: the order would be rejected.`, true);
+      } else {
+        notify("Added to your basket.");
+      }
     } catch (e) {
-      notify(`Could not add it: ${e.message}`, true);
+      // It may have gone through all the same: show what the basket holds.
+      refreshBasketCount();
+      notify(`Could not add it: ${e.message}. Check your basket before trying again.`, true);
     }
   });
 }
@@ -228,10 +294,15 @@ async function setQuantity(productId, quantity) {
   await basketChange(async () => {
     try {
       renderBasket(await api("PUT", `/api/v1/basket/items/${productId}`, { quantity }));
+      notify("");
     } catch (e) {
       notify(`Could not change the quantity: ${e.message}`, true);
     }
   });
+}
+
+function refreshBasketCount() {
+  if (state.token) api("GET", "/api/v1/basket").then(renderBasketCount).catch(() => {});
 }
 
 function renderBasketCount(basket) {
@@ -274,7 +345,7 @@ function renderBasket(basket) {
     input.setAttribute("aria-label", `Quantity of ${l.name}`);
     input.addEventListener("change", () => {
       const wanted = Number(input.value);
-      if (Number.isInteger(wanted) && wanted >= 0 && wanted <= 100) setQuantity(l.product_id, wanted);
+      if (input.value.trim() !== "" && Number.isInteger(wanted) && wanted >= 0 && wanted <= 100) setQuantity(l.product_id, wanted);
       else { notify("A quantity is a whole number from 0 to 100.", true); input.value = String(l.quantity); }
     });
     qty.append(input);
@@ -297,6 +368,8 @@ function renderBasket(basket) {
   }
   $("basket-total").textContent = money(basket.total);
   $("place-order").disabled = basket.items.length === 0;
+  $("basket-empty").hidden = basket.items.length > 0;
+  $("checkout-form").hidden = basket.items.length === 0;
 }
 
 async function placeOrder(form) {
@@ -307,13 +380,23 @@ async function placeOrder(form) {
     payment_method: f.get("payment_method"),
   };
   $("place-order").disabled = true;
+  // One key per order the customer means to place: pressing again after
+  // an answer that never came repeats the same request, and the shop
+  // answers with the order it placed the first time rather than another.
+  state.checkoutKey = state.checkoutKey || newKey();
   try {
-    const order = await api("POST", "/api/v1/orders", body);
+    const order = await api("POST", "/api/v1/orders", body, { "Idempotency-Key": state.checkoutKey });
+    state.checkoutKey = null;
     renderBasketCount({ items: [] });
     followOrder(order.id, order);
     notify("Order placed. Its status updates live below.");
   } catch (e) {
-    notify(`The order was not placed: ${e.message}`, true);
+    if (e.status === undefined || e.status >= 500) {
+      notify(`No answer about your order yet (${e.message}). It may have been placed: press Place order again to ask (it will not be placed twice), or look in Orders.`, true);
+    } else {
+      state.checkoutKey = null;
+      notify(`The order was not placed: ${e.message}`, true);
+    }
     $("place-order").disabled = false;
   }
 }
@@ -366,7 +449,6 @@ function renderOrder(o) {
       cancel.disabled = false;
     }
   };
-  if (FINAL.includes(o.status)) stopFollowing();
   const invoiced = o.timeline.some((t) => t.type.includes("invoice.issued"));
   $("order-invoice").hidden = !invoiced;
   $("order-invoice").onclick = async (ev) => {
@@ -392,7 +474,6 @@ function followOrder(id, first) {
   show("order");
   go(`order=${encodeURIComponent(id)}`);
   if (first) renderOrder(first);
-  if (first && FINAL.includes(first.status)) return;
   const source = new EventSource(`/api/v1/orders/${id}/updates?access_token=${encodeURIComponent(state.token)}`);
   state.orderStream = source;
   source.addEventListener("order", (ev) => { if (state.orderStream === source) renderOrder(JSON.parse(ev.data)); });
@@ -423,7 +504,7 @@ async function openOrders(more) {
       // A rejected or cancelled order was not charged: no amount to show.
       const amount = ["rejected", "cancelled"].includes(o.status) ? "not charged" : money(o.total || o.net);
       a.textContent = `${new Date(o.created_at).toLocaleString()} — ${o.status} — ${amount} — …${o.id.slice(-8)}`;
-      a.addEventListener("click", (ev) => { ev.preventDefault(); followOrder(o.id, o); });
+      a.addEventListener("click", (ev) => { if (plainClick(ev)) { ev.preventDefault(); followOrder(o.id, o); } });
       li.append(a);
       $("order-list").append(li);
     }
@@ -462,4 +543,4 @@ window.addEventListener("popstate", route);
 
 readToken();
 route();
-if (state.token) api("GET", "/api/v1/basket").then(renderBasketCount).catch(() => {});
+refreshBasketCount();
