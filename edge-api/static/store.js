@@ -428,6 +428,11 @@ function renderOrder(o) {
   $("order-status").textContent = o.status;
   $("order-reason").textContent = o.reason ? `(${o.reason.replace(/_/g, " ")})` : "";
   $("order-totals").textContent = `Net ${money(o.net)} · VAT ${money(o.tax)} · Total ${money(o.total)}`;
+  $("order-lines").replaceChildren(...o.lines.map((l) => {
+    const li = document.createElement("li");
+    li.textContent = `${l.quantity} × ${l.name} — ${money(l.line_total)}`;
+    return li;
+  }));
   const tl = $("order-timeline");
   tl.replaceChildren();
   for (const step of o.timeline) {
@@ -448,6 +453,28 @@ function renderOrder(o) {
       notify(`The order was not cancelled: ${e.message}`, true);
       cancel.disabled = false;
     }
+  };
+  // A rejected order took the basket's lines: one press puts them back, so
+  // the customer can change a quantity or the card and try again.
+  const refill = $("order-refill");
+  refill.hidden = o.status !== "rejected";
+  refill.disabled = false;
+  refill.onclick = async () => {
+    refill.disabled = true;
+    await basketChange(async () => {
+      try {
+        const current = await api("GET", "/api/v1/basket");
+        for (const line of o.lines) {
+          const had = current.items.find((l) => l.product_id === line.product_id);
+          const quantity = Math.min(100, (had ? had.quantity : 0) + line.quantity);
+          await api("PUT", `/api/v1/basket/items/${line.product_id}`, { quantity });
+        }
+      } catch (e) {
+        notify(`Could not put them back: ${e.message}`, true);
+        refill.disabled = false;
+        throw e;
+      }
+    }).then(openBasket, () => {});
   };
   const invoiced = o.timeline.some((t) => t.type.includes("invoice.issued"));
   $("order-invoice").hidden = !invoiced;

@@ -297,6 +297,39 @@ async fn a_customer_adds_twice_quickly_sets_a_quantity_and_cancels_the_order_fro
 
         // Another customer's sign-in link, opened in this tab, signs in as them.
         page.sign_in_as("dave").await;
+
+        // A declined card rejects the order; one press puts its items back.
+        page.search_for("keyboard").await;
+        page.wait_text("#results-meta", "one keyboard is found", |t| {
+            t.starts_with("1 found")
+        })
+        .await;
+        page.click(Locator::Css(
+            r#"button[aria-label="Add Mechanical keyboard to basket"]"#,
+        ))
+        .await;
+        page.wait_text("#basket-count", "dave's basket has the keyboard", |t| {
+            t == "1"
+        })
+        .await;
+        page.open_basket_listing("Mechanical keyboard").await;
+        page.fill_checkout_form("tok_declined").await;
+        page.click(Locator::Id("place-order")).await;
+        page.wait_text_within(SETTLE, "#order-status", "the order is rejected", |t| {
+            t == "rejected"
+        })
+        .await;
+        let items = page.text("#order-lines").await;
+        assert!(items.contains("1 × Mechanical keyboard"), "{items:?}");
+        assert_eq!(page.text("#basket-count").await, "0");
+        page.assert_usable("#order-refill", "Put these items back in my basket")
+            .await;
+        page.click(Locator::Id("order-refill")).await;
+        page.wait_text("#basket-lines", "the keyboard is back in the basket", |t| {
+            t.contains("Mechanical keyboard")
+        })
+        .await;
+        assert_eq!(page.text("#basket-count").await, "1");
     })
     .await;
     page.close().await;
