@@ -529,7 +529,7 @@ async function openOrders(more) {
       const a = document.createElement("a");
       a.href = `#order=${o.id}`;
       // A rejected or cancelled order was not charged, or was refunded.
-      const refunded = o.timeline.some((t) => t.type.includes("payment.refunded"));
+      const refunded = (o.timeline || []).some((t) => t.type.includes("payment.refunded"));
       const amount = refunded ? `${money(o.total || o.net)} refunded`
         : ["rejected", "cancelled"].includes(o.status) ? "not charged" : money(o.total || o.net);
       a.textContent = `${new Date(o.created_at).toLocaleString()} — ${o.status} — ${amount} — …${o.id.slice(-8)}`;
