@@ -114,23 +114,33 @@ impl Modify for Idempotent {
                     .max_length(Some(200)),
             ))
             .build();
-        for item in openapi.paths.paths.values_mut() {
-            for operation in [
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
-            ]
-            .into_iter()
-            .flatten()
-            {
-                let parameters = operation.parameters.get_or_insert_with(Vec::new);
-                if !parameters.iter().any(|p| p.name == "Idempotency-Key") {
-                    parameters.push(parameter.clone());
-                }
+        for (method, operation) in operations(openapi) {
+            if method == "get" {
+                continue;
+            }
+            let parameters = operation.parameters.get_or_insert_with(Vec::new);
+            if !parameters.iter().any(|p| p.name == "Idempotency-Key") {
+                parameters.push(parameter.clone());
             }
         }
     }
+}
+
+/// Every operation of the document, with its method.
+fn operations(
+    openapi: &mut utoipa::openapi::OpenApi,
+) -> impl Iterator<Item = (&'static str, &mut utoipa::openapi::path::Operation)> {
+    openapi.paths.paths.values_mut().flat_map(|item| {
+        [
+            ("get", &mut item.get),
+            ("put", &mut item.put),
+            ("post", &mut item.post),
+            ("delete", &mut item.delete),
+            ("patch", &mut item.patch),
+        ]
+        .into_iter()
+        .filter_map(|(method, operation)| operation.as_mut().map(|o| (method, o)))
+    })
 }
 
 /// A response whose body is a problem document.
@@ -163,18 +173,8 @@ fn share_response(
             .responses
             .insert(name.to_owned(), response.build().into());
     }
-    for item in openapi.paths.paths.values_mut() {
-        for operation in [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.patch,
-        ]
-        .into_iter()
-        .flatten()
-        .filter(|operation| applies(operation))
-        {
+    for (_, operation) in operations(openapi) {
+        if applies(operation) {
             operation
                 .responses
                 .responses

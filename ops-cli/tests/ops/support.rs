@@ -31,30 +31,28 @@ const VIEWS: [(&str, &str); 6] = [
     ("invoice_view", "order_id"),
 ];
 
-/// Runs `bazaar ARGS` against the shop's broker as `ops`.
-pub async fn bazaar(shop: &Shop, args: &[&str]) -> Output {
-    tokio::process::Command::new(BAZAAR)
+/// `bazaar ARGS` against the shop's broker as `ops`, not started yet.
+fn command(shop: &Shop, args: &[&str]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(BAZAAR);
+    command
         .args(args)
         .env_remove("BAZAAR_DATA_DIR")
         .env("NATS_URL", shop.nats().url())
         .env("NATS_USER", "ops")
         .env("NATS_PASSWORD", shop.nats().password_for("ops"))
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .expect("bazaar runs")
+        .stdin(Stdio::null());
+    command
+}
+
+/// Runs `bazaar ARGS` against the shop's broker as `ops`.
+pub async fn bazaar(shop: &Shop, args: &[&str]) -> Output {
+    command(shop, args).output().await.expect("bazaar runs")
 }
 
 /// Runs `bazaar ARGS` with its output going into a pipe whose reader has
 /// already gone (`bazaar … | head -0`).
 pub async fn bazaar_into_closed_pipe(shop: &Shop, args: &[&str]) -> Output {
-    let mut child = tokio::process::Command::new(BAZAAR)
-        .args(args)
-        .env_remove("BAZAAR_DATA_DIR")
-        .env("NATS_URL", shop.nats().url())
-        .env("NATS_USER", "ops")
-        .env("NATS_PASSWORD", shop.nats().password_for("ops"))
-        .stdin(Stdio::null())
+    let mut child = command(shop, args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
