@@ -214,7 +214,7 @@ function renderResults(page) {
     add.textContent = "Add to basket";
     add.setAttribute("aria-label", `Add ${p.name} to basket`);
     add.disabled = !(p.available > 0);
-    add.addEventListener("click", () => addToBasket(p.id, 1));
+    add.addEventListener("click", () => addToBasket(p.id, 1, p.available));
     li.append(h, cat, price, avail, add);
     list.append(li);
     addCategory(p.category);
@@ -267,7 +267,7 @@ function basketChange(change) {
   return done;
 }
 
-async function addToBasket(productId, quantity) {
+async function addToBasket(productId, quantity, available) {
   if (needSignIn()) return;
   await basketChange(async () => {
     try {
@@ -276,9 +276,8 @@ async function addToBasket(productId, quantity) {
       const wanted = (line ? line.quantity : 0) + quantity;
       const basket = await api("PUT", `/api/v1/basket/items/${productId}`, { quantity: wanted });
       renderBasketCount(basket);
-      const product = state.product && state.product.id === productId ? state.product : null;
-      if (product && wanted > product.available) {
-        notify(`Added. Your basket has ${wanted}, but only ${product.available} are available: the order would be rejected.`, true);
+      if (Number.isInteger(available) && wanted > available) {
+        notify(`Added. Your basket has ${wanted}, but only ${available} are available: the order would be rejected.`, true);
       } else {
         notify("Added to your basket.");
       }
@@ -561,7 +560,7 @@ $("next").addEventListener("click", () => { state.offset += state.limit; search(
 $("detail-back").addEventListener("click", search);
 $("add-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
-  if (state.product) addToBasket(state.product.id, Number($("add-qty").value) || 1);
+  if (state.product) addToBasket(state.product.id, Number($("add-qty").value) || 1, state.product.available);
 });
 $("basket-button").addEventListener("click", openBasket);
 $("orders-button").addEventListener("click", () => openOrders(false));
