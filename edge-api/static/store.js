@@ -9,8 +9,6 @@
 
 const state = { token: null, customer: null, q: "", category: "", offset: 0, limit: 12, product: null, orderStream: null, ordersCursor: null, searches: 0, basketQueue: Promise.resolve(), checkoutKey: null };
 const TOKEN_KEY = "bazaar-token";
-// An order in one of these states changes no more: its live stream closes.
-const FINAL = ["shipped", "cancelled", "rejected"];
 // A customer may cancel an order in one of these (DESIGN §5).
 const CANCELLABLE = ["pending", "confirmed"];
 const $ = (id) => document.getElementById(id);
@@ -184,7 +182,11 @@ async function search() {
     renderResults(page);
     go(searchAddress());
   } catch (e) {
-    if (mine === state.searches) notify(`Search failed: ${e.message}`, true);
+    if (mine !== state.searches) return;
+    notify(`Search failed: ${e.message}`, true);
+    // The pager was off while loading; the customer may try again.
+    $("prev").disabled = state.offset === 0;
+    $("next").disabled = false;
   }
 }
 

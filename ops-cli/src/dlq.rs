@@ -165,34 +165,20 @@ pub fn run(args: DlqArgs) -> anyhow::Result<ExitCode> {
                 let stream = dlq_stream(&js).await?;
                 let mut done = Done::default();
                 for id in ids {
-                    match stream.delete_message(id).await {
-                        Ok(_) => {
+                    match drop_one(&stream, id).await {
+                        Ok(()) => {
                             if !args.json {
                                 outln!("{id}: dropped");
                             }
                             done.done.push(id);
                         }
-                        Err(_) if stream.get_raw_message(id).await.is_err_and(|e| {
-                            e.kind() == async_nats::jetstream::stream::RawMessageErrorKind::NoMessageFound
-                        }) =>
-                        {
-                            let e = format!("no dead letter {id} (see `bazaar dlq list`)");
+                        Err(error) => {
                             if !args.json {
-                                outln!("{id}: not dropped: {e}");
+                                outln!("{id}: not dropped: {error}");
                             }
                             done.failed.push(FailedLetter {
                                 id,
-                                error: e,
-                                unreachable: false,
-                            });
-                        }
-                        Err(e) => {
-                            if !args.json {
-                                outln!("{id}: not dropped: {e}");
-                            }
-                            done.failed.push(FailedLetter {
-                                id,
-                                error: e.to_string(),
+                                error,
                                 unreachable: false,
                             });
                         }
@@ -202,6 +188,18 @@ pub fn run(args: DlqArgs) -> anyhow::Result<ExitCode> {
             }
         }
     })
+}
+
+/// Deletes dead letter `id`, or says why not. For a sequence the DLQ does
+/// not hold the broker answers "stream store EOF", which helps no one.
+async fn drop_one(stream: &jetstream::stream::Stream, id: u64) -> Result<(), String> {
+    let Err(error) = stream.delete_message(id).await else {
+        return Ok(());
+    };
+    if letters::is_missing(stream, id).await {
+        return Err(letters::missing(id));
+    }
+    Err(error.to_string())
 }
 
 async fn dlq_stream(js: &Context) -> anyhow::Result<jetstream::stream::Stream> {

@@ -129,8 +129,8 @@ pub fn run(args: TailArgs) -> anyhow::Result<ExitCode> {
         let client = args.connect.connect().await?;
         let js = jetstream::new(client.clone());
         let mut printer = Printer::new(&args);
-        let watch = args.follow.then_some(&client);
-        tail(&js, &filter, &streams, policy, watch, &mut printer).await?;
+        let live = args.follow.then_some(&client);
+        tail(&js, &filter, &streams, policy, live, &mut printer).await?;
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -174,18 +174,17 @@ fn by_time(time: DateTime<Utc>) -> anyhow::Result<DeliverPolicy> {
 /// helps.
 const FOLLOW_LOST_AFTER: Duration = Duration::from_secs(15);
 
-/// Reads `streams`; with `follow` (the connection, to notice when the shop
-/// is gone) goes on with new events until the broker is lost.
+/// Reads `streams`; with `live` (`--follow`: the connection, to notice when
+/// the shop is gone) goes on with new events until the broker is lost.
 async fn tail(
     js: &Context,
     filter: &str,
     streams: &[String],
     policy: DeliverPolicy,
-    follow: Option<&async_nats::Client>,
+    live: Option<&async_nats::Client>,
     printer: &mut Printer,
 ) -> anyhow::Result<()> {
-    let client = follow;
-    let follow = client.is_some();
+    let follow = live.is_some();
     let (sender, mut receiver) = mpsc::channel::<anyhow::Result<Item>>(1024);
     let mut sources = Vec::with_capacity(streams.len());
     let mut readers = Vec::new();
@@ -237,7 +236,7 @@ async fn tail(
         return Ok(());
     }
     // Live: as they come, while the broker is there.
-    let Some(client) = client else {
+    let Some(client) = live else {
         return Ok(());
     };
     let mut ticks = tokio::time::interval(Duration::from_secs(1));

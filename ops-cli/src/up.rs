@@ -163,8 +163,11 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         .data_dir
         .canonicalize()
         .with_context(|| format!("cannot resolve {}", args.data_dir.display()))?;
-    state::refuse_if_running(&data_dir)?;
+    let gone = state::refuse_if_running(&data_dir)?;
     let lock = Arc::new(DataDirLock::take(&data_dir)?);
+    if let Some(pid) = gone {
+        info!(pid, "replacing up.json of a run that is gone");
+    }
     let bin_dir = children::binaries_dir(&SERVICES)?;
     let counts = instance_counts(&args)?;
     let edge_listener = reserve_edge_addr(args.http_addr)?;

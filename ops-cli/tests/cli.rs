@@ -63,6 +63,14 @@ impl Sandbox {
     fn data_arg(&self) -> String {
         self.data().display().to_string()
     }
+    /// `bazaar up` on this data dir, run to its end (for one that is refused).
+    fn up_once(&self) -> Output {
+        let data = self.data_arg();
+        run(
+            &self.bin(),
+            &["up", "--data-dir", &data, "--http-addr", "127.0.0.1:0"],
+        )
+    }
     fn up_json(&self) -> Option<serde_json::Value> {
         serde_json::from_str(&fs::read_to_string(self.data().join("up.json")).ok()?).ok()
     }
@@ -205,16 +213,7 @@ async fn a_data_dir_stays_locked_while_processes_of_a_killed_up_still_run() {
     // not watch their parent as the real ones do) run on.
     first.signal(Signal::SIGKILL);
     first.wait_for_exit().await;
-    let second = run(
-        &first.sandbox.bin(),
-        &[
-            "up",
-            "--data-dir",
-            &first.sandbox.data_arg(),
-            "--http-addr",
-            "127.0.0.1:0",
-        ],
-    );
+    let second = first.sandbox.up_once();
 
     assert_eq!(second.status.code(), Some(1), "{}", stderr(&second));
     let err = stderr(&second);
@@ -332,16 +331,7 @@ async fn up_runs_every_service_restarts_a_killed_one_and_stops_everything_on_ctr
     );
 
     // A second shop on the same data dir is refused.
-    let second = run(
-        &up.sandbox.bin(),
-        &[
-            "up",
-            "--data-dir",
-            &up.sandbox.data_arg(),
-            "--http-addr",
-            "127.0.0.1:0",
-        ],
-    );
+    let second = up.sandbox.up_once();
     assert_eq!(second.status.code(), Some(1));
     assert!(
         stderr(&second).contains("a shop is already running from this data dir"),

@@ -48,11 +48,7 @@ async fn a_customer_finds_a_keyboard_orders_it_and_watches_it_confirmed_live() {
     // Act and assert, step by step as a customer goes.
     page.run("desktop", async {
         page.sign_in_as("alice").await;
-        page.search_for("keyboard").await;
-        page.wait_text("#results-meta", "one keyboard is found", |t| {
-            t.starts_with("1 found")
-        })
-        .await;
+        page.find_the_keyboard().await;
         let card = page.text("#result-list").await;
         assert!(card.contains("Mechanical keyboard"), "{card:?}");
         assert!(card.contains("€89.99"), "price missing in {card:?}");
@@ -190,11 +186,7 @@ async fn on_a_phone_sized_screen_the_search_box_and_place_order_are_visible_and_
 
         // Assert: the search box can be seen, reached and typed into.
         page.assert_usable("#q", "the search box").await;
-        page.search_for("keyboard").await;
-        page.wait_text("#results-meta", "one keyboard is found", |t| {
-            t.starts_with("1 found")
-        })
-        .await;
+        page.find_the_keyboard().await;
         page.screenshot("storefront-phone-search.png").await;
 
         page.click(Locator::Css(
@@ -233,11 +225,7 @@ async fn a_customer_adds_twice_quickly_sets_a_quantity_and_cancels_the_order_fro
 
     page.run("basket-and-cancel", async {
         page.sign_in_as("carol").await;
-        page.search_for("keyboard").await;
-        page.wait_text("#results-meta", "one keyboard is found", |t| {
-            t.starts_with("1 found")
-        })
-        .await;
+        page.find_the_keyboard().await;
 
         // Two clicks in one go: neither addition is lost.
         page.js(
@@ -299,11 +287,7 @@ async fn a_customer_adds_twice_quickly_sets_a_quantity_and_cancels_the_order_fro
         page.sign_in_as("dave").await;
 
         // A declined card rejects the order; one press puts its items back.
-        page.search_for("keyboard").await;
-        page.wait_text("#results-meta", "one keyboard is found", |t| {
-            t.starts_with("1 found")
-        })
-        .await;
+        page.find_the_keyboard().await;
         page.click(Locator::Css(
             r#"button[aria-label="Add Mechanical keyboard to basket"]"#,
         ))
@@ -492,6 +476,15 @@ impl<'a> Page<'a> {
             Navigation::Reload => self.client.refresh().await,
         };
         done.unwrap_or_else(|e| panic!("cannot press {to:?}: {e}"));
+    }
+
+    /// Searches for "keyboard" and waits until the one keyboard is found.
+    async fn find_the_keyboard(&self) {
+        self.search_for("keyboard").await;
+        self.wait_text("#results-meta", "one keyboard is found", |t| {
+            t.starts_with("1 found")
+        })
+        .await;
     }
 
     async fn search_for(&self, words: &str) {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_nats::jetstream::consumer::pull::OrderedConfig;
 use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::message::StreamMessage;
-use async_nats::jetstream::stream::RawMessageErrorKind;
+use async_nats::jetstream::stream::{RawMessageErrorKind, Stream};
 use async_nats::jetstream::Context;
 use async_nats::HeaderMap;
 use contracts::subjects::DLQ_STREAM;
@@ -102,6 +102,19 @@ pub async fn read_for_retry(js: &Context, id: u64) -> anyhow::Result<(String, dl
     Ok((service, letter))
 }
 
+/// What to say of a dead letter id the DLQ does not hold.
+pub fn missing(id: u64) -> String {
+    format!("no dead letter {id} (see `bazaar dlq list`)")
+}
+
+/// Whether the DLQ holds no dead letter `id` (false when that cannot be told).
+pub async fn is_missing(stream: &Stream, id: u64) -> bool {
+    stream
+        .get_raw_message(id)
+        .await
+        .is_err_and(|e| e.kind() == RawMessageErrorKind::NoMessageFound)
+}
+
 async fn get(js: &Context, id: u64) -> anyhow::Result<StreamMessage> {
     let stream = js
         .get_stream(DLQ_STREAM)
@@ -109,9 +122,7 @@ async fn get(js: &Context, id: u64) -> anyhow::Result<StreamMessage> {
         .map_err(|e| anyhow::anyhow!("the {DLQ_STREAM} stream: {e}"))?;
     match stream.get_raw_message(id).await {
         Ok(m) => Ok(m),
-        Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => Err(exit::usage(format!(
-            "no dead letter {id} (see `bazaar dlq list`)"
-        ))),
+        Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => Err(exit::usage(missing(id))),
         Err(e) => Err(anyhow::anyhow!("reading dead letter {id}: {e}")),
     }
 }

@@ -107,7 +107,8 @@ pub async fn start_broker(
 /// config, so the services (which reconnect by themselves) carry on.
 pub struct BrokerWatch {
     stop: watch::Sender<bool>,
-    task: JoinHandle<NatsServer>,
+    /// The server back, or None if a restart lost it (its task panicked).
+    task: JoinHandle<Option<NatsServer>>,
 }
 
 impl BrokerWatch {
@@ -120,13 +121,10 @@ impl BrokerWatch {
     /// Stops watching and hands the server back (to be stopped).
     pub async fn stop(self) -> Option<NatsServer> {
         let _ = self.stop.send(true);
-        match self.task.await {
-            Ok(server) => Some(server),
-            Err(e) => {
-                warn!(error = %e, "the broker watch failed");
-                None
-            }
-        }
+        self.task.await.unwrap_or_else(|e| {
+            warn!(error = %e, "the broker watch failed");
+            None
+        })
     }
 }
 
@@ -134,11 +132,11 @@ async fn keep_running(
     mut server: NatsServer,
     state: Arc<UpState>,
     mut stop: watch::Receiver<bool>,
-) -> NatsServer {
+) -> Option<NatsServer> {
     let mut backoff = BROKER_CHECK_EVERY;
     loop {
         tokio::select! {
-            _ = stop.changed() => return server,
+            _ = stop.changed() => return Some(server),
             () = tokio::time::sleep(backoff) => {}
         }
         if server.is_running() {
@@ -156,8 +154,10 @@ async fn keep_running(
         (server, result) = match restarted {
             Ok(done) => done,
             Err(e) => {
+                // The server went down with the task: nothing to watch or
+                // stop any more (shutdown must not wait on this task).
                 error!(error = %e, "the nats-server restart task failed; the broker stays down");
-                return std::future::pending().await;
+                return None;
             }
         };
         match result {

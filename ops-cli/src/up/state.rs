@@ -40,13 +40,14 @@ pub fn path(data_dir: &Path) -> PathBuf {
 }
 
 /// Fails when `up.json` names a `bazaar up` that is still alive; a stale
-/// file from a run that was killed is left to be overwritten.
-pub fn refuse_if_running(data_dir: &Path) -> anyhow::Result<()> {
+/// file from a run that was killed is left to be overwritten, and the pid
+/// of that run is returned.
+pub fn refuse_if_running(data_dir: &Path) -> anyhow::Result<Option<u32>> {
     let Ok(text) = fs::read_to_string(path(data_dir)) else {
-        return Ok(());
+        return Ok(None);
     };
     let Ok(previous) = serde_json::from_str::<UpFile>(&text) else {
-        return Ok(());
+        return Ok(None);
     };
     if previous.pid != std::process::id() && is_alive(previous.pid) {
         bail!(
@@ -56,11 +57,7 @@ pub fn refuse_if_running(data_dir: &Path) -> anyhow::Result<()> {
             previous.pid
         );
     }
-    tracing::info!(
-        pid = previous.pid,
-        "replacing up.json of a run that is gone"
-    );
-    Ok(())
+    Ok(Some(previous.pid))
 }
 
 fn is_alive(pid: u32) -> bool {

@@ -120,8 +120,9 @@ impl ShardSearcher {
     /// is the same bits whatever the shard layout.
     fn text_query(&self, q: &str) -> Option<Box<dyn Query>> {
         let mut analyzer = self.analyzer.clone();
-        let words = schema::tokens(&mut analyzer, q);
+        // Analysed once: the words, and the key of a name made of them.
         let key = schema::words_key(&mut analyzer, q);
+        let words = schema::distinct_words(&key);
         let mut all_words: Option<Box<dyn Query>> = None;
         for word in words.iter().rev() {
             let either: Box<dyn Query> = Box::new(BooleanQuery::new(vec![

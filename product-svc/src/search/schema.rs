@@ -118,13 +118,12 @@ pub fn text_analyzer() -> TextAnalyzer {
         .build()
 }
 
-/// The words of `text` as the index holds them.
-pub fn tokens(analyzer: &mut TextAnalyzer, text: &str) -> Vec<String> {
-    let mut stream = analyzer.token_stream(text);
-    let mut words = Vec::new();
-    while let Some(token) = stream.next() {
-        if !words.contains(&token.text) {
-            words.push(token.text.clone());
+/// The words of a [`words_key`], each once, in their first order.
+pub fn distinct_words(key: &str) -> Vec<String> {
+    let mut words: Vec<String> = Vec::new();
+    for word in key.split(' ').filter(|w| !w.is_empty()) {
+        if !words.iter().any(|w| w == word) {
+            words.push(word.to_owned());
         }
     }
     words
@@ -194,6 +193,11 @@ impl Bm25StatisticsProvider for FixedStatistics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The words of `text` as the index holds them, each once.
+    fn tokens(analyzer: &mut TextAnalyzer, text: &str) -> Vec<String> {
+        distinct_words(&words_key(analyzer, text))
+    }
 
     #[test]
     fn text_is_lowercased_stemmed_and_stripped_of_stop_words() {

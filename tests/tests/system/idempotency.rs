@@ -138,23 +138,31 @@ async fn a_repeated_write_answers_its_own_outcome_not_a_later_writes() {
     let _logs = shop.logs_on_failure();
     let lamp = shop.stocked_product("IDEM-LATER", 1200, 50).await;
     let admin = shop.admin_api();
-    let patch = |key: Option<&'static str>, amount: i64| {
-        let mut request = admin
-            .request(Method::PATCH, &format!("/api/v1/products/{}", lamp.id))
-            .json(&json!({"price": {"amount_minor": amount, "currency": "EUR"}}));
+    // A write, with an Idempotency-Key or without.
+    let write = |method: Method, path: String, body: serde_json::Value, key: Option<&str>| {
+        let mut request = admin.request(method, &path).json(&body);
         if let Some(key) = key {
             request = request.header("Idempotency-Key", key);
         }
         admin.send(request)
     };
+    let patch = |key: Option<&'static str>, amount: i64| {
+        let body = json!({"price": {"amount_minor": amount, "currency": "EUR"}});
+        write(
+            Method::PATCH,
+            format!("/api/v1/products/{}", lamp.id),
+            body,
+            key,
+        )
+    };
     let stock = |key: Option<&'static str>, on_hand: i64| {
-        let mut request = admin
-            .request(Method::PUT, &format!("/api/v1/products/{}/stock", lamp.id))
-            .json(&json!({ "on_hand": on_hand }));
-        if let Some(key) = key {
-            request = request.header("Idempotency-Key", key);
-        }
-        admin.send(request)
+        let body = json!({ "on_hand": on_hand });
+        write(
+            Method::PUT,
+            format!("/api/v1/products/{}/stock", lamp.id),
+            body,
+            key,
+        )
     };
 
     // A keyed write, a later one without the key, then the keyed repeat.
