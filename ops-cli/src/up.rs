@@ -164,7 +164,7 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         .canonicalize()
         .with_context(|| format!("cannot resolve {}", args.data_dir.display()))?;
     let gone = state::refuse_if_running(&data_dir)?;
-    let lock = Arc::new(DataDirLock::take(&data_dir)?);
+    let lock = Arc::new(DataDirLock::take(&data_dir).await?);
     if let Some(pid) = gone {
         info!(pid, "replacing up.json of a run that is gone");
     }

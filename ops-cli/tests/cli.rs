@@ -167,8 +167,14 @@ fn pids(up: &serde_json::Value) -> Vec<i32> {
         .collect()
 }
 
+/// True while the process runs (a zombie left for a parent that does not
+/// reap it has stopped).
 fn is_running(pid: i32) -> bool {
-    kill(Pid::from_raw(pid), None).is_ok()
+    let zombie = fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+    });
+    kill(Pid::from_raw(pid), None).is_ok() && !zombie
 }
 
 #[tokio::test]
@@ -203,11 +209,11 @@ async fn up_restarts_its_nats_server_when_it_dies() {
 }
 
 #[tokio::test]
-async fn a_data_dir_stays_locked_while_processes_of_a_killed_up_still_run() {
+async fn a_killed_ups_services_keep_the_data_dir_locked_and_the_next_up_stops_its_broker() {
     let mut first = Up::start(Sandbox::new(true), &[]);
     first.wait_until_up().await;
     let state = first.sandbox.up_json().expect("up.json written");
-    let nats = state["nats_pid"].as_i64().expect("broker pid");
+    let nats = state["nats_pid"].as_i64().expect("broker pid") as i32;
 
     // `bazaar up` dies; its broker (and these stand-in services, which do
     // not watch their parent as the real ones do) run on.
@@ -222,23 +228,43 @@ async fn a_data_dir_stays_locked_while_processes_of_a_killed_up_still_run() {
             && err.contains(&nats.to_string()),
         "{err}"
     );
+    assert!(is_running(nats), "a refused up stops nothing");
 
-    // Once they are gone, the data dir is free again.
-    let left = pids(&state);
-    for pid in &left {
+    // Once only the broker is left (real services stop by themselves when
+    // their `bazaar up` is gone), the next `up` stops it and starts afresh.
+    let services: Vec<i32> = pids(&state).into_iter().filter(|p| *p != nats).collect();
+    for pid in &services {
         let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
     }
     wait_until(
         Duration::from_secs(10),
-        "the left processes are gone",
+        "the stand-in services are gone",
         || {
-            let gone = left.iter().all(|pid| !is_running(*pid));
+            let gone = services.iter().all(|pid| !is_running(*pid));
             async move { gone }
         },
     )
     .await;
     first.start_again();
     first.wait_until_up().await;
+    assert!(
+        first
+            .output()
+            .contains("stopping the nats-server that a killed `bazaar up` left running"),
+        "{}",
+        first.output()
+    );
+    let new = first.sandbox.up_json().and_then(|s| s["nats_pid"].as_i64());
+    assert!(
+        new.is_some_and(|p| p as i32 != nats),
+        "a new broker: {new:?}"
+    );
+    wait_until(
+        Duration::from_secs(10),
+        "the left broker has exited",
+        || async { !is_running(nats) },
+    )
+    .await;
     stop(first).await;
 }
 
