@@ -2,14 +2,15 @@
 """CPU time, context switches and disk writes per order, per process of a
 running shop.
 
-Usage: python3 bench/per_order.py DATA_DIR [ORDERS] [BAZAAR]
+Usage: python3 bench/per_order.py DATA_DIR [ORDERS] [BAZAAR] [RATE]
 
 DATA_DIR is a running `bazaar up --data-dir DATA_DIR` (seed it with enough
 stock first: `bazaar seed --data-dir DATA_DIR --stock 100000`). Sums
 utime + stime and voluntary + nonvoluntary context switches over every
 thread (/proc/<pid>/task/*) of each service in up.json and of the shop's
 nats-server, before and after `bazaar load --orders ORDERS --concurrency
-32`, and divides by the orders. Disk writes are `write_bytes` of
+32` (or, given RATE, `--rate RATE --concurrency 128`: orders started on a
+fixed schedule), and divides by the orders. Disk writes are `write_bytes` of
 /proc/<pid>/io: what the process caused to be sent to the disk (WAL
 frames, checkpoints, the broker's store), not what it wrote to the page
 cache. Linux only; standard library only.
@@ -57,6 +58,8 @@ def main():
     data_dir = sys.argv[1]
     orders = int(sys.argv[2]) if len(sys.argv) > 2 else 3000
     bazaar = sys.argv[3] if len(sys.argv) > 3 else "target/release/bazaar"
+    pace = (["--rate", sys.argv[4], "--concurrency", "128"] if len(sys.argv) > 4
+            else ["--concurrency", "32"])
     with open(f"{data_dir}/up.json") as f:
         up = json.load(f)
     pids = {s["instance"]: s["pid"] for s in up["services"]}
@@ -69,8 +72,7 @@ def main():
     before = {name: threads_of(pid) for name, pid in pids.items()}
     started = time.time()
     load = subprocess.run(
-        [bazaar, "load", "--data-dir", data_dir, "--orders", str(orders),
-         "--concurrency", "32"],
+        [bazaar, "load", "--data-dir", data_dir, "--orders", str(orders)] + pace,
         capture_output=True, text=True, timeout=600,
     )
     took = time.time() - started

@@ -1,5 +1,6 @@
 //! A nats-server for a benchmark, started the way `bazaar up` starts it:
-//! the embedded config and users, a fresh store in `dir`, loopback. The
+//! the embedded config and users, one Go processor, a fresh store in
+//! `dir`, loopback. The
 //! `ops` user's client may do everything.
 
 use std::future::IntoFuture;
@@ -28,7 +29,9 @@ impl Broker {
             anyhow::ensure!(synced != text, "the broker config has no jetstream block");
             std::fs::write(&config, synced).context("writing the broker config")?;
         }
-        let mut builder = NatsServer::builder(dir).config_file(config);
+        let mut builder = NatsServer::builder(dir)
+            .config_file(config)
+            .env("GOMAXPROCS", nats_server::one_machine_go_procs());
         let password = nats_server::random_password();
         for user in nats_server::USERS {
             builder = builder.env(nats_server::password_env_var(user), &password);

@@ -54,6 +54,17 @@ pub fn random_password() -> String {
     format!("pw{hex}")
 }
 
+/// `GOMAXPROCS` for a broker that shares one machine with the shop's
+/// services (`bazaar up`'s, and the benchmark's ceiling, so that both run
+/// the same settings): `GOMAXPROCS` of this process if it is set, else 1.
+/// With one Go processor the broker does not wake a second thread to spin
+/// for work whenever a message arrives: on two cores it then spends a
+/// quarter to a third less CPU per order and leaves it to the services
+/// (bench/README.md, "One Go processor for the broker").
+pub fn one_machine_go_procs() -> OsString {
+    std::env::var_os("GOMAXPROCS").unwrap_or_else(|| "1".into())
+}
+
 /// Writes `server.conf` and `users.conf` into `dir` and returns the path of
 /// `server.conf`, ready for [`NatsServerBuilder::config_file`].
 pub fn write_config(dir: &Path) -> io::Result<PathBuf> {

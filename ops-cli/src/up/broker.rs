@@ -79,6 +79,7 @@ pub async fn start_broker(
         .name("bazaar")
         .own_process_group(true)
         .stdin(lock.file()?)
+        .env("GOMAXPROCS", nats_server::one_machine_go_procs())
         // Recovering a large JetStream store takes a while.
         .start_timeout(Duration::from_secs(60));
     let mut passwords = BTreeMap::new();
