@@ -252,19 +252,82 @@ fn subject_names_are_spelled_only_in_contracts() {
 
 /// The payload types each team declares with `event!(Type, …)`.
 fn event_types(team: Team) -> Vec<String> {
+    event_declarations(team)
+        .into_iter()
+        .map(|(ty, _)| ty)
+        .collect()
+}
+
+/// Each `event!(Type, evt::CONST, …)` of a team: (`Type`, `CONST`).
+fn event_declarations(team: Team) -> Vec<(String, String)> {
     let source = read(&format!("contracts/src/{}.rs", team.name()));
     source
         .split("event!(")
         .skip(1)
         .filter_map(|rest| {
-            let name: String = rest
-                .trim_start()
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '_')
-                .collect();
-            (!name.is_empty()).then_some(name)
+            let mut args = rest.split(',').map(str::trim);
+            let ty = args.next()?;
+            let subject = args.next()?.trim_start_matches("evt::");
+            let word =
+                |t: &str| !t.is_empty() && t.chars().all(|c| c.is_alphanumeric() || c == '_');
+            (word(ty) && word(subject)).then(|| (ty.to_owned(), subject.to_owned()))
         })
         .collect()
+}
+
+/// The constants of `contracts::subjects::evt`: (`CONST`, subject).
+fn evt_constants() -> Vec<(String, String)> {
+    let source = read("contracts/src/subjects.rs");
+    let block = source
+        .split("pub mod evt {")
+        .nth(1)
+        .and_then(|rest| rest.split("\n}").next())
+        .unwrap_or_default();
+    // A declaration may span lines: `pub const NAME: &str =\n "…";`.
+    block
+        .split("pub const ")
+        .skip(1)
+        .filter_map(|decl| {
+            let (name, value) = decl.split(';').next()?.split_once(':')?;
+            Some((name.trim().to_owned(), value.split('"').nth(1)?.to_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn every_event_a_team_declares_is_in_the_catalogue() {
+    let constants = evt_constants();
+    let mut declared = 0;
+    let mut failures = Vec::new();
+    for team in Team::ALL {
+        for (ty, constant) in event_declarations(team) {
+            declared += 1;
+            let subject = constants
+                .iter()
+                .find(|(name, _)| *name == constant)
+                .map(|(_, subject)| subject.as_str());
+            if !subject.is_some_and(|s| contracts::catalog::by_subject(s).is_some()) {
+                failures.push(format!(
+                    "contracts/src/{}.rs: `{ty}` ({constant})",
+                    team.name()
+                ));
+            }
+        }
+    }
+    assert!(
+        declared >= contracts::catalog::EVENTS.len(),
+        "found {declared} `event!` declarations for {} catalogued events: the scan is broken",
+        contracts::catalog::EVENTS.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "\nevents declared with `event!` but missing from `contracts::catalog::EVENTS`:\n  {}\n  \
+         An event outside the catalogue has no schema, no golden samples, no AsyncAPI channel \
+         and no contract test, yet a service could publish it. Add `describe::<Type>()` to \
+         EVENTS in contracts/src/catalog.rs, then run `BAZAAR_BLESS=1 cargo test -p contracts` \
+         to write its schema, and add a sample (contracts/README.md).",
+        failures.join("\n  ")
+    );
 }
 
 /// Where `text` builds a value of `ty` with a struct literal (`Ty {`).

@@ -68,6 +68,9 @@ fn every_generated_schema_equals_the_committed_one_or_changes_it_only_additively
 /// in git is what consumers were built against, whatever the file says now.
 #[test]
 fn every_generated_schema_is_compatible_with_each_committed_version_in_git_history() {
+    if !history_available() {
+        return;
+    }
     let mut failures = Vec::new();
     for (stem, generated) in generated_schemas() {
         let Some(versions) = git_history(&stem) else {
@@ -83,6 +86,66 @@ fn every_generated_schema_is_compatible_with_each_committed_version_in_git_histo
         }
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
+}
+
+/// A schema that was ever committed names an event version that was
+/// published, and whose history stays in the streams to be replayed: it is
+/// never removed, and a subject is never renamed (a new subject is a new
+/// major version beside the old one).
+#[test]
+fn every_schema_ever_committed_still_names_an_event_of_the_catalogue() {
+    if !history_available() {
+        return;
+    }
+    let Some(log) = git(&["log", "--format=%h", "--name-only", "--", "schemas/"]) else {
+        announce("git or the repository's history is not available: history not checked");
+        return;
+    };
+    let mut failures = Vec::new();
+    let mut reported = std::collections::BTreeSet::new();
+    let mut commit = "";
+    for line in log.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let Some(stem) = line
+            .strip_prefix("contracts/schemas/")
+            .and_then(|name| name.strip_suffix(".json"))
+        else {
+            commit = line;
+            continue;
+        };
+        if stem == ENVELOPE || descriptor(stem).is_some() || !reported.insert(stem) {
+            continue;
+        }
+        failures.push(format!(
+            "schemas/{stem}.json was committed (last touched in {commit}), but no event of \
+             `contracts::catalog::EVENTS` has that file stem any more. Its event version was \
+             published: its history stays in the streams and is replayed, so it is never \
+             removed, and its subject is never renamed. Put back its EVENTS entry, its schema, \
+             its samples and their MANIFEST lines (`git log --oneline -- \
+             contracts/schemas/{stem}.json` shows where they went); to change a subject or a \
+             payload incompatibly, add a new major version beside it (contracts/README.md)."
+        ));
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
+}
+
+/// Whether git history can be checked. Without it (no git, not a
+/// repository, a shallow clone) the history tests are skipped, except in
+/// CI (`CI=true`), where a skipped check would let a breaking change land.
+fn history_available() -> bool {
+    let shallow = git(&["rev-parse", "--is-shallow-repository"]).map(|s| s.trim().to_owned());
+    let problem = match shallow.as_deref() {
+        None => "git or the repository's history is not available",
+        Some("true") => "this clone is shallow: its history is cut",
+        Some(_) => return true,
+    };
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{problem}, so the contracts cannot be checked against what was published before. \
+         CI must check them: clone with full history (no `--depth`; `git fetch --unshallow` \
+         in a shallow one)."
+    );
+    announce(&format!("{problem}: history not checked"));
+    false
 }
 
 /// `schemas/<stem>.json` as git HEAD has it, if git can tell.
