@@ -110,6 +110,9 @@ pub fn run(args: TailArgs) -> anyhow::Result<ExitCode> {
             )));
         }
         let streams = streams_for(&filter)?;
+        if let Some(wanted) = &args.event_type {
+            known_type(wanted)?;
+        }
         if args.from_seq.is_some() && streams.len() > 1 {
             return Err(exit::usage(format!(
                 "--from-seq needs a filter within one stream, but {filter} reaches {}; \
@@ -488,6 +491,36 @@ fn dead_letter_note(item: &Item) -> Option<String> {
     ))
 }
 
+/// Refuses a `--type` that no event of the catalog has: it would print
+/// nothing, as if the stream held no such event.
+fn known_type(wanted: &str) -> anyhow::Result<()> {
+    let types: Vec<String> = contracts::catalog::EVENTS
+        .iter()
+        .map(|e| e.event_type())
+        .collect();
+    if types.iter().any(|t| type_matches(t, wanted)) {
+        return Ok(());
+    }
+    let mut short: Vec<String> = types
+        .iter()
+        .filter_map(|t| {
+            let tokens: Vec<&str> = t.split('.').collect();
+            // bazaar.<team>.<entity>.<action>.v<N> → <entity>.<action>
+            (tokens.len() >= 4).then(|| tokens[2..tokens.len() - 1].join("."))
+        })
+        .collect();
+    short.sort();
+    short.dedup();
+    Err(exit::usage(format!(
+        "no event has the type {wanted:?}; one of {}, or a whole type such as {}",
+        short.join(", "),
+        types
+            .first()
+            .map(String::as_str)
+            .unwrap_or("bazaar.checkout.order.placed.v2")
+    )))
+}
+
 /// `wanted` is the whole type, or a dotted run of its tokens
 /// (`order.placed` matches `bazaar.checkout.order.placed.v1`).
 fn type_matches(event_type: &str, wanted: &str) -> bool {
@@ -508,6 +541,17 @@ mod tests {
         assert!(type_matches(t, "checkout.order.placed.v1"));
         assert!(!type_matches(t, "order.plac"));
         assert!(!type_matches(t, "order.confirmed"));
+    }
+
+    #[test]
+    fn a_type_no_event_has_is_refused_and_the_known_ones_are_listed() {
+        assert!(known_type("order.placed").is_ok());
+        assert!(known_type("bazaar.checkout.order.placed.v2").is_ok());
+        let err = known_type("order.plaecd").expect_err("refused").to_string();
+        assert!(
+            err.contains("\"order.plaecd\"") && err.contains("order.placed"),
+            "{err}"
+        );
     }
 
     #[test]
