@@ -124,7 +124,7 @@ pub enum DecodeError {
     UnknownType(String),
     #[error("expected type {expected}, got {actual}")]
     WrongType { expected: String, actual: String },
-    #[error("payload of {event_type} does not match its schema: {source}")]
+    #[error("payload of {event_type} does not decode as its contract type: {source}")]
     Payload {
         event_type: String,
         source: serde_json::Error,

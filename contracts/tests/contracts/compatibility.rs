@@ -23,7 +23,7 @@ fn every_generated_schema_equals_the_committed_one_or_changes_it_only_additively
         ));
     }
     let mut failures = Vec::new();
-    for (stem, generated) in generated_schemas() {
+    for (stem, generated) in envelope_first() {
         let Some(text) = committed_text(&stem) else {
             failures.push(format!(
                 "schemas/{stem}.json is missing. If {stem} is a new event version, run \
@@ -72,7 +72,7 @@ fn every_generated_schema_is_compatible_with_each_committed_version_in_git_histo
         return;
     }
     let mut failures = Vec::new();
-    for (stem, generated) in generated_schemas() {
+    for (stem, generated) in envelope_first() {
         let Some(versions) = git_history(&stem) else {
             announce("git or the repository's history is not available: history not checked");
             return;
@@ -148,6 +148,15 @@ fn history_available() -> bool {
     false
 }
 
+/// The generated schemas, the envelope's first: every event travels in
+/// it, so a change to it also fails every event, and its own message (what
+/// to do about the envelope) must come before theirs.
+fn envelope_first() -> Vec<(String, Value)> {
+    let mut schemas: Vec<(String, Value)> = generated_schemas().into_iter().collect();
+    schemas.sort_by_key(|(stem, _)| stem != ENVELOPE);
+    schemas
+}
+
 /// `schemas/<stem>.json` as git HEAD has it, if git can tell.
 fn head_version(stem: &str) -> Option<Value> {
     let text = git(&["show", &format!("HEAD:./schemas/{stem}.json")])?;
@@ -216,7 +225,8 @@ fn breaking(stem: &str, report: &Report, against: &str) -> String {
             "the CloudEvents envelope (schemas/{ENVELOPE}.json) changes incompatibly compared \
              with {against}, and every event travels in it:\n{}\n  How to proceed: revert the \
              change to `Envelope`; CloudEvents attributes are only ever added as optional \
-             extensions.\n{restore}",
+             extensions. (Each event's failure that follows comes from this change too: a new \
+             major version of an event does not mend an envelope.)\n{restore}",
             changes.join("\n")
         );
     };
