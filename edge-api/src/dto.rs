@@ -54,6 +54,7 @@ pub struct NewProduct {
     pub description: String,
     #[schema(example = "computers", max_length = 100)]
     pub category: String,
+    #[serde(deserialize_with = "crate::json::object")]
     pub price: Money,
 }
 
@@ -67,7 +68,7 @@ pub struct ProductPatch {
     pub description: Option<String>,
     #[serde(default)]
     pub category: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::json::optional_object")]
     pub price: Option<Money>,
 }
 
@@ -176,8 +177,9 @@ pub struct OrderItem {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOrder {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::json::optional_objects")]
     pub items: Option<Vec<OrderItem>>,
+    #[serde(deserialize_with = "crate::json::object")]
     pub shipping_address: Address,
     /// A card token: `tok_visa`, `tok_mastercard`, `tok_declined`, `tok_slow`.
     #[schema(example = "tok_visa")]

@@ -5,7 +5,8 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::header;
 use contracts::commands::FieldError;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, Visitor};
+use serde::{Deserialize, Deserializer};
 
 use crate::problem::ApiError;
 
@@ -85,6 +86,73 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
+/// `#[serde(deserialize_with = "crate::json::object")]` for a field that
+/// holds a struct: it must be a JSON object. serde's derived `Deserialize`
+/// would also take the struct's fields from an array, in order
+/// (`"shipping_address": ["Ada", "1 St", …]`), which no client means.
+pub fn object<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(ObjectOnly(d))
+}
+
+/// [`object`] for an optional struct (`#[serde(default, deserialize_with = …)]`).
+pub fn optional_object<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<Object<T>>::deserialize(d).map(|o| o.map(|Object(t)| t))
+}
+
+/// [`object`] for each element of an optional list of structs.
+pub fn optional_objects<'de, D, T>(d: D) -> Result<Option<Vec<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<Vec<Object<T>>>::deserialize(d)
+        .map(|o| o.map(|items| items.into_iter().map(|Object(t)| t).collect()))
+}
+
+/// A struct that only a JSON object decodes to.
+struct Object<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        object(d).map(Object)
+    }
+}
+
+/// Asks the wrapped deserializer for a map where a struct is wanted, so an
+/// array is refused ("invalid type: sequence, expected struct Address").
+struct ObjectOnly<D>(D);
+
+impl<'de, D: Deserializer<'de>> Deserializer<'de> for ObjectOnly<D> {
+    type Error = D::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        self.0.deserialize_any(visitor)
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        self.0.deserialize_map(visitor)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+        byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map
+        enum identifier ignored_any
+    }
+}
+
 fn invalid(field: &str, message: String) -> ApiError {
     ApiError::Validation(vec![FieldError {
         field: field.to_owned(),
@@ -135,7 +203,12 @@ mod tests {
     #[allow(dead_code)]
     struct Body {
         sku: String,
+        #[serde(deserialize_with = "object")]
         address: Address,
+        #[serde(default, deserialize_with = "optional_object")]
+        billing: Option<Address>,
+        #[serde(default, deserialize_with = "optional_objects")]
+        stops: Option<Vec<Address>>,
     }
 
     fn fields(error: ApiError) -> Vec<String> {
@@ -166,5 +239,29 @@ mod tests {
         let error = decode::<Body>(br#" ["A", {"city": "Berlin"}]"#).expect_err("an array");
         assert_eq!(fields(error), [""]);
         assert!(decode::<Body>(br#"{"sku": "A", "address": {"city": "Berlin"}}"#).is_ok());
+    }
+
+    #[test]
+    fn a_nested_array_is_not_taken_for_a_struct_and_is_named() {
+        let cases: [(&[u8], &str); 3] = [
+            (br#"{"sku": "A", "address": ["Berlin"]}"#, "address"),
+            (
+                br#"{"sku": "A", "address": {"city": "B"}, "billing": ["Berlin"]}"#,
+                "billing",
+            ),
+            (
+                br#"{"sku": "A", "address": {"city": "B"}, "stops": [{"city": "C"}, ["D"]]}"#,
+                "stops[1]",
+            ),
+        ];
+        for (body, field) in cases {
+            let error = decode::<Body>(body).expect_err("an array for a struct");
+            assert_eq!(fields(error), [field]);
+        }
+        let whole = decode::<Body>(
+            br#"{"sku": "A", "address": {"city": "B"}, "billing": null, "stops": [{"city": "C"}]}"#,
+        )
+        .expect("objects decode");
+        assert!(whole.billing.is_none() && whole.stops.is_some_and(|s| s.len() == 1));
     }
 }

@@ -306,7 +306,7 @@ fn every_event_a_team_declares_is_in_the_catalogue() {
                 .iter()
                 .find(|(name, _)| *name == constant)
                 .map(|(_, subject)| subject.as_str());
-            if !subject.is_some_and(|s| contracts::catalog::by_subject(s).is_some()) {
+            if subject.is_none_or(|s| contracts::catalog::by_subject(s).is_none()) {
                 failures.push(format!(
                     "contracts/src/{}.rs: `{ty}` ({constant})",
                     team.name()

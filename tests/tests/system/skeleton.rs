@@ -153,6 +153,15 @@ async fn rejected_requests_answer_problem_json_and_publish_nothing() {
         .expect(422)
         .problem();
     assert!(!problem.errors.unwrap_or_default().is_empty());
+    // A price given as an array (serde would read a struct's fields from it).
+    let mut body = serde_json::to_value(&valid).expect("json");
+    body["price"] = json!([1999, "EUR"]);
+    let problem = admin
+        .post("/api/v1/products", &body)
+        .await
+        .expect(422)
+        .problem();
+    assert_names(&problem, "price");
     let mut body = serde_json::to_value(&valid).expect("json");
     body["price"]["amount_minor"] = json!("12.50");
     admin
