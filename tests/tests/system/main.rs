@@ -13,6 +13,7 @@
 mod basket;
 mod cancel;
 mod concurrency;
+mod consumer_contracts;
 mod contact_email;
 mod crash;
 mod dlq_privilege;
