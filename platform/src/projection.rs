@@ -223,16 +223,10 @@ async fn advance(tx: &mut Tx, name: &str, seq: u64) -> Result<bool, sqlx::Error>
     Ok(moved == 1)
 }
 
-/// The checkpoint, read inside a transaction (0 when it never ran).
+/// The checkpoint (0 when it never ran), read inside a transaction with
+/// its row locked until commit: see [`claim`].
 pub(crate) async fn checkpoint_in(tx: &mut Tx, name: &str) -> Result<u64, sqlx::Error> {
-    let row = sqlx::query("SELECT last_seq FROM platform_checkpoint WHERE projection = $1")
-        .bind(name)
-        .fetch_optional(&mut **tx)
-        .await?;
-    Ok(match row {
-        Some(row) => u64::try_from(row.try_get::<i64, _>("last_seq")?).unwrap_or(0),
-        None => 0,
-    })
+    claim(tx, name).await
 }
 
 /// Sets the checkpoint inside a transaction, backwards or forwards. On
@@ -356,6 +350,7 @@ async fn follow<P: Projector>(
                 deliver_policy: DeliverPolicy::ByStartSequence {
                     start_sequence: start + 1,
                 },
+                max_expires: crate::streams::ORDERED_MAX_EXPIRES,
                 ..Default::default()
             },
             spec.stream,

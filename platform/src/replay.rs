@@ -116,11 +116,15 @@ pub async fn rebuild(
     let mut tx = db.begin().await?;
     let mut planned = Vec::with_capacity(targets.len());
     for target in targets {
+        // The checkpoint's row is locked (PostgreSQL) before the stream's
+        // head is read: another instance's follower waits for this commit
+        // from here on, so every event it applied is at or below the head,
+        // and is applied again below. (Locked after the head was read, an
+        // event it applied in between was cleared from the tables with the
+        // rest, and the checkpoint set back below it: lost from the view.)
         let checkpoint = projection::checkpoint_in(&mut tx, &target.name).await?;
         planned.push(plan::plan_one(js, target, checkpoint, start).await?);
     }
-    // Checkpoints first: on PostgreSQL that locks their rows, so another
-    // instance's follower waits for this commit instead of writing between.
     for p in &planned {
         projection::set_in(&mut tx, &p.name, p.from_seq.saturating_sub(1)).await?;
     }

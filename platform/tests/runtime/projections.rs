@@ -5,16 +5,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_nats::jetstream::Context;
-use bazaar_testkit::Backend;
+use bazaar_testkit::{wait_until, Backend, TestDb};
 use contracts::product::ProductCreatedV1;
 use platform::projection::{self, ProjectionHandle, ProjectionSpec, Projector};
+use platform::replay::{self, Start, Target};
 use platform::{Db, Delivery, HandlerError, Secret, Tx};
 use sqlx::Row;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::{
     broker, database, dead_letters, execute, join, on_every_backend, product_created, publish,
-    publish_event, PRODUCT_CREATED, PRODUCT_STREAM, SERVICE, WAIT,
+    publish_event, scalar, PRODUCT_CREATED, PRODUCT_STREAM, SERVICE, WAIT,
 };
 
 const NAME: &str = "test-product-names";
@@ -270,4 +271,114 @@ async fn poison_inside_a_batch(backend: Backend) {
         "[{backend}] checkpoint"
     );
     running.stop().await;
+}
+
+/// [`ProductNames`], declaring its table, so a replay from the start
+/// empties it.
+struct ClearedProductNames(ProductNames);
+
+impl Projector for ClearedProductNames {
+    async fn apply(&self, tx: &mut Tx, delivery: &Delivery) -> Result<(), HandlerError> {
+        self.0.apply(tx, delivery).await
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["test_product_names"]
+    }
+}
+
+/// Two instances share one PostgreSQL database (compose): one replays
+/// while the other's live follower applies events published meanwhile.
+/// The replay locks the checkpoint before it reads the stream's head, so
+/// those events are either below the head (applied again by the replay)
+/// or wait for its commit; none is cleared and then skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_another_instance_applies_during_a_replay_stay_in_the_view() {
+    if !TestDb::backends().await.contains(&Backend::Postgres) {
+        eprintln!("PostgreSQL is not reachable: skipped (CI requires it)");
+        return;
+    }
+    let backend = Backend::Postgres;
+    let broker = broker().await;
+    let js = &broker.js;
+    let (_test_db, db) = database(backend).await;
+    execute(
+        &db,
+        "CREATE TABLE test_product_names (seq BIGINT NOT NULL, name TEXT NOT NULL)",
+    )
+    .await;
+    let first = publish_products(js, &["a", "b", "c"]).await;
+    let running = Running::start(js, &db);
+    running.wait_for(first, backend).await;
+    running.stop().await;
+
+    // The other instance's follower is inside its transaction: it has
+    // claimed the checkpoint row, as a follower does first.
+    let mut other = db.begin().await.expect("the other instance's transaction");
+    sqlx::query("UPDATE platform_checkpoint SET last_seq = last_seq WHERE projection = $1")
+        .bind(NAME)
+        .execute(&mut *other)
+        .await
+        .expect("claiming the checkpoint");
+
+    let target = Target {
+        name: NAME.to_owned(),
+        stream: PRODUCT_STREAM,
+        filter_subjects: vec![PRODUCT_CREATED.to_owned()],
+        projector: Arc::new(ClearedProductNames(ProductNames {
+            applied: Arc::new(AtomicUsize::new(0)),
+        })),
+    };
+    let replay = {
+        let (js, db) = (js.clone(), db.clone());
+        tokio::spawn(async move {
+            replay::rebuild(&js, &db, &[target], &Start::Beginning, &|_| {}).await
+        })
+    };
+    // The replay waits for that row's lock (wherever it takes it).
+    wait_until(WAIT, "the replay waits for the checkpoint's lock", || async {
+        scalar(
+            &db,
+            "SELECT COUNT(*) FROM pg_locks WHERE NOT granted AND locktype IN ('transactionid', 'tuple')",
+        )
+        .await
+            > 0
+    })
+    .await;
+
+    // Events published now; the other instance applies them and commits.
+    let later = publish_products(js, &["d", "e"]).await;
+    for (seq, name) in [(later - 1, "d"), (later, "e")] {
+        sqlx::query("INSERT INTO test_product_names (seq, name) VALUES ($1, $2)")
+            .bind(i64::try_from(seq).expect("a small sequence"))
+            .bind(name)
+            .execute(&mut *other)
+            .await
+            .expect("the other instance applies");
+    }
+    sqlx::query("UPDATE platform_checkpoint SET last_seq = $2 WHERE projection = $1")
+        .bind(NAME)
+        .bind(i64::try_from(later).expect("a small sequence"))
+        .execute(&mut *other)
+        .await
+        .expect("the other instance moves the checkpoint");
+    other.commit().await.expect("the other instance commits");
+
+    let report = tokio::time::timeout(WAIT, replay)
+        .await
+        .expect("the replay ends")
+        .expect("the replay task")
+        .expect("the replay");
+    assert!(report.applied >= 3, "{report:?}");
+
+    // Every event is in the view once, and the checkpoint covers them: a
+    // follower resuming from it applies nothing twice and skips nothing.
+    let expected: Vec<(i64, String)> = ["a", "b", "c", "d", "e"]
+        .iter()
+        .zip(1..)
+        .map(|(name, seq)| (seq, (*name).to_owned()))
+        .collect();
+    assert_eq!(view(&db).await, expected, "the view after the replay");
+    let checkpoint = projection::checkpoint(&db, NAME).await.expect("checkpoint");
+    assert!(checkpoint >= later, "checkpoint {checkpoint} < {later}");
 }
