@@ -137,6 +137,14 @@ pub fn ordered_consumer_name() -> String {
     format!("ordered_{}", uuid::Uuid::new_v4().simple())
 }
 
+/// `max_expires` of a long-lived ordered reader (a live view, a search
+/// feed). async-nats asks for an idle heartbeat of half a pull's expiry
+/// (15 s by default) and recreates an ordered consumer after two missed
+/// ones. An ordered consumer is one replica on one node, so when that node
+/// of a cluster dies its readers stall until then: 30 s and more by
+/// default, 10 s with this.
+pub const ORDERED_MAX_EXPIRES: Duration = Duration::from_secs(10);
+
 /// The longest wait between two looks for a stream that does not exist yet.
 pub const STREAM_WAIT_MAX_DELAY: Duration = Duration::from_secs(2);
 

@@ -110,6 +110,7 @@ async fn follow(
                 deliver_policy: DeliverPolicy::ByStartSequence {
                     start_sequence: *position + 1,
                 },
+                max_expires: platform::streams::ORDERED_MAX_EXPIRES,
                 ..Default::default()
             },
             stream,
