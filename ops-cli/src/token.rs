@@ -12,10 +12,12 @@ use jsonwebtoken::{encode, EncodingKey, Header};
 use crate::duration::parse_duration;
 use crate::exit;
 use crate::secrets::Secrets;
+use platform::config::Secret;
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  bazaar token --customer alice\n  \
-    curl -H \"Authorization: Bearer $(bazaar token --customer alice)\" http://127.0.0.1:8080/api/v1/basket")]
+    curl -H \"Authorization: Bearer $(bazaar token --customer alice)\" http://127.0.0.1:8080/api/v1/basket\n  \
+    BAZAAR_JWT_SECRET=... bazaar token --customer ops --admin   # a shop `bazaar up` did not start (compose)")]
 pub struct TokenArgs {
     /// The customer id the token speaks for (its `sub` claim)
     #[arg(long, value_name = "NAME")]
@@ -29,6 +31,16 @@ pub struct TokenArgs {
     /// The data directory of the shop (where `bazaar up` keeps secrets.json)
     #[arg(long, env = "BAZAAR_DATA_DIR", default_value = "./data")]
     data_dir: PathBuf,
+    /// The secret the edge verifies tokens with, instead of <data-dir>/secrets.json
+    /// (for a shop `bazaar up` did not start; prefer the environment variable:
+    /// a flag shows in `ps`)
+    #[arg(
+        long,
+        env = "BAZAAR_JWT_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    jwt_secret: Option<Secret>,
 }
 
 pub fn run(args: TokenArgs) -> anyhow::Result<ExitCode> {
@@ -43,21 +55,28 @@ pub fn run(args: TokenArgs) -> anyhow::Result<ExitCode> {
              (the edge refuses any other subject)"
         )));
     }
-    let Some(secrets) = Secrets::load(&args.data_dir)? else {
-        return Err(exit::usage(format!(
-            "{} has no secrets.json: run `bazaar up` first or pass --data-dir",
-            args.data_dir.display()
-        )));
+    let secret = match args.jwt_secret {
+        Some(secret) => secret.expose().to_owned(),
+        None => match Secrets::load(&args.data_dir)? {
+            Some(secrets) => secrets.jwt_secret,
+            None => {
+                return Err(exit::usage(format!(
+                    "{} has no secrets.json: run `bazaar up` first, pass --data-dir, or give \
+                     the edge's secret as BAZAAR_JWT_SECRET (--jwt-secret)",
+                    args.data_dir.display()
+                )))
+            }
+        },
     };
+    if secret.is_empty() {
+        return Err(exit::usage("the JWT secret is empty"));
+    }
     let role = if args.admin {
         Role::Admin
     } else {
         Role::Customer
     };
-    outln!(
-        "{}",
-        mint(&secrets.jwt_secret, &args.customer, role, args.ttl)?
-    );
+    outln!("{}", mint(&secret, &args.customer, role, args.ttl)?);
     Ok(ExitCode::SUCCESS)
 }
 

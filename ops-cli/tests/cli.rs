@@ -523,23 +523,40 @@ async fn up_names_the_missing_service_binaries_and_how_to_build_them() {
 #[test]
 fn token_without_a_data_dir_says_to_run_up_first_and_exits_2() {
     let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().display().to_string();
+    let args = ["token", "--customer", "alice", "--data-dir", &data];
 
-    let output = run(
-        Path::new(BAZAAR),
-        &[
-            "token",
-            "--customer",
-            "alice",
-            "--data-dir",
-            &dir.path().display().to_string(),
-        ],
-    );
+    let output = bazaar(Path::new(BAZAAR))
+        .args(args)
+        .env_remove("BAZAAR_JWT_SECRET")
+        .output()
+        .expect("bazaar runs");
 
     assert_eq!(output.status.code(), Some(2), "a configuration error");
     assert!(
-        stderr(&output).contains("run `bazaar up` first or pass --data-dir"),
+        stderr(&output)
+            .contains("run `bazaar up` first, pass --data-dir, or give the edge's secret"),
         "{}",
         stderr(&output)
+    );
+
+    // A shop `bazaar up` did not start (compose): the edge's secret given.
+    let output = bazaar(Path::new(BAZAAR))
+        .args(args)
+        .env("BAZAAR_JWT_SECRET", "the-edges-secret")
+        .output()
+        .expect("bazaar runs");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let claims = decode::<Claims>(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        &DecodingKey::from_secret(b"the-edges-secret"),
+        &Validation::default(),
+    )
+    .expect("signed with the given secret")
+    .claims;
+    assert_eq!(
+        (claims.sub.as_str(), claims.role),
+        ("alice", Role::Customer)
     );
 }
 
