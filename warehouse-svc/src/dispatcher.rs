@@ -98,7 +98,7 @@ enum Done {
         order_id: Uuid,
         state: OrderState,
     },
-    /// Another instance dispatched it first.
+    /// Another instance dispatched (or cancelled) it first.
     Taken,
 }
 
@@ -129,8 +129,13 @@ async fn dispatch(tx: &mut Tx, order_id: Uuid) -> Result<Done, sqlx::Error> {
     // order waits for us (or we for it) instead of deadlocking.
     let state = store::lock_order(tx, order_id).await?;
     if !domain::may_dispatch(state) {
-        store::cancel_shipment(tx, order_id).await?;
-        return Ok(Done::Cancelled { order_id, state });
+        // Only a shipment still scheduled is cancelled; none left means
+        // another instance got to it first (it shipped, or cancelled it).
+        return Ok(if store::cancel_shipment(tx, order_id).await? {
+            Done::Cancelled { order_id, state }
+        } else {
+            Done::Taken
+        });
     }
     let now = chrono::Utc::now();
     let at = now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
