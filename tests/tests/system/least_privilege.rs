@@ -51,6 +51,9 @@ fn needed(service: &str) -> Grants {
     match team {
         Some(team) => {
             publish(team.event_prefix().to_owned());
+            // Replies to the edge's requests, also after a reconnect, when
+            // `allow_responses` no longer knows the request (users.conf).
+            publish(format!("{}.>", platform::nats::inbox_prefix(EDGE_API)));
             for verb in ["CREATE", "UPDATE", "INFO"] {
                 publish(api(format!("STREAM.{verb}.{}", team.stream())));
             }

@@ -8,9 +8,10 @@ use async_nats::jetstream::consumer::pull::OrderedConfig;
 use bazaar_testkit::{wait_until, Service, Shop, TestNats};
 use contracts::consumers;
 use contracts::subjects::{
-    durable, evt, DLQ_STREAM, EDGE_API, FINANCE_SVC, PRODUCT_SVC, WAREHOUSE_SVC,
+    cmd, durable, evt, CHECKOUT_SVC, DLQ_STREAM, EDGE_API, FINANCE_SVC, PRODUCT_SVC, WAREHOUSE_SVC,
 };
 use contracts::Team;
+use futures::StreamExt as _;
 use platform::streams::{self, ConsumerSpec};
 
 use super::{broker, js_of, violation_naming};
@@ -321,6 +322,44 @@ async fn no_service_can_listen_to_another_services_inbox() {
         ack.await.is_ok(),
         "warehouse-svc got no acknowledgement in its own inbox"
     );
+}
+
+/// After a reconnect (in a cluster, to another node) a service answers a
+/// request it took on its old connection from its new one. The broker's
+/// `allow_responses` knows the request only on the connection that took
+/// it, so users.conf also lets a team's service publish into the edge's
+/// inbox: without that the reply was refused and the customer got 503.
+#[tokio::test]
+async fn a_reply_to_the_edge_may_leave_on_another_connection_of_the_service() {
+    let nats = TestNats::start();
+    let edge = nats.connect_as(EDGE_API).await;
+    let took = nats.connect_as(CHECKOUT_SVC).await;
+    let answers = nats.connect_as(CHECKOUT_SVC).await;
+    let mut requests = took
+        .subscribe(cmd::CHECKOUT_PLACE_ORDER)
+        .await
+        .expect("subscribe");
+    took.flush().await.expect("flush");
+
+    let request =
+        tokio::spawn(async move { edge.request(cmd::CHECKOUT_PLACE_ORDER, "{}".into()).await });
+    let asked = tokio::time::timeout(Duration::from_secs(10), requests.next())
+        .await
+        .expect("the request arrives")
+        .expect("a message");
+    let reply = asked.reply.expect("a request has a reply subject");
+    answers
+        .publish(reply, "answered".into())
+        .await
+        .expect("publish");
+    answers.flush().await.expect("flush");
+
+    let answer = tokio::time::timeout(Duration::from_secs(10), request)
+        .await
+        .expect("the edge hears back")
+        .expect("the request task")
+        .expect("the reply arrives");
+    assert_eq!(answer.payload.as_ref(), b"answered");
 }
 
 // ---- start-up order, with the real binaries ---------------------------------------
