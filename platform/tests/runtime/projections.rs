@@ -94,6 +94,15 @@ impl Running {
     }
 }
 
+/// The view's table, empty.
+async fn create_view(db: &Db) {
+    execute(
+        db,
+        "CREATE TABLE test_product_names (seq BIGINT NOT NULL, name TEXT NOT NULL)",
+    )
+    .await;
+}
+
 async fn view(db: &Db) -> Vec<(i64, String)> {
     sqlx::query("SELECT seq, name FROM test_product_names ORDER BY seq, name")
         .fetch_all(&mut *db.conn().await.expect("a database connection"))
@@ -122,11 +131,7 @@ async fn projection_resumes_and_rebuilds(backend: Backend) {
     let broker = broker().await;
     let js = &broker.js;
     let (_test_db, db) = database(backend).await;
-    execute(
-        &db,
-        "CREATE TABLE test_product_names (seq BIGINT NOT NULL, name TEXT NOT NULL)",
-    )
-    .await;
+    create_view(&db).await;
     let first_five = publish_products(js, &["a", "b", "c", "d", "e"]).await;
     let first = Running::start(js, &db);
     first.wait_for(first_five, backend).await;
@@ -191,11 +196,7 @@ async fn two_instances_apply_each_event_once(backend: Backend) {
     let other_db = Db::connect(&Secret::new(test_db.url()))
         .await
         .expect("a second connection pool");
-    execute(
-        &db,
-        "CREATE TABLE test_product_names (seq BIGINT NOT NULL, name TEXT NOT NULL)",
-    )
-    .await;
+    create_view(&db).await;
     let names: Vec<String> = (0..20).map(|i| format!("item-{i:02}")).collect();
     let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let last = publish_products(js, &name_refs).await;
@@ -236,11 +237,7 @@ async fn poison_inside_a_batch(backend: Backend) {
     let broker = broker().await;
     let js = &broker.js;
     let (_test_db, db) = database(backend).await;
-    execute(
-        &db,
-        "CREATE TABLE test_product_names (seq BIGINT NOT NULL, name TEXT NOT NULL)",
-    )
-    .await;
+    create_view(&db).await;
     let mut good = Vec::new();
     let mut last = 0;
     for i in 0..40 {
@@ -302,11 +299,7 @@ async fn events_another_instance_applies_during_a_replay_stay_in_the_view() {
     let broker = broker().await;
     let js = &broker.js;
     let (_test_db, db) = database(backend).await;
-    execute(
-        &db,
-        "CREATE TABLE test_product_names (seq BIGINT NOT NULL, name TEXT NOT NULL)",
-    )
-    .await;
+    create_view(&db).await;
     let first = publish_products(js, &["a", "b", "c"]).await;
     let running = Running::start(js, &db);
     running.wait_for(first, backend).await;
