@@ -55,7 +55,26 @@ struct StreamView {
     first_time: Option<String>,
     last_seq: u64,
     last_time: Option<String>,
+    /// How many copies the stream keeps (its `num_replicas`).
+    replicas: usize,
+    /// On a cluster: the server leading the stream's RAFT group.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    leader: Option<String>,
+    /// On a cluster: the other copies and whether they keep up.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    peers: Vec<PeerView>,
     consumers: Vec<ConsumerView>,
+}
+
+#[derive(Debug, Serialize)]
+struct PeerView {
+    name: String,
+    /// Caught up with the leader.
+    current: bool,
+    offline: bool,
+    /// Operations behind the leader, if the leader knows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lag: Option<u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -124,6 +143,23 @@ async fn read(js: &jetstream::Context) -> anyhow::Result<StreamsView> {
             first_time: has_messages.then(|| format_time(&to_chrono(state.first_timestamp))),
             last_seq: state.last_sequence,
             last_time: has_messages.then(|| format_time(&to_chrono(state.last_timestamp))),
+            replicas: info.config.num_replicas,
+            leader: info.cluster.as_ref().and_then(|c| c.leader.clone()),
+            peers: info
+                .cluster
+                .as_ref()
+                .map(|c| {
+                    c.replicas
+                        .iter()
+                        .map(|p| PeerView {
+                            name: p.name.clone(),
+                            current: p.current,
+                            offline: p.offline,
+                            lag: p.lag,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
             consumers: consumers.iter().map(consumer_view).collect(),
         });
     }
@@ -149,6 +185,32 @@ fn consumer_view(c: &consumer::Info) -> ConsumerView {
     }
 }
 
+/// Where the copies of a replicated stream are and whether they keep up;
+/// nothing for a stream kept once (one server).
+fn replicas_line(s: &StreamView) -> Option<String> {
+    if s.replicas <= 1 && s.peers.is_empty() {
+        return None;
+    }
+    let mut parts = vec![format!(
+        "leader {}",
+        s.leader.as_deref().unwrap_or("NONE (no quorum?)")
+    )];
+    for p in &s.peers {
+        let state = if p.offline {
+            "OFFLINE".to_owned()
+        } else if p.current {
+            "current".to_owned()
+        } else {
+            match p.lag {
+                Some(lag) => format!("BEHIND by {lag}"),
+                None => "BEHIND".to_owned(),
+            }
+        };
+        parts.push(format!("{} {state}", p.name));
+    }
+    Some(format!("replicas {}: {}", s.replicas, parts.join(", ")))
+}
+
 fn print_table(view: &StreamsView) {
     if view.streams.is_empty() {
         outln!("no streams yet (has the shop started?)");
@@ -172,6 +234,9 @@ fn print_table(view: &StreamsView) {
                 s.last_seq
             ),
             _ => outln!("  empty (last sequence {})", s.last_seq),
+        }
+        if let Some(line) = replicas_line(s) {
+            outln!("  {line}");
         }
         let durable: Vec<&ConsumerView> = s.consumers.iter().filter(|c| c.durable).collect();
         if !durable.is_empty() {
@@ -227,5 +292,57 @@ mod tests {
         assert_eq!(human_bytes(512), "512 B");
         assert_eq!(human_bytes(2048), "2.0 KiB");
         assert_eq!(human_bytes(3 * 1024 * 1024 + 512 * 1024), "3.5 MiB");
+    }
+
+    fn stream(replicas: usize, leader: Option<&str>, peers: Vec<PeerView>) -> StreamView {
+        StreamView {
+            name: "EVT_CHECKOUT".into(),
+            subjects: vec!["evt.checkout.>".into()],
+            messages: 0,
+            bytes: 0,
+            first_seq: 0,
+            first_time: None,
+            last_seq: 0,
+            last_time: None,
+            replicas,
+            leader: leader.map(str::to_owned),
+            peers,
+            consumers: Vec::new(),
+        }
+    }
+
+    fn peer(name: &str, current: bool, offline: bool, lag: Option<u64>) -> PeerView {
+        PeerView {
+            name: name.into(),
+            current,
+            offline,
+            lag,
+        }
+    }
+
+    #[test]
+    fn a_replicated_stream_shows_its_leader_and_each_copy() {
+        assert_eq!(replicas_line(&stream(1, None, Vec::new())), None);
+        let line = replicas_line(&stream(
+            3,
+            Some("nats-1"),
+            vec![
+                peer("nats-2", true, false, None),
+                peer("nats-3", false, true, None),
+            ],
+        ));
+        assert_eq!(
+            line.as_deref(),
+            Some("replicas 3: leader nats-1, nats-2 current, nats-3 OFFLINE")
+        );
+        let lagging = replicas_line(&stream(
+            3,
+            None,
+            vec![peer("nats-2", false, false, Some(7))],
+        ));
+        assert_eq!(
+            lagging.as_deref(),
+            Some("replicas 3: leader NONE (no quorum?), nats-2 BEHIND by 7")
+        );
     }
 }
