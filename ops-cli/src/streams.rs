@@ -296,8 +296,8 @@ mod tests {
 
     fn stream(replicas: usize, leader: Option<&str>, peers: Vec<PeerView>) -> StreamView {
         StreamView {
-            name: "EVT_CHECKOUT".into(),
-            subjects: vec!["evt.checkout.>".into()],
+            name: contracts::Team::Checkout.stream().to_owned(),
+            subjects: vec![contracts::Team::Checkout.event_prefix().to_owned()],
             messages: 0,
             bytes: 0,
             first_seq: 0,
