@@ -6,6 +6,7 @@
 mod affinity;
 mod broker;
 mod children;
+mod database;
 mod lock;
 mod ready;
 mod state;
@@ -29,6 +30,7 @@ use crate::secrets::Secrets;
 use affinity::{CpuAffinity, Cpus};
 use broker::{start_broker, Broker, BrokerWatch};
 use children::{ChildSpec, Supervisor};
+use database::Databases;
 use lock::DataDirLock;
 use state::{ServiceEntry, UpFile, UpState};
 
@@ -37,6 +39,7 @@ Examples:
   bazaar up
   bazaar up --http-addr 127.0.0.1:0 --data-dir /tmp/shop
   bazaar up --shards 3 --scale checkout-svc=2
+  bazaar up --postgres postgres://postgres@127.0.0.1:5432/shop --data-dir ./shop-data
   bazaar up --nats-url nats://127.0.0.1:4222 --nats-user ops --nats-password secret";
 
 #[derive(Debug, clap::Args)]
@@ -64,6 +67,19 @@ pub struct UpArgs {
     /// Run N instances of a service, 1 to 16 (repeatable); for product-svc, N per shard
     #[arg(long, value_name = "SERVICE=N", value_parser = parse_scale)]
     scale: Vec<(String, u32)>,
+    /// Keep the services' state on this PostgreSQL server instead of in an
+    /// SQLite file each: a database per service, named after the URL's
+    /// (`shop_product`, `shop_checkout`, `shop_warehouse`, `shop_finance`,
+    /// `shop_edge` for …/shop; `bazaar_*` when it names none), created when
+    /// missing. The data dir remembers the choice: it holds the streams
+    /// that belong to those databases
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "BAZAAR_POSTGRES_URL",
+        hide_env_values = true
+    )]
+    postgres: Option<String>,
     /// Log format of bazaar and of every service
     #[arg(long, value_enum, env = "BAZAAR_LOG_FORMAT", default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -174,12 +190,16 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let edge_addr = edge_listener
         .local_addr()
         .context("cannot read the edge address")?;
+    let databases = database::prepare(&data_dir, args.postgres.as_deref()).await?;
     let secrets = Secrets::load_or_create(&data_dir)?;
     let mut broker = start_broker(&args, &data_dir, &secrets, &lock).await?;
 
-    let specs = plan(
-        &args, &data_dir, &bin_dir, &counts, edge_addr, &broker, &secrets,
-    )?;
+    let wiring = Wiring {
+        broker: &broker,
+        secrets: &secrets,
+        databases: &databases,
+    };
+    let specs = plan(&args, &data_dir, &bin_dir, &counts, edge_addr, &wiring)?;
     let (ops_user, ops_password) = broker.credentials.of("ops").unwrap_or_default();
     let up_file = UpFile {
         http_url: format!("http://{edge_addr}"),
@@ -220,7 +240,13 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             contracts::auth::Role::Customer,
             Duration::from_secs(7 * 24 * 3600),
         )?;
-        ready::print_banner(edge_addr, &broker.url, &data_dir, &demo);
+        ready::print_banner(
+            edge_addr,
+            &broker.url,
+            &data_dir,
+            databases.postgres.as_deref(),
+            &demo,
+        );
         tokio::select! {
             _ = terminate.recv() => info!("SIGTERM: stopping"),
             _ = interrupt.recv() => info!("interrupted: stopping"),
@@ -278,6 +304,13 @@ fn reserve_edge_addr(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     }
 }
 
+/// What every instance is connected to.
+struct Wiring<'a> {
+    broker: &'a Broker,
+    secrets: &'a Secrets,
+    databases: &'a Databases,
+}
+
 /// Every instance to run, with its arguments and environment.
 fn plan(
     args: &UpArgs,
@@ -285,9 +318,13 @@ fn plan(
     bin_dir: &Path,
     counts: &BTreeMap<&'static str, u32>,
     edge_addr: SocketAddr,
-    broker: &Broker,
-    secrets: &Secrets,
+    wiring: &Wiring,
 ) -> anyhow::Result<Vec<ChildSpec>> {
+    let Wiring {
+        broker,
+        secrets,
+        databases,
+    } = wiring;
     let mut specs = Vec::new();
     let mut cpus = Cpus::new(args.cpu_affinity);
     for service in SERVICES {
@@ -317,6 +354,9 @@ fn plan(
             if let Some((user, password)) = broker.credentials.of(service) {
                 env.push(("NATS_USER".to_owned(), user));
                 env.push(("NATS_PASSWORD".to_owned(), password));
+            }
+            if let Some(url) = databases.url_of(service) {
+                env.push(("DATABASE_URL".to_owned(), url.to_owned()));
             }
             if service == EDGE_API {
                 env.push(("BAZAAR_JWT_SECRET".to_owned(), secrets.jwt_secret.clone()));

@@ -7,11 +7,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use bazaar_testkit::{fake_started_with, wait_for, wait_until, write_fake_services};
+use bazaar_testkit::{
+    drop_postgres_database, fake_started_with, postgres_server_url, wait_for, wait_until,
+    write_fake_services, Backend, TestDb,
+};
 use contracts::auth::{Claims, Role};
 use jsonwebtoken::{decode, DecodingKey, Validation};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use sqlx::Connection;
 use tempfile::TempDir;
 
 const BAZAAR: &str = env!("CARGO_BIN_EXE_bazaar");
@@ -90,8 +94,8 @@ impl Up {
     }
 
     /// Starts `bazaar up` again on the same sandbox (the last one exited).
-    fn start_again(&mut self) {
-        self.child = Up::spawn(&self.sandbox, &[]);
+    fn start_again(&mut self, extra: &[&str]) {
+        self.child = Up::spawn(&self.sandbox, extra);
     }
 
     fn spawn(sandbox: &Sandbox, extra: &[&str]) -> Child {
@@ -245,7 +249,7 @@ async fn a_killed_ups_services_keep_the_data_dir_locked_and_the_next_up_stops_it
         },
     )
     .await;
-    first.start_again();
+    first.start_again(&[]);
     first.wait_until_up().await;
     assert!(
         first
@@ -703,4 +707,109 @@ async fn up_keeps_each_single_threaded_service_on_one_cpu_unless_told_not_to() {
     for (instance, cpus) in &free {
         assert_eq!(cpus, &all, "{instance} with --cpu-affinity off");
     }
+}
+
+/// The databases `up --postgres` creates, dropped when the test ends.
+struct ShopDatabases {
+    server: String,
+    names: Vec<String>,
+}
+
+impl Drop for ShopDatabases {
+    fn drop(&mut self) {
+        for name in &self.names {
+            drop_postgres_database(&self.server, name);
+        }
+    }
+}
+
+#[tokio::test]
+async fn up_on_postgres_gives_each_service_a_database_and_the_data_dir_remembers_it() {
+    if !TestDb::backends().await.contains(&Backend::Postgres) {
+        return; // Outside CI without PostgreSQL there is nothing to run on.
+    }
+    let server = postgres_server_url();
+    let name = format!("bzup{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let teams = ["product", "checkout", "warehouse", "finance", "edge"];
+    let _cleanup = ShopDatabases {
+        server: server.clone(),
+        names: teams.iter().map(|t| format!("{name}_{t}")).collect(),
+    };
+    let mut shop_url = reqwest::Url::parse(&server).expect("TEST_POSTGRES_URL is a URL");
+    shop_url.set_path(&format!("/{name}"));
+    let shop_url = shop_url.to_string();
+
+    let mut up = Up::start(Sandbox::new(true), &["--postgres", &shop_url]);
+    up.wait_until_up().await;
+    assert!(
+        up.output().contains("databases   PostgreSQL"),
+        "{}",
+        up.output()
+    );
+    let data = up.sandbox.data();
+    for (instance, team) in [
+        ("product-svc-0", "product"),
+        ("checkout-svc-0", "checkout"),
+        ("warehouse-svc-0", "warehouse"),
+        ("finance-svc-0", "finance"),
+        ("edge-api-0", "edge"),
+    ] {
+        let started = fake_started_with(&data, instance).expect("started");
+        let mut own = reqwest::Url::parse(&server).expect("URL");
+        own.set_path(&format!("/{name}_{team}"));
+        assert_eq!(
+            started["env"]["DATABASE_URL"],
+            own.to_string(),
+            "{instance}"
+        );
+    }
+    let mut conn = sqlx::PgConnection::connect(&server)
+        .await
+        .expect("PostgreSQL");
+    let made: Vec<(String,)> =
+        sqlx::query_as("SELECT datname FROM pg_database WHERE datname LIKE $1 ORDER BY datname")
+            .bind(format!("{name}\\_%"))
+            .fetch_all(&mut conn)
+            .await
+            .expect("databases listed");
+    let mut expected: Vec<String> = teams.iter().map(|t| format!("{name}_{t}")).collect();
+    expected.sort();
+    assert_eq!(made.into_iter().map(|(n,)| n).collect::<Vec<_>>(), expected);
+    up.signal(Signal::SIGINT);
+    assert!(up.wait_for_exit().await.success(), "{}", up.output());
+
+    // Its streams belong to those databases: starting it on SQLite files
+    // is refused, and so is a new shop on the same databases.
+    let sqlite = up.sandbox.up_once();
+    assert_eq!(sqlite.status.code(), Some(2), "{}", stderr(&sqlite));
+    assert!(
+        stderr(&sqlite).contains("keeps its state in PostgreSQL databases"),
+        "{}",
+        stderr(&sqlite)
+    );
+    let other = Sandbox::new(true);
+    let taken = run(
+        &other.bin(),
+        &[
+            "up",
+            "--data-dir",
+            &other.data_arg(),
+            "--http-addr",
+            "127.0.0.1:0",
+            "--postgres",
+            &shop_url,
+        ],
+    );
+    assert_eq!(taken.status.code(), Some(2), "{}", stderr(&taken));
+    assert!(
+        stderr(&taken).contains("already exist"),
+        "{}",
+        stderr(&taken)
+    );
+    assert!(other.up_json().is_none());
+
+    // The same shop starts again on its databases.
+    up.start_again(&["--postgres", &shop_url]);
+    up.wait_until_up().await;
+    stop(up).await;
 }

@@ -45,14 +45,18 @@ impl TestDb {
     pub async fn backends() -> Vec<Backend> {
         static REACHABLE: OnceCell<Result<(), String>> = OnceCell::const_new();
         let reachable = REACHABLE
-            .get_or_init(|| async { ping(&server_url()).await.map_err(|e| format!("{e:#}")) })
+            .get_or_init(|| async {
+                ping(&postgres_server_url())
+                    .await
+                    .map_err(|e| format!("{e:#}"))
+            })
             .await;
         match reachable {
             Ok(()) => vec![Backend::Sqlite, Backend::Postgres],
             Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
                 panic!(
                     "CI=true but PostgreSQL at {} is unreachable ({e}); CI must test both backends",
-                    server_url()
+                    postgres_server_url()
                 )
             }
             Err(_) => vec![Backend::Sqlite],
@@ -105,36 +109,41 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let Some((server, name)) = self.created.take() else {
-            return;
-        };
-        // Drop runs inside or outside a runtime; a thread with its own
-        // runtime works in both. Dropping is best effort: a database left
-        // behind only costs disk space.
-        let dropper = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                let drop_db = async {
-                    let mut conn = PgConnection::connect(&server).await?;
-                    conn.execute(
-                        format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)").as_str(),
-                    )
-                    .await?;
-                    conn.close().await
-                };
-                let _ = tokio::time::timeout(Duration::from_secs(10), drop_db).await;
-            });
-        });
-        let _ = dropper.join();
+        if let Some((server, name)) = self.created.take() {
+            drop_postgres_database(&server, &name);
+        }
     }
 }
 
-fn server_url() -> String {
+/// Drops database `name` on the PostgreSQL `server`, even while clients
+/// are connected. Runs inside or outside a runtime (a thread with its own
+/// runtime works in both). Best effort: a database left behind only costs
+/// disk space.
+pub fn drop_postgres_database(server: &str, name: &str) {
+    let (server, name) = (server.to_owned(), name.to_owned());
+    let dropper = std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async {
+            let drop_db = async {
+                let mut conn = PgConnection::connect(&server).await?;
+                conn.execute(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)").as_str())
+                    .await?;
+                conn.close().await
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(10), drop_db).await;
+        });
+    });
+    let _ = dropper.join();
+}
+
+/// The PostgreSQL server tests use: `$TEST_POSTGRES_URL`, by default
+/// `postgres://postgres@127.0.0.1:5432/postgres`.
+pub fn postgres_server_url() -> String {
     std::env::var("TEST_POSTGRES_URL")
         .ok()
         .filter(|u| !u.is_empty())
@@ -165,7 +174,7 @@ fn sqlite() -> anyhow::Result<TestDb> {
 }
 
 async fn postgres() -> anyhow::Result<TestDb> {
-    let server = server_url();
+    let server = postgres_server_url();
     let name = format!("bazaar_test_{}", uuid::Uuid::new_v4().simple());
     let mut conn = tokio::time::timeout(Duration::from_secs(10), PgConnection::connect(&server))
         .await

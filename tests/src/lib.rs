@@ -27,7 +27,7 @@ mod wait;
 
 pub use api::Api;
 pub use cluster::{TestCluster, CLUSTER_SIZE};
-pub use db::{on_every_backend, Backend, TestDb};
+pub use db::{drop_postgres_database, on_every_backend, postgres_server_url, Backend, TestDb};
 pub use diagnostics::LogsOnFailure;
 pub use events::{StoredEvent, Streams};
 pub use fake::{fake_started_with, write_fake_services, write_scripts};

@@ -74,11 +74,21 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-pub fn print_banner(edge: SocketAddr, nats_url: &str, data_dir: &Path, demo_token: &str) {
+pub fn print_banner(
+    edge: SocketAddr,
+    nats_url: &str,
+    data_dir: &Path,
+    postgres: Option<&str>,
+    demo_token: &str,
+) {
     let bazaar = std::env::args()
         .next()
         .unwrap_or_else(|| "bazaar".to_owned());
     let data = data_dir.display();
+    let databases = match postgres {
+        Some(place) => place.to_owned(),
+        None => format!("SQLite, {data}/*.db"),
+    };
     outln!(
         "\nBazaar is up.\n\n  \
          storefront  http://{edge}/\n  \
@@ -86,6 +96,7 @@ pub fn print_banner(edge: SocketAddr, nats_url: &str, data_dir: &Path, demo_toke
          (the storefront as customer \"demo\")\n  \
          API docs    http://{edge}/docs\n  \
          NATS        {nats_url}  (user ops; password in {data}/up.json)\n  \
+         databases   {databases}\n  \
          logs        {data}/logs/\n  \
          a token     {bazaar} token --customer alice --data-dir {data}\n              \
          (add --admin for catalog and stock writes)\n\n\

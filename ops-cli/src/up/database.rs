@@ -1,0 +1,287 @@
+//! Where the services keep their state: an SQLite file each in the data
+//! dir (the default), or, with `--postgres URL`, a database each on one
+//! PostgreSQL server (`<name>_product`, `<name>_checkout`, …), created when
+//! missing.
+//!
+//! The data dir remembers which (`<data-dir>/database`): its JetStream
+//! store and the services' databases belong together, so starting it on
+//! other databases would pair the events of one shop with the state of
+//! another (or with none). Such a start is refused, as is a first start on
+//! databases that already exist (another shop's, most likely).
+
+use std::collections::BTreeMap;
+use std::io::ErrorKind;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use contracts::subjects::SERVICES;
+use reqwest::Url;
+use sqlx::{Connection, Executor, PgConnection};
+use tracing::{info, warn};
+
+use crate::exit::{unreachable, usage};
+
+/// The file in the data dir that names the databases.
+const MARKER: &str = "database";
+/// The database name prefix when `--postgres` names no database.
+const DEFAULT_NAME: &str = "bazaar";
+/// PostgreSQL's identifier limit (63) less the longest suffix (`_warehouse`).
+const MAX_NAME: usize = 53;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Each service's `DATABASE_URL`, when it is not the SQLite default.
+#[derive(Debug, Default)]
+pub struct Databases {
+    urls: BTreeMap<&'static str, String>,
+    /// `host:port` and the names, for the banner.
+    pub postgres: Option<String>,
+}
+
+impl Databases {
+    pub fn url_of(&self, service: &str) -> Option<&str> {
+        self.urls.get(service).map(String::as_str)
+    }
+}
+
+/// Checks that the data dir's shop keeps its state where asked, creates
+/// missing PostgreSQL databases, and names each service's database.
+pub async fn prepare(data_dir: &Path, postgres: Option<&str>) -> anyhow::Result<Databases> {
+    let server = postgres.map(Server::parse).transpose()?;
+    let wanted = match &server {
+        None => "sqlite".to_owned(),
+        Some(server) => format!("postgres {}", server.describe()),
+    };
+    let marker = data_dir.join(MARKER);
+    let known = match std::fs::read_to_string(&marker) {
+        Ok(text) => Some(text.trim().to_owned()),
+        // A data dir from before the marker: SQLite, if any service ran.
+        Err(e) if e.kind() == ErrorKind::NotFound => SERVICES
+            .iter()
+            .any(|s| data_dir.join(format!("{s}.db")).exists())
+            .then(|| "sqlite".to_owned()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", marker.display())),
+    };
+    if let Some(known) = &known {
+        if *known != wanted {
+            return Err(usage(format!(
+                "the shop in {} keeps its state in {}, not in {}: its streams and those \
+                 databases belong together. Start it as before ({}), or use another \
+                 --data-dir for a new shop",
+                data_dir.display(),
+                human(known),
+                human(&wanted),
+                how_to_start(known),
+            )));
+        }
+    }
+    let Some(server) = server else {
+        if known.is_none() {
+            write_marker(&marker, &wanted)?;
+        }
+        return Ok(Databases::default());
+    };
+    let mut conn = server.connect().await?;
+    let fresh = known.is_none();
+    if fresh {
+        let taken = server.existing(&mut conn).await?;
+        if !taken.is_empty() {
+            return Err(usage(format!(
+                "database{} {} already exist{} on {} and may hold another shop's state; \
+                 drop {} or name others (e.g. --postgres {})",
+                if taken.len() == 1 { "" } else { "s" },
+                taken.join(", "),
+                if taken.len() == 1 { "s" } else { "" },
+                server.host(),
+                if taken.len() == 1 { "it" } else { "them" },
+                server.example_other_name(),
+            )));
+        }
+        // Before creating anything, so a start that fails half-way is
+        // taken up again by the next one.
+        write_marker(&marker, &wanted)?;
+    }
+    let existing = server.existing(&mut conn).await?;
+    let mut urls = BTreeMap::new();
+    for service in SERVICES {
+        let name = server.database_of(service);
+        if !existing.contains(&name) {
+            if !fresh {
+                warn!(database = %name, "missing; creating it empty (its service's state is gone)");
+            }
+            conn.execute(format!("CREATE DATABASE \"{name}\"").as_str())
+                .await
+                .with_context(|| format!("cannot create database {name} on {}", server.host()))?;
+            info!(database = %name, "created");
+        }
+        urls.insert(service, server.url_of(&name));
+    }
+    let _ = conn.close().await;
+    Ok(Databases {
+        urls,
+        postgres: Some(format!("PostgreSQL {} ({}_*)", server.host(), server.name)),
+    })
+}
+
+fn write_marker(marker: &Path, what: &str) -> anyhow::Result<()> {
+    std::fs::write(marker, format!("{what}\n"))
+        .with_context(|| format!("cannot write {}", marker.display()))
+}
+
+fn human(marker: &str) -> String {
+    match marker.strip_prefix("postgres ") {
+        Some(place) => format!("PostgreSQL databases {place}_*"),
+        None => "SQLite files".to_owned(),
+    }
+}
+
+fn how_to_start(marker: &str) -> String {
+    match marker.strip_prefix("postgres ") {
+        Some(place) => format!("--postgres postgres://USER@{place}"),
+        None => "without --postgres".to_owned(),
+    }
+}
+
+/// A PostgreSQL server and the prefix of the shop's database names.
+struct Server {
+    url: Url,
+    name: String,
+}
+
+impl Server {
+    fn parse(text: &str) -> anyhow::Result<Server> {
+        let url = Url::parse(text).map_err(|e| {
+            usage(format!(
+                "--postgres: {e}; expected e.g. postgres://postgres@127.0.0.1:5432/shop"
+            ))
+        })?;
+        if !matches!(url.scheme(), "postgres" | "postgresql") {
+            return Err(usage(format!(
+                "--postgres: {}: expected a postgres:// URL",
+                redacted(&url)
+            )));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(usage(format!("--postgres: {}: no host", redacted(&url))));
+        }
+        let name = match url.path().trim_start_matches('/') {
+            "" => DEFAULT_NAME.to_owned(),
+            name => name.to_owned(),
+        };
+        let valid = name.len() <= MAX_NAME
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !valid {
+            return Err(usage(format!(
+                "--postgres: database name {name:?}: the shop's databases are named after it \
+                 ({name}_product, …), so it must be 1 to {MAX_NAME} of a-z, 0-9 and _, \
+                 starting with a letter"
+            )));
+        }
+        Ok(Server { url, name })
+    }
+
+    fn host(&self) -> String {
+        let host = self.url.host_str().unwrap_or_default();
+        format!("{host}:{}", self.url.port().unwrap_or(5432))
+    }
+
+    /// Where the databases are, without credentials: `host:port/name`.
+    fn describe(&self) -> String {
+        format!("{}/{}", self.host(), self.name)
+    }
+
+    fn example_other_name(&self) -> String {
+        let mut url = self.url.clone();
+        url.set_path(&format!("/{}_2", self.name));
+        redacted(&url)
+    }
+
+    fn database_of(&self, service: &str) -> String {
+        let team = service
+            .strip_suffix("-svc")
+            .or_else(|| service.strip_suffix("-api"))
+            .unwrap_or(service);
+        format!("{}_{team}", self.name)
+    }
+
+    fn url_of(&self, database: &str) -> String {
+        let mut url = self.url.clone();
+        url.set_path(&format!("/{database}"));
+        url.to_string()
+    }
+
+    /// A connection to the server's `postgres` database, to create others.
+    async fn connect(&self) -> anyhow::Result<PgConnection> {
+        let url = self.url_of("postgres");
+        match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect(&url)).await {
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(e)) => Err(unreachable(format!(
+                "cannot connect to PostgreSQL at {}: {e}",
+                self.host()
+            ))),
+            Err(_) => Err(unreachable(format!(
+                "PostgreSQL at {} did not answer within {CONNECT_TIMEOUT:?}",
+                self.host()
+            ))),
+        }
+    }
+
+    /// Which of the shop's databases exist.
+    async fn existing(&self, conn: &mut PgConnection) -> anyhow::Result<Vec<String>> {
+        let names: Vec<String> = SERVICES.iter().map(|s| self.database_of(s)).collect();
+        let found: Vec<(String,)> = sqlx::query_as(
+            "SELECT datname FROM pg_database WHERE datname = ANY($1) ORDER BY datname",
+        )
+        .bind(&names)
+        .fetch_all(conn)
+        .await
+        .with_context(|| format!("cannot list the databases on {}", self.host()))?;
+        Ok(found.into_iter().map(|(name,)| name).collect())
+    }
+}
+
+/// A URL fit for a message: without its password.
+fn redacted(url: &Url) -> String {
+    let mut url = url.clone();
+    let _ = url.set_password(None);
+    url.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_team_gets_a_database_named_after_the_urls() {
+        let server = Server::parse("postgres://shop:s3cret@db.example:6543/acme?sslmode=require")
+            .expect("a good URL");
+        assert_eq!(server.describe(), "db.example:6543/acme");
+        assert_eq!(server.database_of("edge-api"), "acme_edge");
+        assert_eq!(
+            server.url_of(&server.database_of("checkout-svc")),
+            "postgres://shop:s3cret@db.example:6543/acme_checkout?sslmode=require"
+        );
+        let default = Server::parse("postgresql://postgres@127.0.0.1").expect("a good URL");
+        assert_eq!(default.describe(), "127.0.0.1:5432/bazaar");
+    }
+
+    #[test]
+    fn names_and_urls_that_cannot_work_are_refused_without_the_password() {
+        for bad in [
+            "mysql://root@127.0.0.1/shop",
+            "postgres://u:s3cret@127.0.0.1/Shop",
+            "postgres://u:s3cret@127.0.0.1/my-shop",
+            "postgres://u:s3cret@127.0.0.1/1shop",
+            "127.0.0.1:5432",
+        ] {
+            let error = Server::parse(bad).err().expect("refused").to_string();
+            assert!(error.starts_with("--postgres"), "{bad}: {error}");
+            assert!(!error.contains("s3cret"), "{bad}: {error}");
+        }
+        let long = format!("postgres://u@h/{}", "a".repeat(MAX_NAME + 1));
+        assert!(Server::parse(&long).is_err());
+    }
+}
