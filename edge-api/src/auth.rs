@@ -48,11 +48,16 @@ impl Verifier {
     /// The claims of a valid token; a token seen valid before is not
     /// checked again until it expires (its `nbf`, once passed, stays so).
     pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
-        let now = jsonwebtoken::get_current_timestamp();
+        let now = now_ms();
         if let Some(claims) = self.remembered(token, now) {
             return Ok(claims);
         }
         let claims = self.verify_in_full(token)?;
+        // `jsonwebtoken` counts whole seconds, so it accepts a token up to
+        // a second past `exp` + leeway; the edge refuses it from then on.
+        if !still_valid(&claims, now) {
+            return Err(ApiError::Unauthorized("the token has expired".into()));
+        }
         self.remember(token, &claims, now);
         Ok(claims)
     }
@@ -109,15 +114,69 @@ impl Verifier {
     }
 }
 
-/// Whether `jsonwebtoken` would still accept a token with these claims at
-/// `now` (it refuses once `exp < now - leeway`).
-fn still_valid(claims: &Claims, now: u64) -> bool {
-    u64::try_from(claims.exp).is_ok_and(|exp| now <= exp.saturating_add(LEEWAY_SECS))
+/// Milliseconds since the epoch.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Whether a token with these claims is still accepted at `now_ms`: until
+/// `exp` + leeway, to the millisecond.
+fn still_valid(claims: &Claims, now_ms: u64) -> bool {
+    u64::try_from(claims.exp)
+        .is_ok_and(|exp| now_ms <= exp.saturating_add(LEEWAY_SECS).saturating_mul(1000))
+}
+
+/// The token of an `Authorization: Bearer <token>` header (the scheme in
+/// any case, RFC 9110 §11.1).
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    let value = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::Unauthorized("send Authorization: Bearer <token>".into()))?;
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::Unauthorized("the Authorization header is malformed".into()))?;
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Ok(token.trim()),
+        _ => Err(ApiError::Unauthorized(
+            "the Authorization scheme must be Bearer".into(),
+        )),
+    }
+}
+
+/// A customer's token: baskets and orders are a customer's own (DESIGN §7).
+fn customer(claims: Claims) -> Result<Claims, ApiError> {
+    match claims.role {
+        Role::Customer => Ok(claims),
+        Role::Admin => Err(ApiError::Forbidden(
+            "baskets and orders need a customer token (`bazaar token --customer NAME`); \
+             an admin token is for catalog and stock writes"
+                .into(),
+        )),
+    }
 }
 
 /// An authenticated caller (any role).
 #[derive(Debug, Clone)]
 pub struct Caller(pub Claims);
+
+/// An authenticated customer (an admin token gets 403).
+#[derive(Debug, Clone)]
+pub struct Customer(pub Claims);
+
+impl FromRequestParts<AppState> for Customer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Caller(claims) = Caller::from_request_parts(parts, state).await?;
+        customer(claims).map(Customer)
+    }
+}
 
 /// An authenticated admin.
 #[derive(Debug, Clone)]
@@ -130,20 +189,7 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let value = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::Unauthorized("send Authorization: Bearer <token>".into()))?;
-        let value = value
-            .to_str()
-            .map_err(|_| ApiError::Unauthorized("the Authorization header is malformed".into()))?;
-        let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .ok_or_else(|| {
-                ApiError::Unauthorized("the Authorization scheme must be Bearer".into())
-            })?;
-        state.verifier.verify(token.trim()).map(Caller)
+        state.verifier.verify(bearer(parts)?).map(Caller)
     }
 }
 
@@ -162,7 +208,7 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
-/// An authenticated caller whose token may also come as `?access_token=`
+/// An authenticated customer whose token may also come as `?access_token=`
 /// (for server-sent events: browsers' EventSource cannot send headers).
 #[derive(Debug, Clone)]
 pub struct StreamCaller(pub Claims);
@@ -175,9 +221,9 @@ impl FromRequestParts<AppState> for StreamCaller {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         if parts.headers.contains_key(header::AUTHORIZATION) {
-            return Caller::from_request_parts(parts, state)
+            return Customer::from_request_parts(parts, state)
                 .await
-                .map(|Caller(c)| StreamCaller(c));
+                .map(|Customer(c)| StreamCaller(c));
         }
         // Percent-decoded, as any query parameter (`%2E` is a `.`).
         #[derive(serde::Deserialize)]
@@ -192,7 +238,11 @@ impl FromRequestParts<AppState> for StreamCaller {
                     "send Authorization: Bearer <token> or ?access_token=".into(),
                 )
             })?;
-        state.verifier.verify(&token).map(StreamCaller)
+        state
+            .verifier
+            .verify(&token)
+            .and_then(customer)
+            .map(StreamCaller)
     }
 }
 
@@ -234,10 +284,47 @@ mod tests {
             Some("c1".into())
         );
 
-        let at = |t: i64| u64::try_from(t).expect("positive");
-        let leeway = i64::try_from(LEEWAY_SECS).expect("a small leeway");
-        assert!(verifier.remembered(&good, at(exp + leeway)).is_some());
-        assert!(verifier.remembered(&good, at(exp + leeway + 1)).is_none());
+        // Refused from exp + leeway, to the millisecond.
+        let at_ms = |t: i64| u64::try_from(t).expect("positive");
+        let end = (exp + i64::try_from(LEEWAY_SECS).expect("a small leeway")) * 1000;
+        assert!(verifier.remembered(&good, at_ms(end)).is_some());
+        assert!(verifier.remembered(&good, at_ms(end + 1)).is_none());
+    }
+
+    #[test]
+    fn a_token_past_its_exp_and_leeway_is_refused_within_the_second() {
+        let verifier = Verifier::new(SECRET);
+        // Mid-second, so the whole seconds jsonwebtoken counts say exactly
+        // exp + leeway (which it accepts) while 0.2-0.7 s more have passed.
+        for _ in 0..40 {
+            if (200..700).contains(&(now_ms() % 1000)) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let exp = now() - i64::try_from(LEEWAY_SECS).expect("a small leeway");
+        match verifier.verify(&token("c1", exp)) {
+            Err(ApiError::Unauthorized(detail)) => assert!(detail.contains("expired"), "{detail}"),
+            other => panic!("a token {LEEWAY_SECS}.2-0.7 s past exp was not refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_matched_in_any_case() {
+        for (value, token) in [
+            ("Bearer abc", Some("abc")),
+            ("BEARER abc", Some("abc")),
+            ("bearer  abc ", Some("abc")),
+            ("Basic abc", None),
+            ("Bearerabc", None),
+        ] {
+            let request = axum::http::Request::builder()
+                .header(header::AUTHORIZATION, value)
+                .body(())
+                .expect("a request");
+            let (parts, ()) = request.into_parts();
+            assert_eq!(bearer(&parts).ok(), token, "{value}");
+        }
     }
 
     #[test]

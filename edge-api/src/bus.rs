@@ -55,7 +55,8 @@ impl Bus {
         .await
         .map_err(|_| {
             ApiError::Unavailable(format!(
-                "no answer from {} in time; retry",
+                "no answer from {} in time; the request may still take effect: \
+                 retry it with the same Idempotency-Key",
                 team_of(subject)
             ))
         })?
@@ -67,7 +68,8 @@ impl Bus {
                     team_of(subject)
                 )),
                 TimedOut => ApiError::Unavailable(format!(
-                    "no answer from {} in time; retry",
+                    "no answer from {} in time; the request may still take effect: \
+                 retry it with the same Idempotency-Key",
                     team_of(subject)
                 )),
                 _ => ApiError::Internal(anyhow::anyhow!("request on {subject}: {e}")),

@@ -172,8 +172,16 @@ impl IntoResponse for ApiError {
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if let ApiError::TooManyRequests { retry_after_secs } = &self {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        match &self {
+            ApiError::TooManyRequests { retry_after_secs } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            // A service that did not answer (or is restarting) may well in a
+            // second.
+            ApiError::Unavailable(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(1u64));
+            }
+            _ => {}
         }
         response
     }

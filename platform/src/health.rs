@@ -28,7 +28,22 @@ pub fn router(readiness: Readiness) -> Router {
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(readiness)
+}
+
+/// 405 as problem+json (RFC 9457), as every other error of the HTTP API.
+async fn method_not_allowed() -> impl IntoResponse {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        [(header::CONTENT_TYPE, "application/problem+json")],
+        Json(json!({
+            "type": "urn:bazaar:problem:method-not-allowed",
+            "title": "Method not allowed",
+            "status": 405,
+            "detail": "this resource does not support that method",
+        })),
+    )
 }
 
 async fn ready(State(r): State<Readiness>) -> impl IntoResponse {

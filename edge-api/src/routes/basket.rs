@@ -8,7 +8,7 @@ use contracts::subjects::cmd;
 use contracts::Money;
 
 use super::{caught_up, command_id, parse_id};
-use crate::auth::Caller;
+use crate::auth::Customer;
 use crate::dto::{Basket, BasketItemBody, BasketLine};
 use crate::json::ApiJson;
 use crate::problem::ApiResult;
@@ -20,8 +20,12 @@ use crate::views::baskets;
     responses(
         (status = 200, description = "the basket", body = Basket),
         (status = 401, description = "no or invalid token", body = crate::dto::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "an admin token: baskets and orders need a customer token", body = crate::dto::Problem, content_type = "application/problem+json"),
     ))]
-pub async fn get(State(state): State<AppState>, Caller(caller): Caller) -> ApiResult<Json<Basket>> {
+pub async fn get(
+    State(state): State<AppState>,
+    Customer(caller): Customer,
+) -> ApiResult<Json<Basket>> {
     Ok(Json(read(&state, &caller.sub).await?))
 }
 
@@ -33,12 +37,13 @@ pub async fn get(State(state): State<AppState>, Caller(caller): Caller) -> ApiRe
     responses(
         (status = 200, description = "the basket after the change", body = Basket),
         (status = 401, description = "no or invalid token", body = crate::dto::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "an admin token: baskets and orders need a customer token", body = crate::dto::Problem, content_type = "application/problem+json"),
         (status = 404, description = "no such product", body = crate::dto::Problem, content_type = "application/problem+json"),
         (status = 422, description = "invalid quantity", body = crate::dto::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn put_item(
     State(state): State<AppState>,
-    Caller(caller): Caller,
+    Customer(caller): Customer,
     Path(product_id): Path<String>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<BasketItemBody>,
@@ -54,11 +59,12 @@ pub async fn put_item(
     responses(
         (status = 200, description = "the basket after the change", body = Basket),
         (status = 401, description = "no or invalid token", body = crate::dto::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "an admin token: baskets and orders need a customer token", body = crate::dto::Problem, content_type = "application/problem+json"),
         (status = 404, description = "no such product", body = crate::dto::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn delete_item(
     State(state): State<AppState>,
-    Caller(caller): Caller,
+    Customer(caller): Customer,
     Path(product_id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Basket>> {
@@ -86,10 +92,11 @@ async fn change(
             command,
         )
         .await?;
-    if caught_up(&state.views.checkout, done.stream_seq, state.write_wait).await {
-        return Ok(Json(read(state, &caller.sub).await?));
-    }
-    // The view is behind: answer with checkout's own account of the basket.
+    // A read right after the answer sees the change (bounded wait). The
+    // answer itself is checkout's account of the basket after this change:
+    // a repeat under the same Idempotency-Key gets that first outcome, not
+    // the basket as later writes left it.
+    let _ = caught_up(&state.views.checkout, done.stream_seq, state.write_wait).await;
     let b = done.value;
     Ok(Json(Basket {
         items: b

@@ -66,7 +66,23 @@ pub fn app(state: AppState) -> Router {
         .layer(middleware::from_fn(record_http))
         .layer(middleware::from_fn(crate::trace::middleware))
         .layer(middleware::from_fn(close_after_refused_body))
+        .layer(middleware::from_fn(private_answers_not_stored))
         .with_state(state)
+}
+
+/// A customer's basket and orders are theirs alone: no cache (a browser's,
+/// a proxy's) keeps a copy of them, unless the route said otherwise.
+async fn private_answers_not_stored(request: Request, next: Next) -> Response {
+    let private = ["/api/v1/basket", "/api/v1/orders"]
+        .iter()
+        .any(|prefix| request.uri().path().starts_with(prefix));
+    let mut response = next.run(request).await;
+    if private && !response.headers().contains_key(header::CACHE_CONTROL) {
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
 }
 
 /// Turns an error answer the HTTP stack made as plain text (axum's

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::{cached, caught_up, command_id, parse_id};
-use crate::auth::{Caller, StreamCaller};
+use crate::auth::{Customer, StreamCaller};
 use crate::dto::{Invoice, InvoiceLine, NewOrder, Order, OrderLine, OrderPage, TimelineEntry};
 use crate::json::ApiJson;
 use crate::problem::{ApiError, ApiResult};
@@ -37,12 +37,13 @@ use crate::views::touches;
         (status = 201, description = "placed and visible (usually still pending)", body = Order, headers(("Location" = String))),
         (status = 202, description = "placed; the order view is still catching up", headers(("Location" = String))),
         (status = 401, description = "no or invalid token", body = crate::dto::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "an admin token: baskets and orders need a customer token", body = crate::dto::Problem, content_type = "application/problem+json"),
         (status = 422, description = "invalid order (empty basket, unknown product, bad address …), or an Idempotency-Key already used for a different request", body = crate::dto::Problem, content_type = "application/problem+json"),
         (status = 503, description = "checkout unavailable", body = crate::dto::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn place(
     State(state): State<AppState>,
-    Caller(caller): Caller,
+    Customer(caller): Customer,
     headers: HeaderMap,
     ApiJson(body): ApiJson<NewOrder>,
 ) -> ApiResult<Response> {
@@ -92,13 +93,14 @@ pub async fn place(
     responses(
         (status = 202, description = "accepted. A pending order is cancelled at once. A confirmed one is cancelled once the warehouse has stopped its shipment (usually within the answer); if the shipment had already left, the order becomes shipped instead. The body is the order as it stands when answered.", body = Order),
         (status = 401, description = "no or invalid token", body = crate::dto::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "an admin token: baskets and orders need a customer token", body = crate::dto::Problem, content_type = "application/problem+json"),
         (status = 404, description = "no such order of yours", body = crate::dto::Problem, content_type = "application/problem+json"),
         (status = 409, description = "already shipped, rejected or cancelled", body = crate::dto::Problem, content_type = "application/problem+json"),
         (status = 422, description = "the request has a body with fields (it takes none), or its Idempotency-Key was used for a different request", body = crate::dto::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn cancel(
     State(state): State<AppState>,
-    Caller(caller): Caller,
+    Customer(caller): Customer,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
@@ -218,11 +220,12 @@ pub struct ListQuery {
     responses(
         (status = 200, description = "a page of orders", body = OrderPage),
         (status = 401, description = "no or invalid token", body = crate::dto::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "an admin token: baskets and orders need a customer token", body = crate::dto::Problem, content_type = "application/problem+json"),
         (status = 422, description = "bad limit or cursor", body = crate::dto::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn list(
     State(state): State<AppState>,
-    Caller(caller): Caller,
+    Customer(caller): Customer,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<OrderPage>> {
     let Query(query) = query.map_err(crate::query_params::rejected)?;
@@ -256,11 +259,12 @@ pub async fn list(
     responses(
         (status = 200, description = "the order", body = Order),
         (status = 401, description = "no or invalid token", body = crate::dto::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "an admin token: baskets and orders need a customer token", body = crate::dto::Problem, content_type = "application/problem+json"),
         (status = 404, description = "no such order of yours", body = crate::dto::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get(
     State(state): State<AppState>,
-    Caller(caller): Caller,
+    Customer(caller): Customer,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let order_id = parse_id(&id, "order")?;
@@ -281,11 +285,12 @@ pub async fn get(
     responses(
         (status = 200, description = "the invoice", body = Invoice),
         (status = 401, description = "no or invalid token", body = crate::dto::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "an admin token: baskets and orders need a customer token", body = crate::dto::Problem, content_type = "application/problem+json"),
         (status = 404, description = "no such order of yours, or not invoiced (yet)", body = crate::dto::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn invoice(
     State(state): State<AppState>,
-    Caller(caller): Caller,
+    Customer(caller): Customer,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Invoice>> {
     let order_id = parse_id(&id, "order")?;
@@ -328,6 +333,7 @@ const STREAM_LIMIT: Duration = Duration::from_secs(600);
     responses(
         (status = 200, description = "text/event-stream of `order` events, each an Order", content_type = "text/event-stream"),
         (status = 401, description = "no or invalid token", body = crate::dto::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "an admin token: baskets and orders need a customer token", body = crate::dto::Problem, content_type = "application/problem+json"),
         (status = 404, description = "no such order of yours", body = crate::dto::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn updates(

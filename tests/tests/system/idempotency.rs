@@ -180,4 +180,27 @@ async fn a_repeated_write_answers_its_own_outcome_not_a_later_writes() {
     let now: Product = admin.product(lamp.id).await.expect(200).json();
     assert_eq!(now.price.amount_minor, 222, "the repeat changed nothing");
     assert_eq!(now.available, 20, "the repeat changed nothing");
+
+    // A customer's basket line, the same way.
+    let alice = shop.customer_api("alice");
+    let line = |key: Option<&'static str>, quantity: i64| {
+        let path = format!("/api/v1/basket/items/{}", lamp.id);
+        let mut request = alice
+            .request(Method::PUT, &path)
+            .json(&json!({ "quantity": quantity }));
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        alice.send(request)
+    };
+    line(Some("basket-1"), 1).await.expect(200);
+    line(None, 5).await.expect(200);
+    let basket_repeat = line(Some("basket-1"), 1).await.expect(200).value();
+    assert_eq!(
+        basket_repeat["items"][0]["quantity"],
+        json!(1),
+        "{basket_repeat}"
+    );
+    let basket = alice.basket().await.expect(200).value();
+    assert_eq!(basket["items"][0]["quantity"], json!(5), "{basket}");
 }

@@ -105,6 +105,20 @@ async fn rejected_requests_answer_problem_json_and_publish_nothing() {
         .await
         .expect(403)
         .problem();
+    // 403: an admin token on a customer's basket and orders (DESIGN §7:
+    // they need a customer token).
+    let refused = admin.basket().await.expect(403);
+    refused.problem();
+    assert_eq!(refused.header("cache-control").as_deref(), Some("no-store"));
+    admin.get("/api/v1/orders").await.expect(403).problem();
+    // 405 on the health routes is problem+json too.
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        anonymous
+            .send(anonymous.request(Method::POST, path))
+            .await
+            .expect(405)
+            .problem();
+    }
 
     // 422: invalid values, with the fields named.
     let mut invalid = valid.clone();
