@@ -1,5 +1,6 @@
 //! `/healthz` (alive), `/readyz` (NATS connected, database answering, every
-//! projection caught up once, every consumer pulling) and `/metrics` (Prometheus text).
+//! projection caught up once and not interrupted, every consumer pulling)
+//! and `/metrics` (Prometheus text).
 
 use std::sync::Arc;
 
@@ -55,6 +56,15 @@ async fn ready(State(r): State<Readiness>) -> impl IntoResponse {
         .filter(|p| !p.progress().caught_up)
         .map(|p| p.name.clone())
         .collect();
+    // A view whose follower failed and is retrying answers stale reads.
+    let interrupted: Vec<serde_json::Value> = r
+        .projections
+        .iter()
+        .filter_map(|p| {
+            let error = p.progress().interrupted?;
+            Some(json!({"projection": p.name, "error": error}))
+        })
+        .collect();
     // A consumer whose durable cannot be declared (someone changed it by
     // hand, its user lacks a permission) takes nothing until that is fixed.
     let not_pulling: Vec<serde_json::Value> = r
@@ -66,7 +76,7 @@ async fn ready(State(r): State<Readiness>) -> impl IntoResponse {
             _ => json!({"durable": c.durable}),
         })
         .collect();
-    let ok = nats && db && behind.is_empty() && not_pulling.is_empty();
+    let ok = nats && db && behind.is_empty() && interrupted.is_empty() && not_pulling.is_empty();
     let status = if ok {
         StatusCode::OK
     } else {
@@ -79,6 +89,7 @@ async fn ready(State(r): State<Readiness>) -> impl IntoResponse {
             "nats": nats,
             "database": db,
             "projections_catching_up": behind,
+            "projections_interrupted": interrupted,
             "consumers_not_pulling": not_pulling,
         })),
     )

@@ -141,6 +141,9 @@ pub struct Progress {
     pub applied: u64,
     /// Whether the projection has reached the end of the stream once.
     pub caught_up: bool,
+    /// Why the follower stopped (a failed apply, a lost stream), while it
+    /// retries; cleared once it applies again or finds nothing pending.
+    pub interrupted: Option<String>,
 }
 
 /// Watches a projection's progress.
@@ -163,6 +166,7 @@ impl ProjectionHandle {
         let (tx, rx) = watch::channel(Progress {
             applied: 0,
             caught_up: false,
+            interrupted: None,
         });
         let handle = ProjectionHandle {
             name: name.into(),
@@ -285,6 +289,7 @@ pub(crate) fn start<P: Projector>(
     let (tx, rx) = watch::channel(Progress {
         applied: 0,
         caught_up: false,
+        interrupted: None,
     });
     let handle = ProjectionHandle {
         name: spec.name.clone(),
@@ -315,6 +320,9 @@ pub(crate) fn start<P: Projector>(
                     failures = failures.saturating_add(1);
                     let delay = Duration::from_millis(200 * 2u64.pow(failures.min(6)));
                     tracing::warn!(projection = %spec.name, %error, ?delay, "projection interrupted; resuming");
+                    // Readiness says so until the view moves again.
+                    let reason = format!("{error:#}");
+                    live.progress.send_modify(|p| p.interrupted = Some(reason));
                     tokio::select! {
                         _ = stop.cancelled() => break,
                         _ = tokio::time::sleep(delay) => {}
@@ -358,7 +366,10 @@ async fn follow<P: Projector>(
         .await
         .map_err(|e| anyhow::anyhow!("reading stream {}: {e}", spec.stream))?;
     if consumer.cached_info().num_pending == 0 {
-        progress.send_modify(|p| p.caught_up = true);
+        progress.send_modify(|p| {
+            p.caught_up = true;
+            p.interrupted = None;
+        });
     }
     let mut messages = consumer
         .messages()
@@ -384,11 +395,12 @@ async fn follow<P: Projector>(
         projector.observe(&batch);
         {
             let _paused = live.pause.lock().await;
-            apply_run(js, db, service, spec, projector, &batch, stop).await?;
+            apply_run(js, db, service, live, projector, &batch, stop).await?;
         }
         let last = batch.last().map(|d| d.stream_seq).unwrap_or(0);
         progress.send_modify(|p| {
             p.applied = p.applied.max(last);
+            p.interrupted = None;
             if pending == 0 {
                 p.caught_up = true;
             }
@@ -433,13 +445,14 @@ async fn apply_run<P: Projector>(
     js: &Context,
     db: &Db,
     service: &'static str,
-    spec: &ProjectionSpec,
+    live: &Live,
     projector: &P,
     batch: &[Delivery],
     stop: &CancellationToken,
 ) -> anyhow::Result<()> {
+    let spec = &live.spec;
     if let [delivery] = batch {
-        return apply_one(js, db, service, spec, projector, delivery, stop).await;
+        return apply_one(js, db, service, live, projector, delivery, stop).await;
     }
     let started = std::time::Instant::now();
     let _spans = crate::telemetry::export_spans(
@@ -471,7 +484,7 @@ async fn apply_run<P: Projector>(
             tracing::debug!(projection = %spec.name, %error, events = batch.len(),
                 "batch failed; applying its events one by one");
             for delivery in batch {
-                apply_one(js, db, service, spec, projector, delivery, stop).await?;
+                apply_one(js, db, service, live, projector, delivery, stop).await?;
             }
             Ok(())
         }
@@ -500,11 +513,12 @@ async fn apply_one<P: Projector>(
     js: &Context,
     db: &Db,
     service: &'static str,
-    spec: &ProjectionSpec,
+    live: &Live,
     projector: &P,
     delivery: &Delivery,
     stop: &CancellationToken,
 ) -> anyhow::Result<()> {
+    let spec = &live.spec;
     let started = std::time::Instant::now();
     let _span = crate::telemetry::export_span(
         crate::telemetry::ExportSpan::Project,
@@ -541,6 +555,9 @@ async fn apply_one<P: Projector>(
             Err(HandlerError::Transient(error)) => {
                 let delay = Duration::from_millis(100 * 2u64.pow(attempt.min(7)));
                 tracing::warn!(projection = %spec.name, seq = delivery.stream_seq, error = %format!("{error:#}"), ?delay, "projection failed; retrying");
+                // Readiness says so until the view moves again.
+                let reason = format!("event {}: {error:#}", delivery.stream_seq);
+                live.progress.send_modify(|p| p.interrupted = Some(reason));
                 tokio::select! {
                     _ = stop.cancelled() => anyhow::bail!("stopped while retrying"),
                     _ = tokio::time::sleep(delay) => {}

@@ -375,3 +375,41 @@ async fn events_another_instance_applies_during_a_replay_stay_in_the_view() {
     let checkpoint = projection::checkpoint(&db, NAME).await.expect("checkpoint");
     assert!(checkpoint >= later, "checkpoint {checkpoint} < {later}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_projection_that_cannot_apply_is_reported_interrupted_until_it_applies_again() {
+    on_every_backend(interrupted_until_it_applies_again).await;
+}
+
+async fn interrupted_until_it_applies_again(backend: Backend) {
+    // Arrange: events, and a view whose table is missing, so every apply
+    // fails (as on a full disk or a broken database).
+    let broker = broker().await;
+    let js = &broker.js;
+    let (_test_db, db) = database(backend).await;
+    let last = publish_products(js, &["a", "b"]).await;
+
+    // Act: the projection starts.
+    let running = Running::start(js, &db);
+
+    // Assert: its progress says why it is stuck (what /readyz reports).
+    wait_until(WAIT, "the projection reports its interruption", || async {
+        running.handle.progress().interrupted.is_some()
+    })
+    .await;
+    let reason = running.handle.progress().interrupted.unwrap_or_default();
+    assert!(
+        reason.contains("test_product_names"),
+        "[{backend}] {reason}"
+    );
+    assert_eq!(running.applied(), 0);
+
+    // Act: the database is fixed.
+    create_view(&db).await;
+
+    // Assert: it applies everything, and the interruption is cleared.
+    running.wait_for(last, backend).await;
+    assert_eq!(running.handle.progress().interrupted, None, "[{backend}]");
+    assert_eq!(view(&db).await.len(), 2, "[{backend}]");
+    running.stop().await;
+}
