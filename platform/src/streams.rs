@@ -56,8 +56,23 @@ pub fn dlq_stream(replicas: u8) -> StreamConfig {
 /// Creates or updates a stream. A service calls this only for its own
 /// team's stream: its broker user may not create or update any other
 /// (`nats/users.conf`).
-pub async fn ensure(js: &Context, config: StreamConfig) -> anyhow::Result<()> {
+///
+/// An existing stream keeps its replicas when it has more than `config`
+/// asks for: operators raise them on a cluster (`bazaar streams apply
+/// --replicas 3`), and a service started with the default (1) must not
+/// quietly take the copies away.
+pub async fn ensure(js: &Context, mut config: StreamConfig) -> anyhow::Result<()> {
     let name = config.name.clone();
+    if let Ok(mut existing) = js.get_stream(&name).await {
+        if let Ok(info) = existing.info().await {
+            let now = info.config.num_replicas;
+            if now > config.num_replicas {
+                tracing::info!(stream = %name, replicas = now, asked = config.num_replicas,
+                    "keeping the stream's replicas");
+                config.num_replicas = now;
+            }
+        }
+    }
     declare(&name, || js.create_or_update_stream(config.clone()))
         .await
         .map_err(|e| anyhow::anyhow!("declaring stream {name}: {e}"))?;

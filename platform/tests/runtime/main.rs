@@ -9,5 +9,6 @@ mod group_commit;
 mod outbox_relay;
 mod projections;
 mod reactions;
+mod stream_declare;
 mod stream_wait;
 mod support;
