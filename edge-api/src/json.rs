@@ -182,11 +182,33 @@ fn missing_field(message: &str) -> Option<&str> {
 }
 
 /// serde's messages end with " at line 1 column 12"; that is noise here.
+/// Its type errors name Rust types ("invalid type: floating point `1.5`,
+/// expected i64"); a client is told what JSON to send instead.
 fn clean(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(i) => message[..i].to_owned(),
-        None => message.to_owned(),
+    let message = match message.rfind(" at line ") {
+        Some(i) => &message[..i],
+        None => message,
+    };
+    humane(message).unwrap_or_else(|| message.to_owned())
+}
+
+fn humane(message: &str) -> Option<String> {
+    if message.starts_with("UUID parsing failed") {
+        return Some("must be a UUID (e.g. 01890f5e-5c4b-7cc4-9a3e-1f2b3c4d5e6f)".into());
     }
+    let rest = message
+        .strip_prefix("invalid type: ")
+        .or_else(|| message.strip_prefix("invalid value: "))?;
+    let (got, expected) = rest.split_once(", expected ")?;
+    let wanted = match expected {
+        "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number",
+        "u8" | "u16" | "u32" | "u64" | "usize" => "a whole number, 0 or more",
+        "a string" | "a borrowed string" => "a string",
+        "a boolean" => "true or false",
+        "a UUID" | "UUID" => "a UUID",
+        _ => return None,
+    };
+    Some(format!("must be {wanted}, not {got}"))
 }
 
 #[cfg(test)]
@@ -216,6 +238,32 @@ mod tests {
             ApiError::Validation(errors) => errors.into_iter().map(|e| e.field).collect(),
             other => panic!("not a validation error: {other:?}"),
         }
+    }
+
+    #[test]
+    fn type_errors_say_what_json_to_send() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Line {
+            quantity: i64,
+            name: String,
+            id: uuid::Uuid,
+        }
+        let message = |body: &str| match decode::<Line>(body.as_bytes()) {
+            Err(ApiError::Validation(errors)) => errors[0].message.clone(),
+            other => panic!("{body}: {other:?}"),
+        };
+        assert_eq!(
+            message(r#"{"quantity": 1.5}"#),
+            "must be a whole number, not floating point `1.5`"
+        );
+        assert_eq!(
+            message(r#"{"quantity": 1, "name": 7}"#),
+            "must be a string, not integer `7`"
+        );
+        assert!(
+            message(r#"{"quantity": 1, "name": "x", "id": "nope"}"#).starts_with("must be a UUID")
+        );
     }
 
     #[test]

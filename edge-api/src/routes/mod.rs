@@ -213,7 +213,12 @@ where
 
 /// A path id; anything that is not a UUID names nothing (404).
 pub fn parse_id(raw: &str, what: &str) -> ApiResult<Uuid> {
-    Uuid::parse_str(raw).map_err(|_| ApiError::NotFound(format!("no {what} {raw:?}")))
+    Uuid::parse_str(raw).map_err(|_| {
+        // Not the whole of a long path segment back in the answer.
+        let shown: String = raw.chars().take(64).collect();
+        let more = if shown.len() < raw.len() { "…" } else { "" };
+        ApiError::NotFound(format!("no {what} {shown:?}{more}"))
+    })
 }
 
 /// The command id: the client's `Idempotency-Key` scoped to the caller, or
