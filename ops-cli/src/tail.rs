@@ -283,7 +283,13 @@ impl Drop for AbortOnDrop {
 
 struct Reader {
     index: usize,
-    consumer: jetstream::consumer::Consumer<OrderedConfig>,
+    js: Context,
+    stream: String,
+    filter_subjects: Vec<String>,
+    /// Where the first consumer started; a consumer made again after an
+    /// interruption starts after the last message read instead.
+    policy: DeliverPolicy,
+    consumer: Option<jetstream::consumer::Consumer<OrderedConfig>>,
 }
 
 /// Creates the stream's ordered consumer: the stream's end sequence, what
@@ -312,51 +318,125 @@ async fn open(
     } else {
         vec![filter.to_owned()]
     };
-    let consumer = js
-        .create_consumer_on_stream(
-            OrderedConfig {
-                filter_subjects,
-                deliver_policy,
-                ..Default::default()
-            },
-            stream,
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("reading {stream}: {e}"))?;
+    // `New` would skip what is published while a consumer is made again.
+    let policy = match deliver_policy {
+        DeliverPolicy::New => DeliverPolicy::ByStartSequence {
+            start_sequence: end_seq + 1,
+        },
+        other => other,
+    };
+    let consumer = ordered(js, stream, &filter_subjects, deliver_policy).await?;
     let owed = consumer.cached_info().num_pending;
-    Ok((end_seq, owed, Reader { index, consumer }))
+    let reader = Reader {
+        index,
+        js: js.clone(),
+        stream: stream.to_owned(),
+        filter_subjects,
+        policy,
+        consumer: Some(consumer),
+    };
+    Ok((end_seq, owed, reader))
 }
 
+async fn ordered(
+    js: &Context,
+    stream: &str,
+    filter_subjects: &[String],
+    deliver_policy: DeliverPolicy,
+) -> anyhow::Result<jetstream::consumer::Consumer<OrderedConfig>> {
+    js.create_consumer_on_stream(
+        OrderedConfig {
+            filter_subjects: filter_subjects.to_vec(),
+            deliver_policy,
+            ..Default::default()
+        },
+        stream,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("reading {stream}: {e}"))
+}
+
+/// Interruptions in a row (a broker restart, a lost consumer) a reader
+/// rides out, a second apart, before the tail fails.
+const READER_RETRIES: u32 = 30;
+
 impl Reader {
-    async fn run(self, sender: mpsc::Sender<anyhow::Result<Item>>) {
-        let mut messages = match self.consumer.messages().await {
-            Ok(messages) => messages,
-            Err(e) => {
-                let _ = sender.send(Err(anyhow::anyhow!("reading: {e}"))).await;
+    /// Sends every message to `sender`. When the broker loses its consumer
+    /// (a restart), makes another that starts after the last message read,
+    /// so a `--follow` carries on where it was.
+    async fn run(mut self, sender: mpsc::Sender<anyhow::Result<Item>>) {
+        let mut last_seq: Option<u64> = None;
+        let mut failures: u32 = 0;
+        loop {
+            let error = match self.read(&sender, &mut last_seq, &mut failures).await {
+                Ok(()) => return,
+                Err(error) => error,
+            };
+            failures += 1;
+            let resume = last_seq.map_or(String::new(), |seq| {
+                format!("; the last event read was {}#{seq}", self.stream)
+            });
+            if failures > READER_RETRIES {
+                let hint = last_seq.map_or(String::new(), |seq| {
+                    format!(" (resume with --from-seq {})", seq + 1)
+                });
+                let _ = sender
+                    .send(Err(anyhow::anyhow!("{error:#}{resume}{hint}")))
+                    .await;
                 return;
+            }
+            eprintln!(
+                "tail: reading {} interrupted ({error:#}){resume}; resuming",
+                self.stream
+            );
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// Reads until the consumer fails (Err) or the tail ends (Ok).
+    async fn read(
+        &mut self,
+        sender: &mpsc::Sender<anyhow::Result<Item>>,
+        last_seq: &mut Option<u64>,
+        failures: &mut u32,
+    ) -> anyhow::Result<()> {
+        let consumer = match self.consumer.take() {
+            Some(consumer) => consumer,
+            None => {
+                let policy = match *last_seq {
+                    Some(seq) => DeliverPolicy::ByStartSequence {
+                        start_sequence: seq + 1,
+                    },
+                    None => self.policy,
+                };
+                ordered(&self.js, &self.stream, &self.filter_subjects, policy).await?
             }
         };
+        let mut messages = consumer
+            .messages()
+            .await
+            .map_err(|e| anyhow::anyhow!("reading: {e}"))?;
         while let Some(next) = messages.next().await {
-            let item = next
-                .map_err(|e| anyhow::anyhow!("reading: {e}"))
-                .and_then(|message| {
-                    let info = message
-                        .info()
-                        .map_err(|e| anyhow::anyhow!("message without metadata: {e}"))?;
-                    Ok(Item {
-                        source: self.index,
-                        seq: info.stream_sequence,
-                        time: to_chrono(info.published),
-                        pending: info.pending,
-                        subject: message.subject.to_string(),
-                        payload: message.payload.clone(),
-                        headers: message.headers.clone(),
-                    })
-                });
-            if sender.send(item).await.is_err() {
-                return;
+            let message = next.map_err(|e| anyhow::anyhow!("reading: {e}"))?;
+            let info = message
+                .info()
+                .map_err(|e| anyhow::anyhow!("message without metadata: {e}"))?;
+            *last_seq = Some(info.stream_sequence);
+            *failures = 0;
+            let item = Item {
+                source: self.index,
+                seq: info.stream_sequence,
+                time: to_chrono(info.published),
+                pending: info.pending,
+                subject: message.subject.to_string(),
+                payload: message.payload.clone(),
+                headers: message.headers.clone(),
+            };
+            if sender.send(Ok(item)).await.is_err() {
+                return Ok(());
             }
         }
+        anyhow::bail!("the stream's messages ended")
     }
 }
 

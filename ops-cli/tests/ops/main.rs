@@ -6,6 +6,7 @@
 
 mod apply;
 mod dead_letters;
+mod follow;
 mod inspect;
 mod replay;
 mod support;

@@ -44,6 +44,22 @@ fn command(shop: &Shop, args: &[&str]) -> tokio::process::Command {
     command
 }
 
+/// Starts `bazaar ARGS` against the shop's broker as `ops`, its output
+/// into `out` and `err`; killed when the child is dropped.
+pub fn spawn_bazaar(
+    shop: &Shop,
+    args: &[&str],
+    out: std::fs::File,
+    err: std::fs::File,
+) -> tokio::process::Child {
+    command(shop, args)
+        .stdout(out)
+        .stderr(err)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("bazaar starts")
+}
+
 /// Runs `bazaar ARGS` against the shop's broker as `ops`.
 pub async fn bazaar(shop: &Shop, args: &[&str]) -> Output {
     command(shop, args).output().await.expect("bazaar runs")
