@@ -56,7 +56,16 @@ impl ConnectArgs {
             .name("bazaar")
             .connection_timeout(CONNECT_TIMEOUT);
         if let Some(password) = &target.password {
-            let user = target.user.clone().unwrap_or_else(|| "ops".to_owned());
+            let user = target
+                .user
+                .clone()
+                .unwrap_or_else(|| platform::nats::OPS_USER.to_owned());
+            // The operators' inbox prefix, into which the services may
+            // answer from any connection: a replay's report still arrives
+            // when the broker restarted while it ran (nats/users.conf).
+            if user == platform::nats::OPS_USER {
+                options = options.custom_inbox_prefix(platform::nats::inbox_prefix(&user));
+            }
             options = options.user_and_password(user, password.clone());
         }
         // async-nats reads one URL per string: a cluster's comma-separated

@@ -15,6 +15,10 @@ pub fn inbox_prefix(user: &str) -> String {
     format!("_INBOX.{user}")
 }
 
+/// The operators' broker user (the `bazaar` CLI). Every service may reply
+/// into its inbox prefix from any connection (`nats/users.conf`).
+pub const OPS_USER: &str = "ops";
+
 pub async fn connect(args: &ServiceArgs, service: &str) -> anyhow::Result<Client> {
     let user = args.nats_user.clone().unwrap_or_else(|| service.to_owned());
     let mut options = ConnectOptions::new()

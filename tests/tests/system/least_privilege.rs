@@ -63,6 +63,11 @@ fn needed(service: &str) -> Grants {
             publish("qry.>".to_owned());
         }
     }
+    // Replies to the operators' control requests, also after a reconnect.
+    publish(format!(
+        "{}.>",
+        platform::nats::inbox_prefix(platform::nats::OPS_USER)
+    ));
     publish(dlq_subject(service, ">"));
     publish(format!("{}.progress.>", ops::replay(service)));
     // The DLQ: create it if missing and see it, never read it (dlq_privilege.rs).
