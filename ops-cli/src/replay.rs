@@ -118,10 +118,25 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
                 .timeout(Some(args.timeout)),
         );
         tokio::pin!(ask);
+        let interrupted = tokio::signal::ctrl_c();
+        tokio::pin!(interrupted);
         let mut display = Display::new(args.json || args.dry_run);
         let answer = loop {
             tokio::select! {
                 answer = &mut ask => break answer,
+                _ = &mut interrupted => {
+                    display.abandon();
+                    if !args.dry_run {
+                        // The service replays in its own transactions; the
+                        // CLI only watches. Say so rather than vanish.
+                        eprintln!(
+                            "interrupted: the replay goes on in {} and commits when done \
+                             (its log says \"replay done\"); readers keep the old view until then",
+                            args.service
+                        );
+                    }
+                    return Ok(ExitCode::from(130));
+                }
                 next = tokio::time::timeout(SILENCE, progress.next()), if !args.dry_run => match next {
                     Ok(Some(message)) => {
                         if let Ok(p) = serde_json::from_slice::<ReplayProgress>(&message.payload) {
@@ -232,7 +247,7 @@ fn print_report(service: &str, dry_run: bool, report: &Report) {
     }
     if report.skipped > 0 {
         outln!(
-            "skipped {} poison event(s), as the live projection did (they are in the DLQ):",
+            "skipped {} poison event(s), as the live projection did (dead-lettered when first met; `bazaar dlq list`):",
             report.skipped
         );
         for s in &report.skipped_events {

@@ -219,6 +219,20 @@ async fn replay_from_a_sequence_or_a_time_reapplies_the_tail_and_changes_no_view
     )
     .await;
 
+    // A sequence without --projection would mean another point in each
+    // stream the edge reads: refused, naming the projections.
+    let ambiguous = bazaar(
+        &shop,
+        &["replay", "edge-api", "--from-seq", "2", "--dry-run"],
+    )
+    .await;
+    expect_code(&ambiguous, 2);
+    assert!(
+        stderr(&ambiguous).contains("--projection"),
+        "{}",
+        stderr(&ambiguous)
+    );
+
     // Assert: only the tail was re-applied, up to the head, and every view
     // is as it was (the views are idempotent by content).
     let report = json(&from_seq);

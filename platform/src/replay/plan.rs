@@ -86,6 +86,18 @@ pub fn select(
         },
         None => (0..all.len()).map(|i| (i, None)).collect(),
     };
+    // A sequence numbers the events of one stream: the same number in
+    // another stream is another point in time.
+    let streams: BTreeSet<&str> = chosen.iter().map(|(i, _)| all[*i].stream).collect();
+    if matches!(start, Start::Sequence { .. }) && streams.len() > 1 {
+        let names: Vec<&str> = chosen.iter().map(|(i, _)| all[*i].name.as_str()).collect();
+        return Err(ReplayError::Invalid(format!(
+            "a sequence belongs to one stream, but these projections read {}: \
+             name one with --projection ({}), or start from a time",
+            streams.into_iter().collect::<Vec<_>>().join(", "),
+            names.join(", ")
+        )));
+    }
     if *start != Start::Beginning {
         return Ok(chosen);
     }
