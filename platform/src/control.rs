@@ -332,8 +332,9 @@ impl Plane {
 
     /// Takes the pause locks, in name order so two callers never deadlock.
     /// SQLite has one writer: every follower of the service would wait for
-    /// the replay's transaction anyway, so all of them pause.
-    async fn pause(&self, targets: &[Target]) -> Vec<OwnedMutexGuard<()>> {
+    /// the replay's transaction anyway, so all of them pause. Readiness says
+    /// so while they are paused: their views answer what they had.
+    async fn pause(&self, targets: &[Target]) -> Paused {
         let mut lives: Vec<&Arc<Live>> = self
             .registry
             .projections
@@ -345,10 +346,15 @@ impl Plane {
             .collect();
         lives.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
         let mut guards = Vec::with_capacity(lives.len());
-        for live in lives {
+        for live in &lives {
             guards.push(live.pause.clone().lock_owned().await);
+            live.progress
+                .send_modify(|p| p.interrupted = Some(PAUSED_BY_REPLAY.to_owned()));
         }
-        guards
+        Paused {
+            _guards: guards,
+            lives: lives.into_iter().cloned().collect(),
+        }
     }
 
     fn live(&self, name: &str) -> Option<&Arc<Live>> {
@@ -486,6 +492,28 @@ async fn publish_progress(
         .unwrap_or_default();
         if let Err(error) = nats.publish(subject.clone(), body.into()).await {
             tracing::debug!(%error, "replay progress not sent");
+        }
+    }
+}
+
+/// What a paused follower's readiness says while a replay runs.
+const PAUSED_BY_REPLAY: &str = "paused by a replay";
+
+/// Followers paused for a replay; they resume (and are ready again) when
+/// this is dropped.
+struct Paused {
+    _guards: Vec<OwnedMutexGuard<()>>,
+    lives: Vec<Arc<Live>>,
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        for live in &self.lives {
+            live.progress.send_modify(|p| {
+                if p.interrupted.as_deref() == Some(PAUSED_BY_REPLAY) {
+                    p.interrupted = None;
+                }
+            });
         }
     }
 }
