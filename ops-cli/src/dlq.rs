@@ -124,6 +124,7 @@ pub fn run(args: DlqArgs) -> anyhow::Result<ExitCode> {
             DlqCommand::Show { id } => show(&js, id, args.json).await,
             DlqCommand::Retry { which, timeout } => {
                 let ids = chosen(&js, &which).await?;
+                warn_of_letters_left_behind(&js, &ids).await;
                 let mut done = Done::default();
                 for id in ids {
                     match retry(&client, &js, id, timeout).await {
@@ -219,24 +220,26 @@ async fn list(js: &Context, json: bool) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     outln!(
-        "{:<6} {:<24} {:<14} {:<16} {:<20} {:<40} {:>5}  ERROR",
+        "{:<6} {:<24} {:<14} {:<16} {:<20} {:<40} {:<36} {:>5}  ERROR",
         "ID",
         "TIME",
         "SERVICE",
         "CONSUMER",
         "FROM",
         "SUBJECT",
+        "ABOUT",
         "TRIES"
     );
     for l in &letters {
         outln!(
-            "{:<6} {:<24} {:<14} {:<16} {:<20} {:<40} {:>5}  {}",
+            "{:<6} {:<24} {:<14} {:<16} {:<20} {:<40} {:<36} {:>5}  {}",
             l.id,
             l.time,
             l.service,
             l.consumer,
             format!("{}#{}", l.stream, l.stream_seq),
             l.subject,
+            l.about.as_deref().unwrap_or("?"),
             l.deliveries,
             letters::shorten(&l.error, 80)
         );
@@ -266,6 +269,7 @@ async fn show(js: &Context, id: u64, json: bool) -> anyhow::Result<ExitCode> {
         error,
         event_type,
         event_id,
+        about,
         payload,
     } = letter;
     outln!("dead letter {id}, stored {time}");
@@ -277,6 +281,9 @@ async fn show(js: &Context, id: u64, json: bool) -> anyhow::Result<ExitCode> {
     if let Some(t) = event_type {
         outln!("  event       {t} {}", event_id.unwrap_or_default());
     }
+    if let Some(about) = about {
+        outln!("  about       {about}");
+    }
     outln!("payload:");
     let pretty = serde_json::from_str::<serde_json::Value>(&payload)
         .ok()
@@ -284,6 +291,40 @@ async fn show(js: &Context, id: u64, json: bool) -> anyhow::Result<ExitCode> {
         .unwrap_or(payload);
     outln!("{pretty}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Warns (on stderr) of letters about the same order or product, for the
+/// same service, that are not being retried with `ids`: an order's events
+/// must be handled in stream order, so retrying one and leaving another
+/// (an `order.rejected` after the `order.placed`) can leave that order
+/// half-handled.
+async fn warn_of_letters_left_behind(js: &Context, ids: &[u64]) {
+    let Ok(all) = letters::read_all(js).await else {
+        return;
+    };
+    let retried: Vec<&DeadLetter> = all.iter().filter(|l| ids.contains(&l.id)).collect();
+    for letter in &retried {
+        let Some(about) = &letter.about else { continue };
+        let others: Vec<String> = all
+            .iter()
+            .filter(|o| {
+                !ids.contains(&o.id)
+                    && o.service == letter.service
+                    && o.about.as_ref() == Some(about)
+            })
+            .map(|o| o.id.to_string())
+            .collect();
+        if !others.is_empty() {
+            eprintln!(
+                "warning: dead letter(s) {} of {} about {about} stay behind; retry them \
+                 together, in order (bazaar dlq retry {} {})",
+                others.join(", "),
+                letter.service,
+                letter.id,
+                others.join(" ")
+            );
+        }
+    }
 }
 
 /// The IDs asked for, or every dead letter's.

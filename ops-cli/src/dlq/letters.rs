@@ -39,6 +39,9 @@ pub struct DeadLetter {
     /// The CloudEvents type and id, when the payload is an envelope.
     pub event_type: Option<String>,
     pub event_id: Option<String>,
+    /// What the event is about (its CloudEvents `subject`: the order or
+    /// product id): an order's letters are retried in stream order.
+    pub about: Option<String>,
     /// The original payload (lossy UTF-8).
     pub payload: String,
 }
@@ -71,6 +74,7 @@ impl DeadLetter {
             error: get(dlq::H_ERROR),
             event_type: field("type"),
             event_id: field("id"),
+            about: field("subject"),
             payload: String::from_utf8_lossy(payload).into_owned(),
         }
     }
