@@ -35,7 +35,23 @@ fn bazaar(bin: &Path) -> Command {
 }
 
 fn run(bin: &Path, args: &[&str]) -> Output {
-    bazaar(bin).args(args).output().expect("bazaar runs")
+    retry_busy(|| bazaar(bin).args(args).output()).expect("bazaar runs")
+}
+
+/// Starts a process again while its binary is "busy" (ETXTBSY): another
+/// test copying its own `bazaar` forked a child that holds the copy open
+/// for writing until it execs, and a copy made at that moment cannot run.
+fn retry_busy<T>(mut start: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    const ETXTBSY: i32 = 26;
+    for _ in 0..50 {
+        match start() {
+            Err(e) if e.raw_os_error() == Some(ETXTBSY) => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            other => return other,
+        }
+    }
+    start()
 }
 
 fn stderr(output: &Output) -> String {
@@ -99,24 +115,25 @@ impl Up {
     }
 
     fn spawn(sandbox: &Sandbox, extra: &[&str]) -> Child {
-        let out = fs::File::create(sandbox.dir.path().join("up.out")).expect("out file");
-        let err = fs::File::create(sandbox.dir.path().join("up.err")).expect("err file");
-        let child = bazaar(&sandbox.bin())
-            .args([
-                "up",
-                "--data-dir",
-                &sandbox.data_arg(),
-                "--http-addr",
-                "127.0.0.1:0",
-                "--ready-timeout",
-                "30s",
-            ])
-            .args(extra)
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("bazaar up starts");
-        child
+        retry_busy(|| {
+            let out = fs::File::create(sandbox.dir.path().join("up.out"))?;
+            let err = fs::File::create(sandbox.dir.path().join("up.err"))?;
+            bazaar(&sandbox.bin())
+                .args([
+                    "up",
+                    "--data-dir",
+                    &sandbox.data_arg(),
+                    "--http-addr",
+                    "127.0.0.1:0",
+                    "--ready-timeout",
+                    "30s",
+                ])
+                .args(extra)
+                .stdout(out)
+                .stderr(err)
+                .spawn()
+        })
+        .expect("bazaar up starts")
     }
 
     fn output(&self) -> String {
