@@ -70,7 +70,9 @@ pub struct TailArgs {
     /// without a start, --follow prints only new events)
     #[arg(long, short = 'f')]
     follow: bool,
-    /// Each event as one CloudEvents JSON document per line
+    /// Each event as one CloudEvents JSON document per line; a dead letter,
+    /// or a message that is no Bazaar event, as `{stream, seq, subject,
+    /// time, dead_letter?, error?, event | payload}`
     #[arg(long)]
     json: bool,
     /// Stop after printing this many events
@@ -492,7 +494,14 @@ impl Printer {
                     // The stored document, compacted to one line: unknown
                     // fields of newer versions survive.
                     let value: serde_json::Value = serde_json::from_slice(&item.payload)?;
-                    serde_json::to_string(&value)?
+                    match dead_letter_json(&item) {
+                        // A dead letter: where it came from, and the event.
+                        Some(mut letter) => {
+                            letter["event"] = value;
+                            serde_json::to_string(&letter)?
+                        }
+                        None => serde_json::to_string(&value)?,
+                    }
                 } else {
                     let short = envelope
                         .event_type
@@ -516,19 +525,28 @@ impl Printer {
                     return Ok(true);
                 }
                 if self.json {
-                    eprintln!(
-                        "skipping {stream}#{}: not a Bazaar event: {error}",
-                        item.seq
-                    );
-                    return Ok(true);
+                    // Undecodable is what many dead letters are: shown, with
+                    // why, rather than left out.
+                    let mut line = dead_letter_json(&item).unwrap_or_else(|| {
+                        serde_json::json!({
+                            "stream": stream,
+                            "seq": item.seq,
+                            "subject": item.subject,
+                            "time": format_time(&item.time),
+                        })
+                    });
+                    line["error"] = format!("not a Bazaar event: {error}").into();
+                    line["payload"] = String::from_utf8_lossy(&item.payload).into();
+                    serde_json::to_string(&line)?
+                } else {
+                    let dead = dead_letter_note(&item).unwrap_or_default();
+                    format!(
+                        "{}  {stream}#{}  ?  {}  undecodable: {error} {dead}",
+                        format_time(&item.time),
+                        item.seq,
+                        item.subject
+                    )
                 }
-                let dead = dead_letter_note(&item).unwrap_or_default();
-                format!(
-                    "{}  {stream}#{}  ?  {}  undecodable: {error} {dead}",
-                    format_time(&item.time),
-                    item.seq,
-                    item.subject
-                )
             }
         };
         self.printed += 1;
@@ -555,6 +573,28 @@ impl Printer {
         }
         true
     }
+}
+
+/// A dead letter's stored place and origin, from its headers, as JSON.
+fn dead_letter_json(item: &Item) -> Option<serde_json::Value> {
+    let headers = item.headers.as_ref()?;
+    let get = |name: &str| headers.get(name).map(|v| v.as_str().to_owned());
+    let consumer = get(dlq::H_CONSUMER)?;
+    Some(serde_json::json!({
+        "stream": DLQ_STREAM,
+        "seq": item.seq,
+        "subject": item.subject,
+        "time": format_time(&item.time),
+        "dead_letter": {
+            "service": get(dlq::H_SERVICE),
+            "consumer": consumer,
+            "stream": get(dlq::H_STREAM),
+            "seq": get(dlq::H_SEQ).and_then(|s| s.parse::<u64>().ok()),
+            "subject": get(dlq::H_SUBJECT),
+            "deliveries": get(dlq::H_DELIVERIES).and_then(|s| s.parse::<u64>().ok()),
+            "error": get(dlq::H_ERROR),
+        },
+    }))
 }
 
 /// Where a dead letter came from and why, from its headers.

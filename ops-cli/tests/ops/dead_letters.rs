@@ -62,6 +62,7 @@ async fn a_poison_event_is_listed_shown_kept_when_retry_fails_and_dropped() {
     let edge_letter = wait_for_dead_letter(&shop, "edge.product", seq).await;
     let checkout_letter = wait_for_dead_letter(&shop, "checkout-svc", seq).await;
     let shown = bazaar(&shop, &["dlq", "show", &edge_letter.to_string()]).await;
+    let tailed = bazaar(&shop, &["tail", "dlq.>", "--json"]).await;
     let retried = bazaar(
         &shop,
         &[
@@ -88,6 +89,28 @@ async fn a_poison_event_is_listed_shown_kept_when_retry_fails_and_dropped() {
     .await;
     let after_drop = dead_letters(&shop).await;
     let missing = bazaar(&shop, &["dlq", "show", "999999"]).await;
+
+    // `tail 'dlq.>' --json` shows each letter, undecodable as they are, with
+    // where it came from and why.
+    expect_code(&tailed, 0);
+    let lines: Vec<Value> = stdout(&tailed)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    for letter in [edge_letter, checkout_letter] {
+        let line = lines
+            .iter()
+            .find(|l| l["seq"] == letter)
+            .unwrap_or_else(|| panic!("letter {letter} tailed: {}", stdout(&tailed)));
+        assert_eq!(line["dead_letter"]["seq"], seq, "{line}");
+        assert!(line["dead_letter"]["consumer"].is_string(), "{line}");
+        assert!(
+            line["payload"]
+                .as_str()
+                .is_some_and(|p| p.contains("not even a uuid")),
+            "{line}"
+        );
+    }
 
     // Assert
     expect_code(&shown, 0);
