@@ -94,10 +94,42 @@ async fn replay_from_the_start_rebuilds_every_edge_view_row_for_row_while_orders
             (reads, odd)
         }
     });
+    // The edge's readiness while its views are paused for the replay.
+    let readiness = tokio::spawn({
+        let (url, stop) = (format!("{}/readyz", shop.http_url()), stop.clone());
+        async move {
+            let http = reqwest::Client::new();
+            let mut paused_seen = false;
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(answer) = http.get(&url).send().await {
+                    let status = answer.status().as_u16();
+                    let body = answer.text().await.unwrap_or_default();
+                    paused_seen |= status == 503 && body.contains("paused by a replay");
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            paused_seen
+        }
+    });
     let replayed = bazaar(&shop, &["replay", "edge-api", "--from-start", "--json"]).await;
     stop.store(true, Ordering::Relaxed);
     let during = traffic.await.expect("traffic");
     let (reads, odd_reads) = readers.await.expect("readers");
+    assert!(
+        readiness.await.expect("readiness"),
+        "/readyz never said the views were paused by the replay"
+    );
+    let ready_url = format!("{}/readyz", shop.http_url());
+    bazaar_testkit::wait_until(
+        Duration::from_secs(30),
+        "the edge is ready again after the replay",
+        || async {
+            reqwest::get(&ready_url)
+                .await
+                .is_ok_and(|a| a.status().as_u16() == 200)
+        },
+    )
+    .await;
 
     // Assert: the replay ran over all four streams, readers never saw a
     // half-built view, and once traffic settled, a second rebuild from the
