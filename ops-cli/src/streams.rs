@@ -95,6 +95,10 @@ struct ConsumerView {
     ack_floor_seq: u64,
     /// Messages of its filter not yet handled: pending + ack pending.
     lag: u64,
+    /// Pull requests waiting at the broker: a running consumer loop keeps
+    /// one open, so 0 means no instance is pulling (down, stopped, stuck;
+    /// a pull expires 30 s after its reader stopped renewing it).
+    waiting_pulls: usize,
 }
 
 pub fn run(args: StreamsArgs) -> anyhow::Result<ExitCode> {
@@ -182,6 +186,7 @@ fn consumer_view(c: &consumer::Info) -> ConsumerView {
         delivered_seq: c.delivered.stream_sequence,
         ack_floor_seq: c.ack_floor.stream_sequence,
         lag: c.num_pending.saturating_add(ack_pending),
+        waiting_pulls: c.num_waiting,
     }
 }
 
@@ -241,7 +246,7 @@ fn print_table(view: &StreamsView) {
         let durable: Vec<&ConsumerView> = s.consumers.iter().filter(|c| c.durable).collect();
         if !durable.is_empty() {
             outln!(
-                "  {:<24} {:>9} {:>12} {:>12} {:>9} {:>10}",
+                "  {:<24} {:>9} {:>12} {:>12} {:>9} {:>10}  PULLING",
                 "CONSUMER",
                 "PENDING",
                 "ACK PENDING",
@@ -250,8 +255,15 @@ fn print_table(view: &StreamsView) {
                 "DELIVERED"
             );
             for c in durable {
+                // Nobody pulling is what a dead or stopped service looks
+                // like; with nothing pending it would otherwise read idle.
+                let pulling = if c.waiting_pulls > 0 {
+                    "yes"
+                } else {
+                    "NO (service down or stuck?)"
+                };
                 outln!(
-                    "  {:<24} {:>9} {:>12} {:>12} {:>9} {:>10}",
+                    "  {:<24} {:>9} {:>12} {:>12} {:>9} {:>10}  {pulling}",
                     c.name,
                     c.pending,
                     c.ack_pending,

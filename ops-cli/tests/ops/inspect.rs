@@ -132,9 +132,21 @@ async fn tail_prints_stored_events_as_cloudevents_filtered_by_order_type_and_sub
             .find(|c| c["name"] == durable && c["durable"] == true)
             .unwrap_or_else(|| panic!("{durable} missing: {checkout}"));
         assert_eq!(consumer["lag"], 0, "{consumer}");
+        // Its service's consumer loop keeps a pull open.
+        assert!(
+            consumer["waiting_pulls"].as_u64().is_some_and(|n| n >= 1),
+            "{consumer}"
+        );
     }
     expect_code(&streams_text, 0);
-    for part in ["EVT_PRODUCT", "EVT_CHECKOUT", "DLQ", "warehouse-svc", "LAG"] {
+    for part in [
+        "EVT_PRODUCT",
+        "EVT_CHECKOUT",
+        "DLQ",
+        "warehouse-svc",
+        "LAG",
+        "PULLING",
+    ] {
         assert!(
             stdout(&streams_text).contains(part),
             "{part}: {}",
