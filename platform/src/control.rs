@@ -455,7 +455,9 @@ impl Plane {
         Err((
             NotFound,
             format!(
-                "{} has no consumer {consumer:?} on stream {origin:?} (anymore?)",
+                "{} has no consumer {consumer:?} on stream {origin:?} (anymore?); a reader \
+                 that is neither a durable consumer nor a projection (a search index) reads \
+                 the event again when it is rebuilt, after which the letter can be dropped",
                 self.service
             ),
         ))
