@@ -347,13 +347,23 @@ pub async fn updates(
     let mut watches = state.views.order_watches();
     let seen = positions(&mut watches);
     let first = find(&state, order_id, &caller.sub).await?;
+    // Not past what the token allows: the stream ends when it expires (with
+    // the edge's 5 s of skew), as a new request with it would be refused.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let token_left = u64::try_from(caller.exp)
+        .unwrap_or(0)
+        .saturating_add(5)
+        .saturating_sub(now);
+    let limit = STREAM_LIMIT.min(Duration::from_secs(token_left));
     let (tx, rx) = tokio::sync::mpsc::channel::<Event>(8);
     tokio::spawn(follow(
         state,
         order_id,
         caller.sub,
         (first, seen),
-        watches,
+        (watches, limit),
         tx,
     ));
     let stream =
@@ -405,16 +415,16 @@ async fn touched(
 
 /// Sends the order whenever a view that feeds it moved past an event of
 /// this order (`views::touches`) and the order changed; stops when the
-/// client goes away or after STREAM_LIMIT.
+/// client goes away, after STREAM_LIMIT, or when the token expires.
 async fn follow(
     state: AppState,
     order_id: Uuid,
     customer: String,
     (first, mut seen): (Order, touches::Positions),
-    mut watches: [OrderWatch; 3],
+    (mut watches, limit): ([OrderWatch; 3], Duration),
     tx: tokio::sync::mpsc::Sender<Event>,
 ) {
-    let deadline = tokio::time::Instant::now() + STREAM_LIMIT;
+    let deadline = tokio::time::Instant::now() + limit;
     let mut last = first;
     if tx.send(to_event(&last)).await.is_err() {
         return;

@@ -272,3 +272,39 @@ async fn order_updates_stream_the_order_view_as_it_changes() {
         assert_eq!(by_query.first(), Some(&last), "{what}");
     }
 }
+
+#[tokio::test]
+async fn the_live_updates_end_when_the_token_expires() {
+    let shop = Shop::builder().start().await;
+    let _logs = shop.logs_on_failure();
+    let product = shop.stocked_product("EXPIRES-1", 1000, 5).await;
+    let nina = shop.customer_api("nina");
+    let order: Order = nina
+        .place_order(&NewOrder::of(product.id, 1, "tok_visa"), None)
+        .await
+        .expect_one_of(&[201, 202])
+        .json();
+    // A token that expires in a second: the edge refuses it 5 s later.
+    let token = bazaar_testkit::mint_token(
+        shop.jwt_secret(),
+        "nina",
+        contracts::auth::Role::Customer,
+        Duration::from_secs(1),
+    );
+    let url = format!("{}/api/v1/orders/{}/updates", shop.http_url(), order.id);
+
+    let answer = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("the stream opens");
+    assert_eq!(answer.status(), 200);
+    // Without the token's end the stream would run its 600 s.
+    let body = tokio::time::timeout(Duration::from_secs(30), answer.text())
+        .await
+        .expect("the stream ends once the token has expired")
+        .expect("its body");
+
+    assert!(body.contains("event: order"), "{body}");
+}
