@@ -409,6 +409,17 @@ async fn up_runs_every_service_restarts_a_killed_one_and_stops_everything_on_ctr
         },
     )
     .await;
+    // The log says it is back, not only that it was started.
+    wait_until(
+        Duration::from_secs(20),
+        "bazaar up says checkout-svc-0 is ready again",
+        || async {
+            up.output()
+                .lines()
+                .any(|l| l.contains("ready again") && l.contains("checkout-svc-0"))
+        },
+    )
+    .await;
 
     // Ctrl-C stops everything and removes up.json.
     let running = pids(&up.sandbox.up_json().expect("up.json"));

@@ -100,6 +100,28 @@ impl Supervisor {
     }
 }
 
+/// How long a restarted child may take to be ready before nothing is said.
+const READY_AGAIN_WITHIN: Duration = Duration::from_secs(120);
+
+/// Whether `GET <health_url>/readyz` answers 200 within `within`.
+async fn ready(health_url: &str, within: Duration) -> bool {
+    let Ok(http) = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+    else {
+        return false;
+    };
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        let answer = http.get(format!("{health_url}/readyz")).send().await;
+        if answer.is_ok_and(|a| a.status() == reqwest::StatusCode::OK) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    false
+}
+
 async fn supervise(
     spec: ChildSpec,
     state: Arc<UpState>,
@@ -107,6 +129,7 @@ async fn supervise(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut backoff = FIRST_BACKOFF;
+    let mut restarted = false;
     // Runs until shutdown: every pass either ends on the stop signal or
     // waits out a back-off first.
     while !*stop.borrow() {
@@ -116,17 +139,39 @@ async fn supervise(
                 let pid = child.id();
                 state.set_pid(&spec.instance, pid);
                 info!(instance = %spec.instance, pid, cpu = spec.cpu, "started");
-                tokio::select! {
-                    status = child.wait() => {
-                        state.set_pid(&spec.instance, None);
-                        let status = status.map_or_else(|e| e.to_string(), describe);
-                        warn!(instance = %spec.instance, %status, log = %spec.log.display(), "exited");
+                // After a restart, say when it is ready again (the first
+                // start is told by `bazaar up`'s own wait).
+                let watch_ready = restarted;
+                let health_url = spec.health_url.as_str();
+                let ready_again = async move {
+                    if !watch_ready || !ready(health_url, READY_AGAIN_WITHIN).await {
+                        std::future::pending::<()>().await;
                     }
-                    _ = stop.changed() => {
-                        terminate(&spec.instance, &mut child).await;
-                        return;
+                };
+                tokio::pin!(ready_again);
+                let mut announced = false;
+                loop {
+                    tokio::select! {
+                        status = child.wait() => {
+                            state.set_pid(&spec.instance, None);
+                            let status = status.map_or_else(|e| e.to_string(), describe);
+                            // Its last words: why it stopped, without opening the log.
+                            let last: String =
+                                log_tail(&spec.log, 1).chars().take(300).collect();
+                            warn!(instance = %spec.instance, %status, log = %spec.log.display(), %last, "exited");
+                            break;
+                        }
+                        _ = stop.changed() => {
+                            terminate(&spec.instance, &mut child).await;
+                            return;
+                        }
+                        () = &mut ready_again, if !announced => {
+                            info!(instance = %spec.instance, pid, "ready again");
+                            announced = true;
+                        }
                     }
                 }
+                restarted = true;
             }
             Err(e) => warn!(instance = %spec.instance, error = format!("{e:#}"), "cannot start"),
         }
