@@ -127,6 +127,39 @@ struct Run {
     next: AtomicU64,
     placed: AtomicU64,
     settled: AtomicU64,
+    /// True once the shop's port has been closed for GONE_AFTER: the
+    /// workers stop, and the run exits 3.
+    gone: tokio::sync::watch::Receiver<bool>,
+}
+
+/// How long the shop's port may stay closed before the run stops.
+const GONE_AFTER: Duration = Duration::from_secs(10);
+
+/// Probes the shop's `/healthz` every second; says `gone` once nothing has
+/// listened on its address for GONE_AFTER (any answer, even an error
+/// status, means it is there).
+async fn watch_for_the_shop_going(base_url: String, gone: tokio::sync::watch::Sender<bool>) {
+    let Ok(http) = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+    else {
+        return;
+    };
+    let url = format!("{base_url}/healthz");
+    let mut closed_since: Option<tokio::time::Instant> = None;
+    while !gone.is_closed() {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        match http.get(&url).send().await {
+            Err(e) if e.is_connect() => {
+                let since = *closed_since.get_or_insert_with(tokio::time::Instant::now);
+                if since.elapsed() >= GONE_AFTER {
+                    let _ = gone.send(true);
+                    return;
+                }
+            }
+            _ => closed_since = None,
+        }
+    }
 }
 
 async fn load(args: LoadArgs) -> anyhow::Result<ExitCode> {
@@ -172,6 +205,11 @@ async fn load(args: LoadArgs) -> anyhow::Result<ExitCode> {
     };
     let started = Instant::now();
     let begun = tokio::time::Instant::now();
+    let (gone_tx, gone) = tokio::sync::watch::channel(false);
+    let watchdog = tokio::spawn(watch_for_the_shop_going(
+        client.base_url().to_owned(),
+        gone_tx,
+    ));
     let run = Arc::new(Run {
         client,
         tokens,
@@ -186,6 +224,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<ExitCode> {
         next: AtomicU64::new(0),
         placed: AtomicU64::new(0),
         settled: AtomicU64::new(0),
+        gone,
     });
     let progress = {
         let run = Arc::clone(&run);
@@ -206,6 +245,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<ExitCode> {
     for worker in workers {
         outcomes.extend(worker.await.context("a load worker panicked")?);
     }
+    watchdog.abort();
     drop(progress);
 
     let report = Report::new(
@@ -258,7 +298,8 @@ async fn load(args: LoadArgs) -> anyhow::Result<ExitCode> {
 async fn worker(run: Arc<Run>) -> Vec<(Kind, Outcome)> {
     let mut outcomes = Vec::new();
     // Bounded: `next` only grows, and the plan has --orders entries.
-    while tokio::time::Instant::now() < run.deadline {
+    let mut gone = run.gone.clone();
+    while tokio::time::Instant::now() < run.deadline && !*gone.borrow() {
         let n = run.next.fetch_add(1, Ordering::Relaxed);
         let Some(&kind) = usize::try_from(n).ok().and_then(|i| run.plan.get(i)) else {
             break;
@@ -286,15 +327,22 @@ async fn worker(run: Arc<Run>) -> Vec<(Kind, Outcome)> {
             },
             payment_method: kind.payment_method(),
         };
-        let outcome = order::place_and_follow(
+        let placing = order::place_and_follow(
             &run.client,
             token,
             &order,
             run.follow,
             run.deadline,
             &run.placed,
-        )
-        .await;
+        );
+        // An order in flight when the shop went away ends with the run.
+        let outcome = tokio::select! {
+            outcome = placing => outcome,
+            _ = gone.wait_for(|gone| *gone) => Outcome::Failed {
+                label: "shop gone".into(),
+                message: format!("nothing listened at the shop's address for {GONE_AFTER:?}"),
+            },
+        };
         if matches!(outcome, Outcome::Settled { .. }) {
             run.settled.fetch_add(1, Ordering::Relaxed);
         }

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::process::Output;
+use std::time::Duration;
 
 use bazaar_testkit::{Service, Shop};
 use contracts::subjects::Team;
@@ -16,8 +17,8 @@ async fn start_shop() -> Shop {
     Shop::builder().start().await
 }
 
-/// Runs `bazaar <args>` against `shop`.
-async fn bazaar(shop: &Shop, args: &[&str]) -> Output {
+/// `bazaar <args>` against `shop`, not started yet.
+fn command(shop: &Shop, args: &[&str]) -> tokio::process::Command {
     let url = shop.http_url();
     let data_dir = shop.data_dir().display().to_string();
     let mut command = tokio::process::Command::new(BAZAAR);
@@ -30,7 +31,12 @@ async fn bazaar(shop: &Shop, args: &[&str]) -> Output {
         .env("NATS_USER", "ops")
         .env("NATS_PASSWORD", shop.nats().password_for("ops"))
         .env_remove("BAZAAR_DATA_DIR");
-    command.output().await.expect("bazaar runs")
+    command
+}
+
+/// Runs `bazaar <args>` against `shop`.
+async fn bazaar(shop: &Shop, args: &[&str]) -> Output {
+    command(shop, args).output().await.expect("bazaar runs")
 }
 
 /// The JSON object a `--json` run printed; panics with its output otherwise.
@@ -294,4 +300,45 @@ async fn load_before_seed_exits_with_2_and_says_to_seed_first() {
         stderr.contains("(seed.json missing): run `bazaar seed` first"),
         "{stderr}"
     );
+}
+
+#[tokio::test]
+async fn load_stops_soon_after_the_shop_goes_away_and_exits_3() {
+    let mut shop = start_shop().await;
+    seed(&shop).await;
+    // Hours of orders at this rate: only the shop's going away ends it.
+    let load = command(
+        &shop,
+        &[
+            "load",
+            "--orders",
+            "100000",
+            "--rate",
+            "20",
+            "--concurrency",
+            "8",
+            "--timeout",
+            "5m",
+        ],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .kill_on_drop(true)
+    .spawn()
+    .expect("bazaar load starts");
+
+    let streams = shop.streams().await;
+    bazaar_testkit::wait_until(Duration::from_secs(30), "load places orders", || async {
+        streams.message_count(Team::Checkout.stream()).await >= 3
+    })
+    .await;
+    shop.stop(Service::Edge);
+    let output = tokio::time::timeout(Duration::from_secs(90), load.wait_with_output())
+        .await
+        .expect("load stops within 90 s of the shop going away")
+        .expect("load's output");
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("stopped answering"), "{stderr}");
 }
