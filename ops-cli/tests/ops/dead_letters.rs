@@ -10,7 +10,9 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use bazaar_testkit::api::{NewProduct, Product};
 use bazaar_testkit::{wait_for, Api, Service, Shop, Streams};
-use contracts::subjects::{dlq_subject, durable, evt, ops, CHECKOUT_SVC, WAREHOUSE_SVC};
+use contracts::subjects::{
+    dlq_subject, durable, evt, ops, CHECKOUT_SVC, DLQ_SUBJECTS, WAREHOUSE_SVC,
+};
 use contracts::Team;
 use platform::control::{ControlErrorKind, ControlReply, RedeliverRequest, Redelivered};
 use platform::dlq::{self, Letter};
@@ -62,7 +64,7 @@ async fn a_poison_event_is_listed_shown_kept_when_retry_fails_and_dropped() {
     let edge_letter = wait_for_dead_letter(&shop, "edge.product", seq).await;
     let checkout_letter = wait_for_dead_letter(&shop, "checkout-svc", seq).await;
     let shown = bazaar(&shop, &["dlq", "show", &edge_letter.to_string()]).await;
-    let tailed = bazaar(&shop, &["tail", "dlq.>", "--json"]).await;
+    let tailed = bazaar(&shop, &["tail", DLQ_SUBJECTS, "--json"]).await;
     let retried = bazaar(
         &shop,
         &[

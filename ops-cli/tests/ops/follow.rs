@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use bazaar_testkit::{wait_until, Api, Shop, Streams};
+use contracts::Team;
 
 use crate::support::{publish_updates, spawn_bazaar, stocked};
 
@@ -16,7 +17,13 @@ async fn tail_follow_carries_on_after_the_broker_restarts() {
     let err_path = dir.path().join("tail.err");
     let mut tail = spawn_bazaar(
         &shop,
-        &["tail", "evt.product.>", "--follow", "--since", "1h"],
+        &[
+            "tail",
+            Team::Product.event_prefix(),
+            "--follow",
+            "--since",
+            "1h",
+        ],
         std::fs::File::create(&out_path).expect("out file"),
         std::fs::File::create(&err_path).expect("err file"),
     );
