@@ -123,7 +123,11 @@ pub fn run(args: DlqArgs) -> anyhow::Result<ExitCode> {
             DlqCommand::List => list(&js, args.json).await,
             DlqCommand::Show { id } => show(&js, id, args.json).await,
             DlqCommand::Retry { which, timeout } => {
-                let ids = chosen(&js, &which).await?;
+                let mut ids = chosen(&js, &which).await?;
+                // In the order they were dead-lettered: an order's events
+                // are then handled in the order they first came.
+                ids.sort_unstable();
+                ids.dedup();
                 warn_of_letters_left_behind(&js, &ids).await;
                 let mut done = Done::default();
                 for id in ids {
@@ -315,13 +319,20 @@ async fn warn_of_letters_left_behind(js: &Context, ids: &[u64]) {
             .map(|o| o.id.to_string())
             .collect();
         if !others.is_empty() {
+            let mut together: Vec<u64> = all
+                .iter()
+                .filter(|o| o.service == letter.service && o.about.as_ref() == Some(about))
+                .map(|o| o.id)
+                .collect();
+            together.sort_unstable();
+            let together: Vec<String> = together.iter().map(u64::to_string).collect();
             eprintln!(
                 "warning: dead letter(s) {} of {} about {about} stay behind; retry them \
-                 together, in order (bazaar dlq retry {} {})",
+                 together (bazaar dlq retry {}): they are handled in the order they were \
+                 dead-lettered",
                 others.join(", "),
                 letter.service,
-                letter.id,
-                others.join(" ")
+                together.join(" ")
             );
         }
     }

@@ -839,5 +839,31 @@ async fn up_on_postgres_gives_each_service_a_database_and_the_data_dir_remembers
     // The same shop starts again on its databases.
     up.start_again(&["--postgres", &shop_url]);
     up.wait_until_up().await;
-    stop(up).await;
+    up.signal(Signal::SIGINT);
+    assert!(up.wait_for_exit().await.success(), "{}", up.output());
+
+    // A database that is gone is not made again, empty, under the streams
+    // that remember its state.
+    sqlx::query(&format!("DROP DATABASE \"{name}_finance\" WITH (FORCE)"))
+        .execute(&mut conn)
+        .await
+        .expect("a database dropped");
+    let gone = run(
+        &up.sandbox.bin(),
+        &[
+            "up",
+            "--data-dir",
+            &up.sandbox.data_arg(),
+            "--http-addr",
+            "127.0.0.1:0",
+            "--postgres",
+            &shop_url,
+        ],
+    );
+    assert_eq!(gone.status.code(), Some(2), "{}", stderr(&gone));
+    assert!(
+        stderr(&gone).contains(&format!("{name}_finance of the shop")),
+        "{}",
+        stderr(&gone)
+    );
 }

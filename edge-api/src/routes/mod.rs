@@ -71,17 +71,27 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// A customer's basket and orders are theirs alone: no cache (a browser's,
-/// a proxy's) keeps a copy of them, unless the route said otherwise.
+/// a proxy's) keeps a copy of them (`no-store`, added to a route's own
+/// directive).
 async fn private_answers_not_stored(request: Request, next: Next) -> Response {
     let private = ["/api/v1/basket", "/api/v1/orders"]
         .iter()
         .any(|prefix| request.uri().path().starts_with(prefix));
     let mut response = next.run(request).await;
-    if private && !response.headers().contains_key(header::CACHE_CONTROL) {
-        response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if !private {
+        return response;
     }
+    // A route's own directive (the event stream's `no-cache`) is kept.
+    let value = match response.headers().get(header::CACHE_CONTROL) {
+        None => HeaderValue::from_static("no-store"),
+        Some(own) if own.to_str().is_ok_and(|v| v.contains("no-store")) => return response,
+        Some(own) => {
+            let own = own.to_str().unwrap_or_default();
+            HeaderValue::from_str(&format!("{own}, no-store"))
+                .unwrap_or(HeaderValue::from_static("no-store"))
+        }
+    };
+    response.headers_mut().insert(header::CACHE_CONTROL, value);
     response
 }
 

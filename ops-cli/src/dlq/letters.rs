@@ -74,7 +74,16 @@ impl DeadLetter {
             error: get(dlq::H_ERROR),
             event_type: field("type"),
             event_id: field("id"),
-            about: field("subject"),
+            // The envelope's subject; without one (a letter that failed
+            // for lacking it), the order its data names.
+            about: field("subject").or_else(|| {
+                envelope
+                    .as_ref()
+                    .and_then(|v| v.get("data"))
+                    .and_then(|d| d.get("order_id").or_else(|| d.get("product_id")))
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned)
+            }),
             payload: String::from_utf8_lossy(payload).into_owned(),
         }
     }

@@ -7,7 +7,8 @@
 //! store and the services' databases belong together, so starting it on
 //! other databases would pair the events of one shop with the state of
 //! another (or with none). Such a start is refused, as is a first start on
-//! databases that already exist (another shop's, most likely).
+//! databases that already exist (another shop's, most likely), and a later
+//! one whose databases are gone.
 
 use std::collections::BTreeMap;
 use std::io::ErrorKind;
@@ -18,7 +19,7 @@ use anyhow::Context;
 use contracts::subjects::SERVICES;
 use reqwest::Url;
 use sqlx::{Connection, Executor, PgConnection};
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::exit::{unreachable, usage};
 
@@ -97,25 +98,42 @@ pub async fn prepare(data_dir: &Path, postgres: Option<&str>) -> anyhow::Result<
                 server.example_other_name(),
             )));
         }
-        // Before creating anything, so a start that fails half-way is
-        // taken up again by the next one.
-        write_marker(&marker, &wanted)?;
     }
     let existing = server.existing(&mut conn).await?;
-    let mut urls = BTreeMap::new();
-    for service in SERVICES {
-        let name = server.database_of(service);
-        if !existing.contains(&name) {
-            if !fresh {
-                warn!(database = %name, "missing; creating it empty (its service's state is gone)");
-            }
-            conn.execute(format!("CREATE DATABASE \"{name}\"").as_str())
-                .await
-                .with_context(|| format!("cannot create database {name} on {}", server.host()))?;
-            info!(database = %name, "created");
-        }
-        urls.insert(service, server.url_of(&name));
+    let missing: Vec<String> = SERVICES
+        .iter()
+        .map(|s| server.database_of(s))
+        .filter(|name| !existing.contains(name))
+        .collect();
+    if !fresh && !missing.is_empty() {
+        // Its service's state is gone while the streams remember it: an
+        // empty database would, say, issue invoice numbers again.
+        return Err(usage(format!(
+            "database{} {} of the shop in {} {} gone from {}: restore {} from a backup, \
+             or start a new shop (another --data-dir and database name)",
+            if missing.len() == 1 { "" } else { "s" },
+            missing.join(", "),
+            data_dir.display(),
+            if missing.len() == 1 { "is" } else { "are" },
+            server.host(),
+            if missing.len() == 1 { "it" } else { "them" },
+        )));
     }
+    for name in &missing {
+        conn.execute(format!("CREATE DATABASE \"{name}\"").as_str())
+            .await
+            .with_context(|| format!("cannot create database {name} on {}", server.host()))?;
+        info!(database = %name, "created");
+    }
+    // Once every database is there: a first start that failed half-way
+    // is refused next time for the databases it made ("already exist").
+    if fresh {
+        write_marker(&marker, &wanted)?;
+    }
+    let urls = SERVICES
+        .iter()
+        .map(|s| (*s, server.url_of(&server.database_of(s))))
+        .collect();
     let _ = conn.close().await;
     Ok(Databases {
         urls,
@@ -218,6 +236,12 @@ impl Server {
         let url = self.url_of("postgres");
         match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect(&url)).await {
             Ok(Ok(conn)) => Ok(conn),
+            // The server answered and refused (no such role, a wrong
+            // password): the URL is wrong, not the server away.
+            Ok(Err(e @ sqlx::Error::Database(_))) => Err(usage(format!(
+                "PostgreSQL at {} refused the connection: {e}",
+                self.host()
+            ))),
             Ok(Err(e)) => Err(unreachable(format!(
                 "cannot connect to PostgreSQL at {}: {e}",
                 self.host()

@@ -300,6 +300,13 @@ async fn the_live_updates_end_when_the_token_expires() {
         .await
         .expect("the stream opens");
     assert_eq!(answer.status(), 200);
+    let cache = answer
+        .headers()
+        .get("cache-control")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(cache.contains("no-store"), "{cache}");
     // Without the token's end the stream would run its 600 s.
     let body = tokio::time::timeout(Duration::from_secs(30), answer.text())
         .await
