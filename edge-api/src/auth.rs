@@ -128,6 +128,16 @@ fn still_valid(claims: &Claims, now_ms: u64) -> bool {
         .is_ok_and(|exp| now_ms <= exp.saturating_add(LEEWAY_SECS).saturating_mul(1000))
 }
 
+/// How much longer a token with these claims is accepted (zero once it
+/// is not): what a long-lived answer, such as an event stream, may last.
+pub fn time_left(claims: &Claims) -> std::time::Duration {
+    let end_ms = u64::try_from(claims.exp)
+        .unwrap_or(0)
+        .saturating_add(LEEWAY_SECS)
+        .saturating_mul(1000);
+    std::time::Duration::from_millis(end_ms.saturating_sub(now_ms()))
+}
+
 /// The token of an `Authorization: Bearer <token>` header (the scheme in
 /// any case, RFC 9110 §11.1).
 fn bearer(parts: &Parts) -> Result<&str, ApiError> {

@@ -62,8 +62,9 @@ enum DlqCommand {
     /// one that goes through is deleted, the others are kept
     #[command(
         after_help = "Examples:\n  bazaar dlq retry 42 43\n  bazaar dlq retry --all --timeout 10m --json\n\n\
-        Retry an order's events in stream order (as `list` shows them): a later\n\
-        event retried first is handled as arriving late."
+        Letters are retried in the order they were dead-lettered (as `list` shows\n\
+        them), whatever the order given; retry an order's letters together (ABOUT\n\
+        in `list`): a later event retried alone first is handled as arriving late."
     )]
     Retry {
         #[command(flatten)]

@@ -3,30 +3,28 @@
 //! reaches, merged in time order. Reads through ordered (ephemeral)
 //! consumers, so it leaves nothing behind on the broker.
 
+mod printer;
+mod reader;
 mod subjects;
 mod summary;
 
 use std::collections::VecDeque;
-use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use async_nats::jetstream::consumer::pull::OrderedConfig;
 use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::{self, Context};
-use async_nats::HeaderMap;
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use contracts::subjects::{DLQ_STREAM, DLQ_SUBJECTS};
 use contracts::Team;
-use futures::StreamExt;
-use platform::dlq;
 use tokio::sync::mpsc;
 
 use crate::connect::ConnectArgs;
 use crate::duration::parse_duration;
 use crate::exit;
-use crate::time::{format_time, parse_time, to_chrono};
+use crate::time::parse_time;
+use printer::Printer;
+use reader::{open, AbortOnDrop, Item};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -80,18 +78,6 @@ pub struct TailArgs {
     limit: Option<u64>,
     #[command(flatten)]
     connect: ConnectArgs,
-}
-
-/// One stored message.
-struct Item {
-    source: usize,
-    seq: u64,
-    time: DateTime<Utc>,
-    subject: String,
-    payload: Bytes,
-    headers: Option<HeaderMap>,
-    /// Messages of the filter after this one, when it was delivered.
-    pending: u64,
 }
 
 struct Source {
@@ -272,343 +258,6 @@ async fn tail(
             return Ok(());
         }
     }
-}
-
-/// Stops a reader when the tail ends.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-struct Reader {
-    index: usize,
-    js: Context,
-    stream: String,
-    filter_subjects: Vec<String>,
-    /// Where the first consumer started; a consumer made again after an
-    /// interruption starts after the last message read instead.
-    policy: DeliverPolicy,
-    consumer: Option<jetstream::consumer::Consumer<OrderedConfig>>,
-}
-
-/// Creates the stream's ordered consumer: the stream's end sequence, what
-/// the consumer owes, and its reader.
-async fn open(
-    js: &Context,
-    index: usize,
-    stream: &str,
-    filter: &str,
-    deliver_policy: DeliverPolicy,
-) -> anyhow::Result<(u64, u64, Reader)> {
-    let mut handle = js
-        .get_stream(stream)
-        .await
-        .map_err(|e| anyhow::anyhow!("stream {stream}: {e}"))?;
-    let end_seq = handle
-        .info()
-        .await
-        .map_err(|e| anyhow::anyhow!("stream {stream}: {e}"))?
-        .state
-        .last_sequence;
-    // A filter that covers the whole stream is left out: the server wants
-    // a consumer's filter to lie within the stream's subjects.
-    let filter_subjects = if subjects::subset(stream_subjects(stream), filter) {
-        Vec::new()
-    } else {
-        vec![filter.to_owned()]
-    };
-    // `New` would skip what is published while a consumer is made again.
-    let policy = match deliver_policy {
-        DeliverPolicy::New => DeliverPolicy::ByStartSequence {
-            start_sequence: end_seq + 1,
-        },
-        other => other,
-    };
-    let consumer = ordered(js, stream, &filter_subjects, deliver_policy).await?;
-    let owed = consumer.cached_info().num_pending;
-    let reader = Reader {
-        index,
-        js: js.clone(),
-        stream: stream.to_owned(),
-        filter_subjects,
-        policy,
-        consumer: Some(consumer),
-    };
-    Ok((end_seq, owed, reader))
-}
-
-async fn ordered(
-    js: &Context,
-    stream: &str,
-    filter_subjects: &[String],
-    deliver_policy: DeliverPolicy,
-) -> anyhow::Result<jetstream::consumer::Consumer<OrderedConfig>> {
-    js.create_consumer_on_stream(
-        OrderedConfig {
-            filter_subjects: filter_subjects.to_vec(),
-            deliver_policy,
-            ..Default::default()
-        },
-        stream,
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("reading {stream}: {e}"))
-}
-
-/// Interruptions in a row (a broker restart, a lost consumer) a reader
-/// rides out, a second apart, before the tail fails.
-const READER_RETRIES: u32 = 30;
-
-impl Reader {
-    /// Sends every message to `sender`. When the broker loses its consumer
-    /// (a restart), makes another that starts after the last message read,
-    /// so a `--follow` carries on where it was.
-    async fn run(mut self, sender: mpsc::Sender<anyhow::Result<Item>>) {
-        let mut last_seq: Option<u64> = None;
-        let mut failures: u32 = 0;
-        loop {
-            let error = match self.read(&sender, &mut last_seq, &mut failures).await {
-                Ok(()) => return,
-                Err(error) => error,
-            };
-            failures += 1;
-            let resume = last_seq.map_or(String::new(), |seq| {
-                format!("; the last event read was {}#{seq}", self.stream)
-            });
-            if failures > READER_RETRIES {
-                let hint = last_seq.map_or(String::new(), |seq| {
-                    format!(" (resume with --from-seq {})", seq + 1)
-                });
-                let _ = sender
-                    .send(Err(anyhow::anyhow!("{error:#}{resume}{hint}")))
-                    .await;
-                return;
-            }
-            eprintln!(
-                "tail: reading {} interrupted ({error:#}){resume}; resuming",
-                self.stream
-            );
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    }
-
-    /// Reads until the consumer fails (Err) or the tail ends (Ok).
-    async fn read(
-        &mut self,
-        sender: &mpsc::Sender<anyhow::Result<Item>>,
-        last_seq: &mut Option<u64>,
-        failures: &mut u32,
-    ) -> anyhow::Result<()> {
-        let consumer = match self.consumer.take() {
-            Some(consumer) => consumer,
-            None => {
-                let policy = match *last_seq {
-                    Some(seq) => DeliverPolicy::ByStartSequence {
-                        start_sequence: seq + 1,
-                    },
-                    None => self.policy,
-                };
-                ordered(&self.js, &self.stream, &self.filter_subjects, policy).await?
-            }
-        };
-        let mut messages = consumer
-            .messages()
-            .await
-            .map_err(|e| anyhow::anyhow!("reading: {e}"))?;
-        while let Some(next) = messages.next().await {
-            let message = next.map_err(|e| anyhow::anyhow!("reading: {e}"))?;
-            let info = message
-                .info()
-                .map_err(|e| anyhow::anyhow!("message without metadata: {e}"))?;
-            *last_seq = Some(info.stream_sequence);
-            *failures = 0;
-            let item = Item {
-                source: self.index,
-                seq: info.stream_sequence,
-                time: to_chrono(info.published),
-                pending: info.pending,
-                subject: message.subject.to_string(),
-                payload: message.payload.clone(),
-                headers: message.headers.clone(),
-            };
-            if sender.send(Ok(item)).await.is_err() {
-                return Ok(());
-            }
-        }
-        anyhow::bail!("the stream's messages ended")
-    }
-}
-
-/// Filters and prints items; counts toward `--limit`.
-struct Printer {
-    event_type: Option<String>,
-    order: Option<String>,
-    json: bool,
-    limit: Option<u64>,
-    printed: u64,
-}
-
-impl Printer {
-    fn new(args: &TailArgs) -> Printer {
-        Printer {
-            event_type: args.event_type.clone(),
-            order: args.order.clone(),
-            json: args.json,
-            limit: args.limit,
-            printed: 0,
-        }
-    }
-
-    /// Prints the oldest queued item; false when the tail should stop.
-    fn print_next(&mut self, sources: &mut [Source]) -> anyhow::Result<bool> {
-        let oldest = sources
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| s.queue.front().map(|item| (item.time, i)))
-            .min();
-        let Some((_, index)) = oldest else {
-            return Ok(true);
-        };
-        let stream = sources[index].stream.clone();
-        match sources[index].queue.pop_front() {
-            Some(item) => self.print(&stream, item),
-            None => Ok(true),
-        }
-    }
-
-    /// Prints one item if it passes the filters; false when the tail
-    /// should stop (limit reached, or nobody reads stdout any more).
-    fn print(&mut self, stream: &str, item: Item) -> anyhow::Result<bool> {
-        if self.limit.is_some_and(|limit| self.printed >= limit) {
-            return Ok(false);
-        }
-        let line = match contracts::catalog::decode_any(&item.payload) {
-            Ok(envelope) => {
-                if !self.wanted(&envelope) {
-                    return Ok(true);
-                }
-                if self.json {
-                    // The stored document, compacted to one line: unknown
-                    // fields of newer versions survive.
-                    let value: serde_json::Value = serde_json::from_slice(&item.payload)?;
-                    match dead_letter_json(&item) {
-                        // A dead letter: where it came from, and the event.
-                        Some(mut letter) => {
-                            letter["event"] = value;
-                            serde_json::to_string(&letter)?
-                        }
-                        None => serde_json::to_string(&value)?,
-                    }
-                } else {
-                    let short = envelope
-                        .event_type
-                        .strip_prefix("bazaar.")
-                        .unwrap_or(&envelope.event_type)
-                        .to_owned();
-                    let mut summary = summary::summarize(&envelope.data, &envelope.subject);
-                    if let Some(dead) = dead_letter_note(&item) {
-                        summary = format!("{dead} | {summary}");
-                    }
-                    format!(
-                        "{}  {stream}#{}  {short}  {}  {summary}",
-                        format_time(&envelope.time),
-                        item.seq,
-                        envelope.subject
-                    )
-                }
-            }
-            Err(error) => {
-                if self.event_type.is_some() || self.order.is_some() {
-                    return Ok(true);
-                }
-                if self.json {
-                    // Undecodable is what many dead letters are: shown, with
-                    // why, rather than left out.
-                    let mut line = dead_letter_json(&item).unwrap_or_else(|| {
-                        serde_json::json!({
-                            "stream": stream,
-                            "seq": item.seq,
-                            "subject": item.subject,
-                            "time": format_time(&item.time),
-                        })
-                    });
-                    line["error"] = format!("not a Bazaar event: {error}").into();
-                    line["payload"] = String::from_utf8_lossy(&item.payload).into();
-                    serde_json::to_string(&line)?
-                } else {
-                    let dead = dead_letter_note(&item).unwrap_or_default();
-                    format!(
-                        "{}  {stream}#{}  ?  {}  undecodable: {error} {dead}",
-                        format_time(&item.time),
-                        item.seq,
-                        item.subject
-                    )
-                }
-            }
-        };
-        self.printed += 1;
-        let mut out = std::io::stdout().lock();
-        match writeln!(out, "{line}") {
-            Ok(()) => Ok(self.limit.is_none_or(|limit| self.printed < limit)),
-            // `bazaar tail | head`: the reader is gone, which ends the tail.
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    fn wanted(&self, envelope: &contracts::RawEnvelope) -> bool {
-        if let Some(wanted) = &self.event_type {
-            if !type_matches(&envelope.event_type, wanted) {
-                return false;
-            }
-        }
-        if let Some(order) = &self.order {
-            let data_order = envelope.data.get("order_id").and_then(|v| v.as_str());
-            if envelope.subject != *order && data_order != Some(order.as_str()) {
-                return false;
-            }
-        }
-        true
-    }
-}
-
-/// A dead letter's stored place and origin, from its headers, as JSON.
-fn dead_letter_json(item: &Item) -> Option<serde_json::Value> {
-    let headers = item.headers.as_ref()?;
-    let get = |name: &str| headers.get(name).map(|v| v.as_str().to_owned());
-    let consumer = get(dlq::H_CONSUMER)?;
-    Some(serde_json::json!({
-        "stream": DLQ_STREAM,
-        "seq": item.seq,
-        "subject": item.subject,
-        "time": format_time(&item.time),
-        "dead_letter": {
-            "service": get(dlq::H_SERVICE),
-            "consumer": consumer,
-            "stream": get(dlq::H_STREAM),
-            "seq": get(dlq::H_SEQ).and_then(|s| s.parse::<u64>().ok()),
-            "subject": get(dlq::H_SUBJECT),
-            "deliveries": get(dlq::H_DELIVERIES).and_then(|s| s.parse::<u64>().ok()),
-            "error": get(dlq::H_ERROR),
-        },
-    }))
-}
-
-/// Where a dead letter came from and why, from its headers.
-fn dead_letter_note(item: &Item) -> Option<String> {
-    let headers = item.headers.as_ref()?;
-    let get = |name: &str| headers.get(name).map(|v| v.as_str().to_owned());
-    let consumer = get(dlq::H_CONSUMER)?;
-    Some(format!(
-        "dead letter of {}/{consumer} ({}#{}): {}",
-        get(dlq::H_SERVICE).unwrap_or_default(),
-        get(dlq::H_STREAM).unwrap_or_default(),
-        get(dlq::H_SEQ).unwrap_or_default(),
-        get(dlq::H_ERROR).unwrap_or_default()
-    ))
 }
 
 /// Refuses a `--type` that no event of the catalog has: it would print

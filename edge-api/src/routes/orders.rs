@@ -347,16 +347,9 @@ pub async fn updates(
     let mut watches = state.views.order_watches();
     let seen = positions(&mut watches);
     let first = find(&state, order_id, &caller.sub).await?;
-    // Not past what the token allows: the stream ends when it expires (with
-    // the edge's 5 s of skew), as a new request with it would be refused.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let token_left = u64::try_from(caller.exp)
-        .unwrap_or(0)
-        .saturating_add(5)
-        .saturating_sub(now);
-    let limit = STREAM_LIMIT.min(Duration::from_secs(token_left));
+    // Not past what the token allows: the stream ends when it expires, as
+    // a new request with it would be refused.
+    let limit = STREAM_LIMIT.min(crate::auth::time_left(&caller));
     let (tx, rx) = tokio::sync::mpsc::channel::<Event>(8);
     tokio::spawn(follow(
         state,

@@ -103,25 +103,6 @@ impl Supervisor {
 /// How long a restarted child may take to be ready before nothing is said.
 const READY_AGAIN_WITHIN: Duration = Duration::from_secs(120);
 
-/// Whether `GET <health_url>/readyz` answers 200 within `within`.
-async fn ready(health_url: &str, within: Duration) -> bool {
-    let Ok(http) = reqwest::Client::builder()
-        .timeout(Duration::from_secs(2))
-        .build()
-    else {
-        return false;
-    };
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        let answer = http.get(format!("{health_url}/readyz")).send().await;
-        if answer.is_ok_and(|a| a.status() == reqwest::StatusCode::OK) {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    false
-}
-
 async fn supervise(
     spec: ChildSpec,
     state: Arc<UpState>,
@@ -144,7 +125,9 @@ async fn supervise(
                 let watch_ready = restarted;
                 let health_url = spec.health_url.as_str();
                 let ready_again = async move {
-                    if !watch_ready || !ready(health_url, READY_AGAIN_WITHIN).await {
+                    if !watch_ready
+                        || !super::ready::ready_within(health_url, READY_AGAIN_WITHIN).await
+                    {
                         std::future::pending::<()>().await;
                     }
                 };

@@ -63,6 +63,25 @@ pub async fn wait_until_ready(specs: &[ChildSpec], timeout: Duration) -> anyhow:
     Ok(())
 }
 
+/// Whether `GET <health_url>/readyz` answers 200 within `within`.
+pub async fn ready_within(health_url: &str, within: Duration) -> bool {
+    let Ok(http) = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+    else {
+        return false;
+    };
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        let answer = http.get(format!("{health_url}/readyz")).send().await;
+        if answer.is_ok_and(|a| a.status() == reqwest::StatusCode::OK) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    false
+}
+
 /// An error and its sources, e.g. `error sending request: connection refused`.
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
