@@ -106,6 +106,9 @@ pub async fn handle_checked<H: DynHandler + ?Sized>(
 #[derive(Debug, Clone)]
 pub struct ConsumerHealth {
     pub durable: String,
+    /// The stream it reads, for readiness to see whether a stream that was
+    /// missing exists now.
+    pub stream: &'static str,
     state: Arc<tokio::sync::watch::Sender<Pulling>>,
 }
 
@@ -124,9 +127,10 @@ pub enum Pulling {
 }
 
 impl ConsumerHealth {
-    pub fn new(durable: &str) -> ConsumerHealth {
+    pub fn new(durable: &str, stream: &'static str) -> ConsumerHealth {
         ConsumerHealth {
             durable: durable.to_owned(),
+            stream,
             state: Arc::new(tokio::sync::watch::Sender::new(Pulling::Starting)),
         }
     }
@@ -135,7 +139,9 @@ impl ConsumerHealth {
         self.state.borrow().clone()
     }
 
-    /// Whether the loop takes every delivery there is.
+    /// Whether the loop takes every delivery there is, as far as it knows:
+    /// with [`Pulling::NoStream`] the stream may have been created since the
+    /// loop last looked (readiness checks).
     pub fn is_ready(&self) -> bool {
         matches!(*self.state.borrow(), Pulling::Yes | Pulling::NoStream)
     }

@@ -19,6 +19,7 @@ use crate::projection::ProjectionHandle;
 #[derive(Clone)]
 pub struct Readiness {
     pub nats: async_nats::Client,
+    pub js: async_nats::jetstream::Context,
     pub db: Db,
     pub projections: Arc<Vec<ProjectionHandle>>,
     pub consumers: Arc<Vec<ConsumerHealth>>,
@@ -67,15 +68,25 @@ async fn ready(State(r): State<Readiness>) -> impl IntoResponse {
         .collect();
     // A consumer whose durable cannot be declared (someone changed it by
     // hand, its user lacks a permission) takes nothing until that is fixed.
-    let not_pulling: Vec<serde_json::Value> = r
-        .consumers
-        .iter()
-        .filter(|c| !c.is_ready())
-        .map(|c| match c.pulling() {
-            Pulling::Interrupted(error) => json!({"durable": c.durable, "error": error}),
-            _ => json!({"durable": c.durable}),
-        })
-        .collect();
+    let mut not_pulling = Vec::new();
+    for c in r.consumers.iter() {
+        match c.pulling() {
+            Pulling::Yes => {}
+            // Waiting for another team's stream: ready while it is missing,
+            // not once it exists and the durable is still to be declared
+            // (the loop looks again within seconds).
+            Pulling::NoStream => {
+                if r.js.get_stream(c.stream).await.is_ok() {
+                    not_pulling.push(json!({"durable": c.durable,
+                        "error": format!("{} exists now; declaring the consumer", c.stream)}));
+                }
+            }
+            Pulling::Interrupted(error) => {
+                not_pulling.push(json!({"durable": c.durable, "error": error}))
+            }
+            Pulling::Starting => not_pulling.push(json!({"durable": c.durable})),
+        }
+    }
     let ok = nats && db && behind.is_empty() && interrupted.is_empty() && not_pulling.is_empty();
     let status = if ok {
         StatusCode::OK

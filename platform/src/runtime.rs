@@ -194,7 +194,7 @@ impl Runtime {
             durable: spec.durable.clone(),
             handler: handler.clone(),
         });
-        let health = ConsumerHealth::new(&spec.durable);
+        let health = ConsumerHealth::new(&spec.durable, spec.stream);
         self.consumers.push(health.clone());
         let (js, service, stop) = (self.js.clone(), self.service, self.intake.clone());
         let task = tokio::spawn(async move {
@@ -261,6 +261,7 @@ impl Runtime {
     pub fn health_router(&self) -> axum::Router {
         crate::health::router(Readiness {
             nats: self.nats.clone(),
+            js: self.js.clone(),
             db: self.db.clone(),
             projections: Arc::new(self.projections.clone()),
             consumers: Arc::new(self.consumers.clone()),

@@ -324,49 +324,58 @@ impl Shop {
         for &n in which {
             self.instances[n].process.spawn()?;
         }
-        for &n in which {
-            let mut port_retries = 3;
-            let deadline = Instant::now() + self.ready_timeout;
-            loop {
-                let process = &mut self.instances[n].process;
-                if let Some(status) = process.exit_status() {
-                    let tail = process.log_tail(30);
-                    if port_retries > 0 && tail.contains("in use") {
-                        port_retries -= 1;
-                        let port = free_port().context("cannot find a free port")?;
-                        process
-                            .env
-                            .insert("BAZAAR_HTTP_ADDR".to_owned(), format!("127.0.0.1:{port}"));
-                        process.spawn()?;
-                        continue;
-                    }
-                    bail!(
-                        "{} exited ({status}) before it was ready; its log ends with:\n{tail}",
-                        process.instance
-                    );
-                }
-                let addr = process
-                    .env
-                    .get("BAZAAR_HTTP_ADDR")
-                    .cloned()
-                    .unwrap_or_default();
-                let ready = self.http.get(format!("http://{addr}/readyz")).send().await;
-                if ready.is_ok_and(|r| r.status() == reqwest::StatusCode::OK) {
-                    break;
-                }
-                if Instant::now() > deadline {
-                    let process = &self.instances[n].process;
-                    bail!(
-                        "{} did not answer GET /readyz with 200 within {:?}; its log ends with:\n{}",
-                        process.instance,
-                        self.ready_timeout,
-                        process.log_tail(30)
-                    );
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
+        // Twice: an instance found ready before another team's service had
+        // created the stream it consumes is ready only once it declared its
+        // consumer there, which the second pass sees.
+        for _pass in 0..2 {
+            for &n in which {
+                self.wait_ready(n).await?;
             }
         }
         Ok(())
+    }
+
+    async fn wait_ready(&mut self, n: usize) -> anyhow::Result<()> {
+        let mut port_retries = 3;
+        let deadline = Instant::now() + self.ready_timeout;
+        loop {
+            let process = &mut self.instances[n].process;
+            if let Some(status) = process.exit_status() {
+                let tail = process.log_tail(30);
+                if port_retries > 0 && tail.contains("in use") {
+                    port_retries -= 1;
+                    let port = free_port().context("cannot find a free port")?;
+                    process
+                        .env
+                        .insert("BAZAAR_HTTP_ADDR".to_owned(), format!("127.0.0.1:{port}"));
+                    process.spawn()?;
+                    continue;
+                }
+                bail!(
+                    "{} exited ({status}) before it was ready; its log ends with:\n{tail}",
+                    process.instance
+                );
+            }
+            let addr = process
+                .env
+                .get("BAZAAR_HTTP_ADDR")
+                .cloned()
+                .unwrap_or_default();
+            let ready = self.http.get(format!("http://{addr}/readyz")).send().await;
+            if ready.is_ok_and(|r| r.status() == reqwest::StatusCode::OK) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let process = &self.instances[n].process;
+                bail!(
+                    "{} did not answer GET /readyz with 200 within {:?}; its log ends with:\n{}",
+                    process.instance,
+                    self.ready_timeout,
+                    process.log_tail(30)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 

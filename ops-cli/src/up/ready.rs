@@ -11,13 +11,25 @@ use tracing::info;
 
 use super::children::{self, ChildSpec};
 
-/// Polls every instance's `GET /readyz` until all answer 200.
+/// Polls every instance's `GET /readyz` until all answer 200, then once
+/// more: an instance found ready before another team's service had created
+/// the stream it consumes is ready only once it declared its consumer there.
 pub async fn wait_until_ready(specs: &[ChildSpec], timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    wait_all(specs, deadline, timeout, true).await?;
+    wait_all(specs, deadline, timeout, false).await
+}
+
+async fn wait_all(
+    specs: &[ChildSpec],
+    deadline: Instant,
+    timeout: Duration,
+    announce: bool,
+) -> anyhow::Result<()> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(2))
         .build()
         .context("cannot build an HTTP client")?;
-    let deadline = Instant::now() + timeout;
     let mut waiting: Vec<&ChildSpec> = specs.iter().collect();
     let mut last_error: BTreeMap<String, String> = BTreeMap::new();
     while !waiting.is_empty() {
@@ -25,7 +37,9 @@ pub async fn wait_until_ready(specs: &[ChildSpec], timeout: Duration) -> anyhow:
         for spec in waiting {
             match http.get(format!("{}/readyz", spec.health_url)).send().await {
                 Ok(answer) if answer.status() == reqwest::StatusCode::OK => {
-                    info!(instance = %spec.instance, "ready")
+                    if announce {
+                        info!(instance = %spec.instance, "ready")
+                    }
                 }
                 Ok(answer) => {
                     last_error.insert(

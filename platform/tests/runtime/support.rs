@@ -248,7 +248,7 @@ pub fn start_watched<H: EventHandler>(
     handler: H,
 ) -> (Running, ConsumerHealth) {
     let stop = CancellationToken::new();
-    let health = ConsumerHealth::new(&spec.durable);
+    let health = ConsumerHealth::new(&spec.durable, spec.stream);
     let task = tokio::spawn(platform::consumer::run(
         js.clone(),
         SERVICE,

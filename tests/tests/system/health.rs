@@ -3,9 +3,10 @@
 //! and the pages.
 
 use bazaar_testkit::api::NewProduct;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use bazaar_testkit::{wait_until, Api, Shop};
+use bazaar_testkit::{wait_until, Api, Service, Shop};
+use contracts::Team;
 use reqwest::Method;
 use serde_json::Value;
 
@@ -186,4 +187,51 @@ async fn the_openapi_document_describes_every_route_the_edge_serves() {
     assert_eq!(docs.content_type(), "text/html");
     let home = api.get("/").await.expect(200);
     assert_eq!(home.content_type(), "text/html");
+}
+
+/// A service started before the team whose stream it consumes is ready at
+/// once (there is nothing to take), but once that stream exists it is ready
+/// only after it declared its consumer there: "ready" never hides a missing
+/// consumer (`bazaar streams apply --dry-run` would name it).
+#[tokio::test]
+async fn a_consumer_of_a_stream_created_later_is_ready_only_once_declared() {
+    let shop = Shop::builder().services([Service::Warehouse]).start().await;
+    let _logs = shop.logs_on_failure();
+    let warehouse = Api::new(shop.health_url("warehouse-svc-0"));
+    let js = async_nats::jetstream::new(shop.nats().connect().await);
+    let checkout = Team::Checkout.stream();
+    assert!(js.get_stream(checkout).await.is_err(), "no checkout yet");
+    warehouse.get("/readyz").await.expect(200);
+
+    platform::streams::ensure(&js, platform::streams::event_stream(Team::Checkout, 1))
+        .await
+        .expect("checkout's stream declared");
+
+    // Readiness first, then the consumer: a 200 before the consumer exists
+    // is the lie this test is about.
+    let durable = Service::Warehouse.name();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut answers = Vec::new();
+    loop {
+        let ready = warehouse.get("/readyz").await;
+        let status = ready.status();
+        let declared = match js.get_stream(checkout).await {
+            Ok(stream) => stream.consumer_info(durable).await.is_ok(),
+            Err(error) => panic!("{checkout}: {error}"),
+        };
+        answers.push((status, declared));
+        assert!(
+            status != 200 || declared,
+            "readyz answered 200 while {durable} had no consumer on {checkout}: {}",
+            ready.text()
+        );
+        if status == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not ready again within 15 s: {answers:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
