@@ -29,6 +29,7 @@ pub mod replay;
 pub mod responder;
 pub mod runtime;
 pub mod shutdown;
+pub mod started_over;
 pub mod streams;
 pub mod telemetry;
 

@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::db::{Db, Tx};
 use crate::delivery::{Delivery, HandlerError};
+use crate::started_over::Incarnation;
 
 /// Applies events to a view inside the given transaction.
 ///
@@ -65,6 +66,13 @@ pub trait Projector: Send + Sync + 'static {
     /// may have. For a projector that tells readers what moved (the edge's
     /// order followers); the default does nothing.
     fn observe(&self, _batch: &[Delivery]) {}
+
+    /// Told that the stream started its sequences over below the view's
+    /// checkpoint (deleted and created again, or the broker lost its
+    /// store), before the follower reads it again from sequence 1: what a
+    /// projector remembered by stream position no longer compares. The
+    /// default does nothing.
+    fn started_over(&self) {}
 
     /// The tables this projector writes. A replay from the start empties
     /// them first, together with every other projection of the service
@@ -344,10 +352,24 @@ async fn follow<P: Projector>(
 ) -> anyhow::Result<()> {
     let spec = &live.spec;
     let progress = &live.progress;
-    let start = {
+    let (incarnation, start) = {
         // Not while a replay runs: it is about to move the checkpoint.
         let _paused = live.pause.lock().await;
-        checkpoint(db, &spec.name).await?
+        let checkpoint = checkpoint(db, &spec.name).await?;
+        let found = Incarnation::find(js, spec.stream, checkpoint).await?;
+        let start = match found.started_over_at {
+            None => checkpoint,
+            Some(last) => {
+                tracing::warn!(projection = %spec.name, stream = spec.stream, checkpoint,
+                    stream_last_seq = last,
+                    "the stream holds fewer events than this view has applied: it was created \
+                     anew (deleted, or the broker lost its store); reading it from its start \
+                     over the view's rows");
+                start_over(db, live, projector).await?;
+                0
+            }
+        };
+        (found.incarnation, start)
     };
     progress.send_modify(|p| p.applied = p.applied.max(start));
     let consumer = js
@@ -377,9 +399,21 @@ async fn follow<P: Projector>(
         .map_err(|e| anyhow::anyhow!("reading stream {}: {e}", spec.stream))?;
     tracing::info!(projection = %spec.name, from = start + 1, "projecting");
     let mut batch: Vec<Delivery> = Vec::with_capacity(LIVE_BATCH);
+    let mut check = crate::started_over::check_timer();
     loop {
         let next = tokio::select! {
             _ = stop.cancelled() => return Ok(()),
+            _ = check.tick() => {
+                if incarnation.replaced(js).await {
+                    let _paused = live.pause.lock().await;
+                    tracing::warn!(projection = %spec.name, stream = spec.stream,
+                        "the stream was created anew (deleted, or the broker lost its store); \
+                         reading it from its start over the view's rows");
+                    start_over(db, live, projector).await?;
+                    anyhow::bail!("{} was created anew; reading it from its start", spec.stream);
+                }
+                continue;
+            }
             next = messages.next() => next,
         };
         batch.clear();
@@ -407,6 +441,16 @@ async fn follow<P: Projector>(
         });
         crate::metrics::projection_position(&spec.name, last);
     }
+}
+
+/// The view's stream started over (see [`crate::started_over`]): the
+/// checkpoint goes back to 0 and the view's rows stay, for the new stream's
+/// events to be applied over them. Call with the pause lock held.
+async fn start_over<P: Projector>(db: &Db, live: &Live, projector: &P) -> anyhow::Result<()> {
+    reset(db, &live.spec.name, 0).await?;
+    projector.started_over();
+    live.progress.send_modify(|p| p.applied = 0);
+    Ok(())
 }
 
 /// Events a live follower applies in one transaction at most.

@@ -90,6 +90,14 @@ impl Projector for TeamProjector {
         }
     }
 
+    /// Positions recorded before a stream started over would hide the new
+    /// stream's smaller ones.
+    fn started_over(&self) {
+        if self.0 != Team::Product {
+            touches::forget_positions();
+        }
+    }
+
     /// The tables each stream's events write. The orders' tables are fed by
     /// three streams, so rebuilding one of those from the start rebuilds
     /// all three (see `platform::replay::select`).

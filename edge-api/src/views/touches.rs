@@ -88,6 +88,21 @@ fn record(t: &mut Touches, stream: usize, order: Uuid, seq: u64) {
     t.seen[stream] = t.seen[stream].max(seq);
 }
 
+/// After a stream started its sequences over, positions taken before no
+/// longer compare with new ones: from now on, until the process restarts,
+/// every order counts as touched (its cached answer is not used, and its
+/// SSE follower reads it on every commit). Correct, slower; it follows a
+/// deleted stream or a lost broker store, both rare.
+pub fn forget_positions() {
+    forget(&mut touches());
+}
+
+fn forget(t: &mut Touches) {
+    t.orders.clear();
+    t.floor = [u64::MAX; 3];
+    t.seen = [u64::MAX; 3];
+}
+
 /// Whether an event above `since` (per stream) may have touched `order`.
 pub fn touched_since(order: Uuid, since: &Positions) -> bool {
     is_touched(&touches(), order, since)
@@ -150,6 +165,19 @@ mod tests {
         assert_eq!(floor, [CAPACITY as u64, 0, 0]);
         assert_eq!(*t.orders.get(&forgotten).unwrap_or(&floor), floor);
         assert_eq!(t.orders[&fresh], [CAPACITY as u64, 0, 5]);
+    }
+
+    #[test]
+    fn after_a_stream_started_over_every_order_counts_as_touched() {
+        let mut t = Touches::default();
+        let (old, new) = (Uuid::now_v7(), Uuid::now_v7());
+        record(&mut t, 0, old, 500);
+
+        forget(&mut t);
+        record(&mut t, 0, new, 3);
+
+        assert!(is_touched(&t, old, &[500, 0, 0]), "cached before");
+        assert!(is_touched(&t, new, &[3, 0, 0]), "seen after");
     }
 
     #[test]

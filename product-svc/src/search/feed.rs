@@ -20,6 +20,7 @@ use contracts::warehouse::{
 };
 use futures::StreamExt;
 use platform::delivery::{Delivery, HandlerError};
+use platform::started_over::Incarnation;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -102,6 +103,14 @@ async fn follow(
     stop: &CancellationToken,
 ) -> anyhow::Result<()> {
     let stream = feed.stream();
+    let found = Incarnation::find(js, stream, *position).await?;
+    if let Some(last) = found.started_over_at {
+        tracing::warn!(?feed, %shard, checkpoint = *position, stream_last_seq = last,
+            "the stream holds fewer events than the index has applied: it was created anew \
+             (deleted, or the broker lost its store); indexing it from its start");
+        send(inputs, Input::StartedOver { feed }).await?;
+        *position = 0;
+    }
     let consumer = js
         .create_consumer_on_stream(
             OrderedConfig {
@@ -132,9 +141,20 @@ async fn follow(
         .await
         .map_err(|e| anyhow::anyhow!("reading stream {stream}: {e}"))?;
     tracing::info!(?feed, %shard, from = *position + 1, "search feed following");
+    let mut check = platform::started_over::check_timer();
     loop {
         let next = tokio::select! {
             _ = stop.cancelled() => return Ok(()),
+            _ = check.tick() => {
+                if found.incarnation.replaced(js).await {
+                    tracing::warn!(?feed, %shard, "the stream was created anew (deleted, or \
+                        the broker lost its store); indexing it from its start");
+                    send(inputs, Input::StartedOver { feed }).await?;
+                    *position = 0;
+                    anyhow::bail!("{stream} was created anew; indexing it from its start");
+                }
+                continue;
+            }
             next = messages.next() => next,
         };
         let message = match next {

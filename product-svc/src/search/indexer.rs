@@ -47,6 +47,10 @@ pub enum Input {
     },
     /// The feed started with nothing to deliver after `seq`.
     CaughtUp { feed: Feed, seq: u64 },
+    /// The feed's stream started its sequences over below what the index
+    /// applied (deleted and created again, or the broker lost its store):
+    /// its events are applied again from sequence 1, over the documents.
+    StartedOver { feed: Feed },
     /// Time passes: commit a batch that has waited long enough.
     Tick,
 }
@@ -157,6 +161,7 @@ impl Indexer {
                     self.caught_up_at[slot(feed)] = Some(seq);
                     self.report();
                 }
+                Input::StartedOver { feed } => self.start_over(feed),
                 Input::Tick => {}
             }
             if self.batch_due() {
@@ -168,6 +173,26 @@ impl Indexer {
         }
         tracing::info!(shard = %self.shard, ?self.committed, "search indexer stopped");
         Ok(())
+    }
+
+    /// Positions of the old stream no longer compare with the new one's;
+    /// the index's checkpoint moves back with the next commit.
+    fn start_over(&mut self, feed: Feed) {
+        let (applied, committed, reporter) = match feed {
+            Feed::Product => (
+                &mut self.applied.product,
+                &mut self.committed.product,
+                &self.reporters.product,
+            ),
+            Feed::Warehouse => (
+                &mut self.applied.warehouse,
+                &mut self.committed.warehouse,
+                &self.reporters.warehouse,
+            ),
+        };
+        *applied = 0;
+        *committed = 0;
+        reporter.send_modify(|p| p.applied = 0);
     }
 
     fn apply(&mut self, feed: Feed, seq: u64, facts: Vec<Fact>) -> anyhow::Result<()> {

@@ -31,6 +31,7 @@ mod redelivery;
 mod saga;
 mod search;
 mod skeleton;
+mod started_over;
 mod traces;
 
 use std::time::Duration;

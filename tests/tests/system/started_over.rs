@@ -1,0 +1,72 @@
+//! A stream deleted and created again (by hand, by `bazaar streams apply`,
+//! or by a broker that lost its store) starts its sequences over, below
+//! the checkpoints of the views and the search index that read it. They
+//! read it again from its start, keeping what they hold, instead of
+//! waiting for sequences they believe they have applied.
+
+use std::time::Duration;
+
+use bazaar_testkit::api::Product;
+use bazaar_testkit::{wait_until, Shop};
+use contracts::Team;
+use serde_json::Value;
+
+use crate::SETTLE;
+
+#[tokio::test]
+async fn views_and_search_follow_streams_that_started_over() {
+    let shop = Shop::builder().start().await;
+    let _logs = shop.logs_on_failure();
+    let alice = shop.customer_api("alice");
+    let before = shop.stocked_product("OVER-1", 1000, 50).await;
+    // Enough orders that the views' checkpoints are well past what one
+    // more order puts on a new stream.
+    for _ in 0..4 {
+        let order = alice.place_order_of(before.id, 1, "tok_visa").await;
+        alice.wait_for_status(order.id, "shipped", SETTLE).await;
+    }
+
+    let streams = shop.streams().await;
+    for team in [Team::Product, Team::Checkout] {
+        let js = streams.js();
+        js.delete_stream(team.stream())
+            .await
+            .expect("stream deleted");
+        platform::streams::ensure(js, platform::streams::event_stream(team, 1))
+            .await
+            .expect("stream created again");
+    }
+
+    // A new product and an order of it: their events get sequences the
+    // views and the index have seen before.
+    let admin = shop.admin_api();
+    let after: Product = admin
+        .create_product(&bazaar_testkit::api::NewProduct::sample("OVER-2", 1500))
+        .await
+        .expect_one_of(&[201, 202])
+        .json();
+    wait_until(SETTLE, "the new product is shown", || async {
+        alice.product(after.id).await.status() == 200
+    })
+    .await;
+    admin.set_stock(after.id, 10).await.expect(200);
+    shop.wait_consumers_idle(Duration::from_secs(20)).await;
+    let order = alice.place_order_of(after.id, 2, "tok_visa").await;
+    alice.wait_for_status(order.id, "shipped", SETTLE).await;
+
+    // What the views held before is still there.
+    let kept: Product = alice.product(before.id).await.expect(200).json();
+    assert_eq!(kept.available, 46);
+    wait_until(SETTLE, "search finds the new product", || async {
+        let found: Value = alice
+            .anonymous()
+            .get("/api/v1/products?q=OVER-2")
+            .await
+            .expect(200)
+            .value();
+        found["items"]
+            .as_array()
+            .is_some_and(|items| items.iter().any(|p| p["id"] == after.id.to_string()))
+    })
+    .await;
+}
