@@ -32,7 +32,7 @@ use crate::consumer::{handle_checked, DynHandler};
 use crate::db::{Backend, Db};
 use crate::delivery::{Delivery, Outcome};
 use crate::dlq;
-use crate::projection::Live;
+use crate::projection::{Interruption, Live};
 use crate::replay::{self, Position, Report, Start, Target};
 
 /// How often a running replay reports progress (also its heartbeat).
@@ -349,7 +349,7 @@ impl Plane {
         for live in &lives {
             guards.push(live.pause.clone().lock_owned().await);
             live.progress
-                .send_modify(|p| p.interrupted = Some(PAUSED_BY_REPLAY.to_owned()));
+                .send_modify(|p| p.interrupted = Some(Interruption::PausedByReplay));
         }
         Paused {
             _guards: guards,
@@ -498,9 +498,6 @@ async fn publish_progress(
     }
 }
 
-/// What a paused follower's readiness says while a replay runs.
-const PAUSED_BY_REPLAY: &str = "paused by a replay";
-
 /// Followers paused for a replay; they resume (and are ready again) when
 /// this is dropped.
 struct Paused {
@@ -512,7 +509,7 @@ impl Drop for Paused {
     fn drop(&mut self) {
         for live in &self.lives {
             live.progress.send_modify(|p| {
-                if p.interrupted.as_deref() == Some(PAUSED_BY_REPLAY) {
+                if p.interrupted == Some(Interruption::PausedByReplay) {
                     p.interrupted = None;
                 }
             });

@@ -62,7 +62,7 @@ async fn ready(State(r): State<Readiness>) -> impl IntoResponse {
         .projections
         .iter()
         .filter_map(|p| {
-            let error = p.progress().interrupted?;
+            let error = p.progress().interrupted?.to_string();
             Some(json!({"projection": p.name, "error": error}))
         })
         .collect();

@@ -149,9 +149,28 @@ pub struct Progress {
     pub applied: u64,
     /// Whether the projection has reached the end of the stream once.
     pub caught_up: bool,
-    /// Why the follower stopped (a failed apply, a lost stream), while it
-    /// retries; cleared once it applies again or finds nothing pending.
-    pub interrupted: Option<String>,
+    /// Why the follower stopped, while it does; cleared once it applies
+    /// again or finds nothing pending.
+    pub interrupted: Option<Interruption>,
+}
+
+/// Why a projection's follower does not apply what its stream holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Interruption {
+    /// Applying or reading failed (a poison event that could not be
+    /// dead-lettered, a lost stream, the database); it is tried again.
+    Failed(String),
+    /// A replay holds it until the replay commits.
+    PausedByReplay,
+}
+
+impl std::fmt::Display for Interruption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Interruption::Failed(error) => f.write_str(error),
+            Interruption::PausedByReplay => f.write_str("paused by a replay"),
+        }
+    }
 }
 
 /// Watches a projection's progress.
@@ -330,7 +349,8 @@ pub(crate) fn start<P: Projector>(
                     tracing::warn!(projection = %spec.name, %error, ?delay, "projection interrupted; resuming");
                     // Readiness says so until the view moves again.
                     let reason = format!("{error:#}");
-                    live.progress.send_modify(|p| p.interrupted = Some(reason));
+                    live.progress
+                        .send_modify(|p| p.interrupted = Some(Interruption::Failed(reason)));
                     tokio::select! {
                         _ = stop.cancelled() => break,
                         _ = tokio::time::sleep(delay) => {}
@@ -601,7 +621,8 @@ async fn apply_one<P: Projector>(
                 tracing::warn!(projection = %spec.name, seq = delivery.stream_seq, error = %format!("{error:#}"), ?delay, "projection failed; retrying");
                 // Readiness says so until the view moves again.
                 let reason = format!("event {}: {error:#}", delivery.stream_seq);
-                live.progress.send_modify(|p| p.interrupted = Some(reason));
+                live.progress
+                    .send_modify(|p| p.interrupted = Some(Interruption::Failed(reason)));
                 tokio::select! {
                     _ = stop.cancelled() => anyhow::bail!("stopped while retrying"),
                     _ = tokio::time::sleep(delay) => {}

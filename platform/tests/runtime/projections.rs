@@ -397,7 +397,12 @@ async fn interrupted_until_it_applies_again(backend: Backend) {
         running.handle.progress().interrupted.is_some()
     })
     .await;
-    let reason = running.handle.progress().interrupted.unwrap_or_default();
+    let reason = running
+        .handle
+        .progress()
+        .interrupted
+        .map(|i| i.to_string())
+        .unwrap_or_default();
     assert!(
         reason.contains("test_product_names"),
         "[{backend}] {reason}"
