@@ -169,7 +169,7 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
 
     // A data dir that cannot be made is a configuration error (exit 2).
-    std::fs::create_dir_all(args.data_dir.join("logs")).map_err(|e| {
+    std::fs::create_dir_all(&args.data_dir).map_err(|e| {
         crate::exit::usage(format!(
             "cannot use {} as the data dir: {e}",
             args.data_dir.display()
@@ -192,6 +192,9 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         .context("cannot read the edge address")?;
     let databases = database::prepare(&data_dir, args.postgres.as_deref()).await?;
     let secrets = Secrets::load_or_create(&data_dir)?;
+    // Only now: a refused start leaves no logs directory behind.
+    std::fs::create_dir_all(data_dir.join("logs"))
+        .with_context(|| format!("cannot create {}", data_dir.join("logs").display()))?;
     let mut broker = start_broker(&args, &data_dir, &secrets, &lock).await?;
 
     let wiring = Wiring {

@@ -502,6 +502,10 @@ fn configuration_mistakes_exit_with_2_and_say_what_is_wrong() {
             stderr(&output)
         );
     }
+    assert!(
+        !sandbox.data().join("logs").exists(),
+        "a refused up left a logs directory"
+    );
 }
 
 #[tokio::test]
