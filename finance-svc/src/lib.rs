@@ -64,13 +64,6 @@ pub async fn run(
     .await?;
     let spec = consumer_spec();
     let slow = Duration::from_millis(args.slow_token_ms);
-    // A provider slower than the ack wait would have its order redelivered
-    // (to another instance) while it is still being authorised.
-    anyhow::ensure!(
-        slow < spec.ack_wait,
-        "--slow-token-ms must be shorter than the consumer's ack wait of {:?}",
-        spec.ack_wait
-    );
     let provider = provider::CardProvider::new(slow);
     let finance = handlers::Finance::new(rt.db.clone(), provider);
     rt.react(spec, finance).await?;

@@ -286,6 +286,11 @@ fn lane_of(payload: &[u8], stream_seq: u64, lanes: usize) -> usize {
 
 /// Handles a lane's messages: together if the handler takes them so,
 /// else one at a time.
+/// While they take long (a slow provider, a database that waits), the
+/// broker is told every third of the ack wait that they are still being
+/// handled, so it redelivers them only when this process stops taking care
+/// of them: a crashed or frozen instance's deliveries go to another one
+/// after one ack wait, well within the order timeout.
 async fn process_all<H: EventHandler>(
     js: &Context,
     service: &'static str,
@@ -293,11 +298,33 @@ async fn process_all<H: EventHandler>(
     handler: &H,
     messages: Vec<jetstream::Message>,
 ) {
-    if messages.len() > 1 && handler.batches() && handle_together(spec, handler, &messages).await {
-        return;
-    }
-    for message in messages {
-        process(js, service, spec, handler, message).await;
+    let work = async {
+        if messages.len() > 1
+            && handler.batches()
+            && handle_together(spec, handler, &messages).await
+        {
+            return;
+        }
+        for message in &messages {
+            process(js, service, spec, handler, message).await;
+        }
+    };
+    tokio::pin!(work);
+    let every = (spec.ack_wait / 3).max(Duration::from_millis(100));
+    let mut still = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    still.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = &mut work => return,
+            _ = still.tick() => {
+                // Already acknowledged ones ignore it.
+                for message in &messages {
+                    if let Err(error) = message.ack_with(AckKind::Progress).await {
+                        tracing::debug!(%error, "in-progress acknowledgement failed");
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -354,9 +381,9 @@ async fn process<H: EventHandler>(
     service: &'static str,
     spec: &ConsumerSpec,
     handler: &H,
-    message: jetstream::Message,
+    message: &jetstream::Message,
 ) {
-    let Some(delivery) = to_delivery(&message) else {
+    let Some(delivery) = to_delivery(message) else {
         tracing::warn!(subject = %message.subject, "message without JetStream metadata; terminating");
         let _ = message.ack_with(AckKind::Term).await;
         return;

@@ -227,7 +227,10 @@ pub struct ConsumerSpec {
     pub filter_subjects: Vec<String>,
     /// Deliveries before a message is dead-lettered.
     pub max_deliver: i64,
-    /// How long a delivery may stay unacknowledged before it is redelivered.
+    /// How long a delivery may go without word from its consumer (an ack,
+    /// or the "still working" the consumer loop sends while a handler takes
+    /// long) before it is redelivered: after a crash, how long the dead
+    /// instance's deliveries wait. Well below the order timeout (30 s).
     pub ack_wait: Duration,
     /// Delays between attempts after a transient failure (nak with delay).
     pub backoff: Vec<Duration>,
@@ -249,7 +252,7 @@ impl ConsumerSpec {
             durable: durable.to_owned(),
             filter_subjects: filter_subjects.iter().map(|s| (*s).to_owned()).collect(),
             max_deliver: 6,
-            ack_wait: Duration::from_secs(30),
+            ack_wait: Duration::from_secs(10),
             backoff: vec![
                 Duration::from_millis(500),
                 Duration::from_secs(2),

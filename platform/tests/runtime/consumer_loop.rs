@@ -163,6 +163,8 @@ enum Behaviour {
     AlwaysRetry,
     /// Fails transiently until the given delivery, then succeeds.
     SucceedOnDelivery(i64),
+    /// Takes this long, then decodes.
+    Slow(Duration),
 }
 
 /// Records every delivery it sees and the events it handled.
@@ -200,6 +202,10 @@ impl EventHandler for Recorder {
             .push((delivery.stream_seq, delivery.delivered));
         let failing = match self.behaviour {
             Behaviour::Decode => false,
+            Behaviour::Slow(takes) => {
+                tokio::time::sleep(takes).await;
+                false
+            }
             Behaviour::AlwaysRetry => true,
             Behaviour::SucceedOnDelivery(n) => delivery.delivered < n,
         };
@@ -291,6 +297,40 @@ async fn an_undecodable_message_is_dead_lettered_and_the_consumer_continues() {
         vec![(garbage_seq, 1)],
         "the garbage was handed to the handler once"
     );
+
+    consumer.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_slower_than_the_ack_wait_is_not_redelivered_while_it_works() {
+    // Arrange: a 1 s ack wait and a handler that takes 3 s.
+    let broker = broker().await;
+    let durable = "slow-reader";
+    let quick_to_redeliver = ConsumerSpec {
+        ack_wait: Duration::from_secs(1),
+        ..spec(durable)
+    };
+    let slow = Recorder::new(Behaviour::Slow(Duration::from_secs(3)));
+    let consumer = start(&broker.js, quick_to_redeliver, slow.clone());
+
+    // Act
+    let event = product_created("kettle");
+    let seq = publish_event(&broker.js, &event).await;
+
+    // Assert: handled once; the loop told the broker it was still working.
+    let js = &broker.js;
+    wait_until(WAIT, "the slow handler's event is acked", || async move {
+        consumer_settled(js, durable, seq).await
+    })
+    .await;
+    assert_eq!(slow.handled(), vec![event.id]);
+    assert_eq!(
+        slow.calls(),
+        vec![(seq, 1)],
+        "deliveries to the slow handler"
+    );
+    let info = consumer_info(js, durable).await.expect("consumer info");
+    assert_eq!(info.num_redelivered, 0, "redelivered messages");
 
     consumer.stop().await;
 }
