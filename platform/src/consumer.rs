@@ -234,8 +234,10 @@ async fn consume<H: EventHandler>(
         .unzip();
     let lanes = futures::future::join_all(receivers.into_iter().map(|mut rx| async move {
         let mut batch = Vec::with_capacity(spec.batch.max(1));
+        let mut still = in_progress_timer(spec);
         while rx.recv_many(&mut batch, spec.batch.max(1)).await > 0 {
-            process_all(js, service, spec, handler, std::mem::take(&mut batch)).await;
+            let messages = std::mem::take(&mut batch);
+            process_all(js, service, spec, handler, messages, &mut still).await;
         }
     }));
     let dispatch = async move {
@@ -264,6 +266,15 @@ async fn consume<H: EventHandler>(
     };
     let (result, _) = tokio::join!(dispatch, lanes);
     result
+}
+
+/// When a lane says its deliveries are still in progress: every third of
+/// the ack wait.
+fn in_progress_timer(spec: &ConsumerSpec) -> tokio::time::Interval {
+    let every = (spec.ack_wait / 3).max(Duration::from_millis(100));
+    let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    timer
 }
 
 /// The lane of a message: a hash of its aggregate id (CloudEvents `subject`).
@@ -297,6 +308,7 @@ async fn process_all<H: EventHandler>(
     spec: &ConsumerSpec,
     handler: &H,
     messages: Vec<jetstream::Message>,
+    still: &mut tokio::time::Interval,
 ) {
     let work = async {
         if messages.len() > 1
@@ -310,9 +322,8 @@ async fn process_all<H: EventHandler>(
         }
     };
     tokio::pin!(work);
-    let every = (spec.ack_wait / 3).max(Duration::from_millis(100));
-    let mut still = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    still.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // First due a period from now (one timer per lane, not per lot).
+    still.reset();
     loop {
         tokio::select! {
             () = &mut work => return,
