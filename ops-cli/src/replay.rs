@@ -32,7 +32,12 @@ Examples:
 
 Readers keep the old view until the rebuilt one is committed; live events
 wait and are applied after. From the start, a projection that shares a table
-with the one asked for is rebuilt with it (the dry run says so).";
+with the one asked for is rebuilt with it (the dry run says so).
+
+A view whose stream was created anew (deleted, or <data-dir>/nats lost)
+holds rows the stream can no longer rebuild: from the start it is refused
+unless --discard-lost-history; --projection NAME --from-seq 1 re-applies
+what the new stream holds and keeps the rest.";
 
 /// How long the service may stay silent during a replay before the CLI
 /// gives up on it (it reports progress four times a second).
@@ -53,6 +58,11 @@ pub struct ReplayArgs {
     /// Say what would happen (projections, stream ranges, event counts); change nothing
     #[arg(long)]
     dry_run: bool,
+    /// With --from-start: also rebuild views whose stream was created anew
+    /// (deleted, or the broker's store lost), emptying for good what they
+    /// hold from the events that are gone. Refused without it.
+    #[arg(long, requires = "from_start")]
+    discard_lost_history: bool,
     /// The report as JSON on stdout (progress lines still go to stderr)
     #[arg(long)]
     json: bool,
@@ -105,6 +115,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             projection: args.projection.clone(),
             start: args.start.start(),
             dry_run: args.dry_run,
+            discard_lost_history: args.discard_lost_history,
         };
         let mut progress = client
             .subscribe(ops::replay_progress(&args.service, &id))

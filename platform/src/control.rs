@@ -32,7 +32,7 @@ use crate::consumer::{handle_checked, DynHandler};
 use crate::db::{Backend, Db};
 use crate::delivery::{Delivery, Outcome};
 use crate::dlq;
-use crate::projection::{Interruption, Live};
+use crate::projection::{self, Interruption, Live};
 use crate::replay::{self, Position, Report, Start, Target};
 
 /// How often a running replay reports progress (also its heartbeat).
@@ -51,6 +51,10 @@ pub struct ReplayRequest {
     /// Plan only: say what would happen, change nothing.
     #[serde(default)]
     pub dry_run: bool,
+    /// From the start, also rebuild a view whose stream was created anew:
+    /// what it holds from the lost stream is emptied for good.
+    #[serde(default)]
+    pub discard_lost_history: bool,
 }
 
 /// Published on `ops.<service>.replay.progress.<id>` while a replay runs.
@@ -250,7 +254,37 @@ impl Plane {
             Err(e) => return ControlReply::error(ControlErrorKind::Invalid, e.to_string()),
         };
         let targets: Vec<Target> = chosen.iter().map(|(i, _)| all[*i].clone()).collect();
-        let notes: Vec<Option<String>> = chosen.into_iter().map(|(_, note)| note).collect();
+        let mut notes: Vec<Option<String>> = chosen.into_iter().map(|(_, note)| note).collect();
+        if req.start == Start::Beginning && !req.discard_lost_history {
+            let lost = match self.lost_history(&targets).await {
+                Ok(lost) => lost,
+                Err(e) => return ControlReply::error(ControlErrorKind::Failed, e.to_string()),
+            };
+            if !req.dry_run && !lost.is_empty() {
+                let which: Vec<&str> = lost
+                    .iter()
+                    .map(|(i, _)| targets[*i].name.as_str())
+                    .collect();
+                return ControlReply::error(
+                    ControlErrorKind::Invalid,
+                    format!(
+                        "refused: the stream of {} was created anew since it was built, so a \
+                         replay from the start would empty, for good, what it holds from the \
+                         events that are gone. Re-apply what the new stream holds with \
+                         --projection {} --from-seq 1 (keeps the rest), or rebuild from the \
+                         streams alone with --discard-lost-history",
+                        which.join(", "),
+                        which[0]
+                    ),
+                );
+            }
+            for (i, warning) in lost {
+                notes[i] = Some(match notes[i].take() {
+                    Some(other) => format!("{other}; {warning}"),
+                    None => warning,
+                });
+            }
+        }
         if req.dry_run {
             return match replay::plan(&self.js, &self.db, &targets, &req.start).await {
                 Ok(plan) => ControlReply::Ok {
@@ -301,6 +335,25 @@ impl Plane {
                 ControlReply::error(kind, message)
             }
         }
+    }
+
+    /// The targets whose stream was created anew under them, each with a
+    /// warning for the plan.
+    async fn lost_history(&self, targets: &[Target]) -> Result<Vec<(usize, String)>, sqlx::Error> {
+        let mut lost = Vec::new();
+        for (i, target) in targets.iter().enumerate() {
+            if let Some(at) = projection::stream_restarted_at(&self.db, &target.name).await? {
+                lost.push((
+                    i,
+                    format!(
+                        "{} was created anew at {at}: the events before are gone; from the \
+                         start refused without --discard-lost-history",
+                        target.stream
+                    ),
+                ));
+            }
+        }
+        Ok(lost)
     }
 
     /// Pauses the followers, rebuilds, moves their progress, resumes them.

@@ -367,6 +367,13 @@ impl Db {
                 last_seq BIGINT NOT NULL
             )"
             .to_owned(),
+            // A projection whose stream was created anew under it, until a
+            // replay from the start rebuilds it (`projection::start_over`).
+            "CREATE TABLE IF NOT EXISTS platform_stream_restart (
+                projection TEXT PRIMARY KEY,
+                noticed_at TEXT NOT NULL
+            )"
+            .to_owned(),
         ];
         // PostgreSQL's CREATE TABLE IF NOT EXISTS is not safe against itself:
         // instances starting together on a fresh database race on the

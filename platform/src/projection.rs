@@ -276,6 +276,27 @@ pub(crate) async fn set_in(tx: &mut Tx, name: &str, seq: u64) -> Result<(), sqlx
     Ok(())
 }
 
+/// When the projection's stream was last found created anew (RFC 3339),
+/// unless a replay from the start has rebuilt the view since: until then
+/// the view holds rows made from events the stream no longer has.
+pub async fn stream_restarted_at(db: &Db, name: &str) -> Result<Option<String>, sqlx::Error> {
+    let row = sqlx::query("SELECT noticed_at FROM platform_stream_restart WHERE projection = $1")
+        .bind(name)
+        .fetch_optional(&mut *db.conn().await?)
+        .await?;
+    row.map(|r| r.try_get::<String, _>(0)).transpose()
+}
+
+/// Forgets that the stream was created anew, inside a replay from the
+/// start (which rebuilt the view from the stream alone).
+pub(crate) async fn forget_restart_in(tx: &mut Tx, name: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM platform_stream_restart WHERE projection = $1")
+        .bind(name)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// Sets the checkpoint (a replay from `seq + 1`), outside any view change.
 pub async fn reset(db: &Db, name: &str, seq: u64) -> Result<(), sqlx::Error> {
     let seq = i64::try_from(seq).unwrap_or(i64::MAX);
@@ -467,6 +488,16 @@ async fn follow<P: Projector>(
 /// checkpoint goes back to 0 and the view's rows stay, for the new stream's
 /// events to be applied over them. Call with the pause lock held.
 async fn start_over<P: Projector>(db: &Db, live: &Live, projector: &P) -> anyhow::Result<()> {
+    // Remembered: the view now holds rows the stream can no longer rebuild,
+    // which a replay from the start must not empty unasked.
+    sqlx::query(
+        "INSERT INTO platform_stream_restart (projection, noticed_at) VALUES ($1, $2)
+         ON CONFLICT (projection) DO UPDATE SET noticed_at = excluded.noticed_at",
+    )
+    .bind(&live.spec.name)
+    .bind(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    .execute(&mut *db.conn().await?)
+    .await?;
     reset(db, &live.spec.name, 0).await?;
     projector.started_over();
     live.progress.send_modify(|p| p.applied = 0);

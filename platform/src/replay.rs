@@ -152,6 +152,9 @@ pub async fn rebuild(
     for (target, p) in targets.iter().zip(&planned) {
         apply_range(js, &mut tx, target, p, &mut tally, progress).await?;
         projection::set_in(&mut tx, &p.name, p.to_seq).await?;
+        if *start == Start::Beginning {
+            projection::forget_restart_in(&mut tx, &p.name).await?;
+        }
     }
     tx.commit().await?;
     let elapsed = started.elapsed();
