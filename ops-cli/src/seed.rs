@@ -92,8 +92,8 @@ struct Seeder {
     client: ShopClient,
     token: String,
     stock: i64,
-    /// SKU → id from the previous run's seed.json.
-    previous: HashMap<String, Uuid>,
+    /// SKU → product from the previous run's seed.json.
+    previous: HashMap<String, SeededProduct>,
 }
 
 /// The part of a product answer seed reads.
@@ -122,7 +122,7 @@ async fn seed(args: SeedArgs) -> anyhow::Result<ExitCode> {
     let client = ShopClient::connect(&args.shop).await?;
     let token = client.token(SEEDER_SUB, Role::Admin, Duration::from_secs(24 * 3600))?;
     let previous = SeedFile::load(client.data_dir())?
-        .map(|r| r.products.into_iter().map(|p| (p.sku, p.id)).collect())
+        .map(|r| r.products.into_iter().map(|p| (p.sku.clone(), p)).collect())
         .unwrap_or_default();
     let ctx = Seeder {
         client,
@@ -179,6 +179,14 @@ async fn seed(args: SeedArgs) -> anyhow::Result<ExitCode> {
                 foreign.push(sku);
             }
             Err(failure) => {
+                // What an earlier run recorded stays recorded: the product
+                // is still in the shop, and `load` may still order it.
+                if let Some(product) = ctx.previous.get(&failure.sku) {
+                    if product.sku == catalog::SOLD_OUT_SKU {
+                        record.sold_out = Some(product.id);
+                    }
+                    record.products.push(product.clone());
+                }
                 summary.failed += 1;
                 *summary.errors.entry(failure.error.label()).or_default() += 1;
                 if summary.failed <= SHOWN_FAILURES as u64 {
@@ -238,7 +246,7 @@ async fn seed_one(ctx: &Seeder, spec: ProductSpec) -> Result<Seeded, Failure> {
             idempotency_key: Some(&key),
         })
         .await;
-    let recorded = ctx.previous.get(&spec.sku).copied();
+    let recorded = ctx.previous.get(&spec.sku).map(|p| p.id);
     let id = match created {
         Ok(product) => product.id,
         // The SKU exists without our key: ours only if we recorded it.

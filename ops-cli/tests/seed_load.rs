@@ -87,6 +87,25 @@ async fn seed(shop: &Shop) {
 }
 
 #[tokio::test]
+async fn a_seed_that_fails_keeps_what_an_earlier_seed_recorded() {
+    let mut shop = start_shop().await;
+    seed(&shop).await;
+    let recorded = seeded_ids(&shop);
+
+    // The warehouse is away: every stock cannot be set.
+    shop.stop(Service::Warehouse);
+    let failed = bazaar(&shop, &["seed", "--json"]).await;
+
+    assert_eq!(failed.status.code(), Some(1), "{failed:?}");
+    assert_eq!(count(&json_of(&failed), "failed"), 25);
+    assert_eq!(seeded_ids(&shop), recorded, "seed.json lost products");
+    shop.start(Service::Warehouse).await;
+    let again = bazaar(&shop, &["seed", "--json"]).await;
+    assert!(again.status.success(), "{again:?}");
+    assert_eq!(count(&json_of(&again), "already_present"), 25);
+}
+
+#[tokio::test]
 async fn seeding_twice_creates_the_catalog_once_and_sets_its_stock() {
     let shop = start_shop().await;
 
