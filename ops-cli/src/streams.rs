@@ -7,6 +7,8 @@ mod apply;
 use std::process::ExitCode;
 
 use async_nats::jetstream::{self, consumer, stream};
+use contracts::subjects::DLQ_STREAM;
+use contracts::Team;
 use futures::TryStreamExt;
 use serde::Serialize;
 
@@ -43,6 +45,10 @@ enum Action {
 #[derive(Debug, Serialize)]
 struct StreamsView {
     streams: Vec<StreamView>,
+    /// Streams the code declares that the broker does not have (deleted,
+    /// or their owning service never started): `bazaar streams apply`
+    /// creates them.
+    missing: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -167,7 +173,16 @@ async fn read(js: &jetstream::Context) -> anyhow::Result<StreamsView> {
             consumers: consumers.iter().map(consumer_view).collect(),
         });
     }
-    Ok(StreamsView { streams })
+    let mut declared: Vec<String> = Team::ALL
+        .into_iter()
+        .map(|team| team.stream().to_owned())
+        .collect();
+    declared.push(DLQ_STREAM.to_owned());
+    let missing = declared
+        .into_iter()
+        .filter(|name| !streams.iter().any(|s| s.name == *name))
+        .collect();
+    Ok(StreamsView { streams, missing })
 }
 
 fn consumer_view(c: &consumer::Info) -> ConsumerView {
@@ -221,6 +236,17 @@ fn print_table(view: &StreamsView) {
         outln!("no streams yet (has the shop started?)");
         return;
     }
+    print_streams(view);
+    if !view.missing.is_empty() {
+        outln!();
+        outln!(
+            "MISSING: {} (declared, not on the broker; `bazaar streams apply` creates them)",
+            view.missing.join(", ")
+        );
+    }
+}
+
+fn print_streams(view: &StreamsView) {
     for (n, s) in view.streams.iter().enumerate() {
         if n > 0 {
             outln!();

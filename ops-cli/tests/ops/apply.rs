@@ -91,6 +91,19 @@ async fn apply_restores_what_drifted_and_a_dry_run_only_tells() {
         .expect("edit the consumer");
     js.delete_stream(DLQ_STREAM).await.expect("delete the DLQ");
 
+    // `streams` names a declared stream the broker lacks.
+    let listed = json(&bazaar(&shop, &["streams", "--json"]).await);
+    assert_eq!(
+        listed["missing"],
+        serde_json::json!([DLQ_STREAM]),
+        "{listed:#}"
+    );
+    let table = stdout(&bazaar(&shop, &["streams"]).await);
+    assert!(
+        table.contains(&format!("MISSING: {DLQ_STREAM}")) && table.contains("streams apply"),
+        "{table}"
+    );
+
     let dry = json(&bazaar(&shop, &["streams", "apply", "--dry-run", "--json"]).await);
     let text = bazaar(&shop, &["streams", "apply", "--dry-run"]).await;
     // Read by a pipe that closes early: a quiet end, not a panic.
