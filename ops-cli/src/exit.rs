@@ -8,6 +8,8 @@ use std::process::ExitCode;
 pub const FAILED: u8 = 1;
 pub const USAGE: u8 = 2;
 pub const UNREACHABLE: u8 = 3;
+/// Stopped by Ctrl-C (128 + SIGINT, as a shell reports it).
+pub const INTERRUPTED: u8 = 130;
 
 /// A failure that is not the operation's own: which exit code it gets.
 #[derive(Debug, thiserror::Error)]

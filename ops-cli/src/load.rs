@@ -241,10 +241,28 @@ async fn load(args: LoadArgs) -> anyhow::Result<ExitCode> {
     let workers: Vec<_> = (0..args.concurrency)
         .map(|_| tokio::spawn(worker(Arc::clone(&run))))
         .collect();
-    let mut outcomes = Vec::new();
-    for worker in workers {
-        outcomes.extend(worker.await.context("a load worker panicked")?);
-    }
+    let collect = async {
+        let mut outcomes = Vec::new();
+        for worker in workers {
+            outcomes.extend(worker.await.context("a load worker panicked")?);
+        }
+        anyhow::Ok(outcomes)
+    };
+    let outcomes = tokio::select! {
+        outcomes = collect => outcomes?,
+        _ = tokio::signal::ctrl_c() => {
+            drop(progress);
+            eprintln!(
+                "load: interrupted after {:.1} s: {} of {} orders placed, {} settled; \
+                 the placed ones go on in the shop (see `bazaar check`)",
+                started.elapsed().as_secs_f64(),
+                run.placed.load(Ordering::Relaxed),
+                args.orders,
+                run.settled.load(Ordering::Relaxed),
+            );
+            return Ok(ExitCode::from(exit::INTERRUPTED));
+        }
+    };
     watchdog.abort();
     drop(progress);
 

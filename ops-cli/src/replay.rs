@@ -146,7 +146,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
                             args.service
                         );
                     }
-                    return Ok(ExitCode::from(130));
+                    return Ok(ExitCode::from(exit::INTERRUPTED));
                 }
                 next = tokio::time::timeout(SILENCE, progress.next()), if !args.dry_run => match next {
                     Ok(Some(message)) => {

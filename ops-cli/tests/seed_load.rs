@@ -361,3 +361,47 @@ async fn load_stops_soon_after_the_shop_goes_away_and_exits_3() {
     assert_eq!(output.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("stopped answering"), "{stderr}");
 }
+
+#[tokio::test]
+async fn load_interrupted_by_ctrl_c_says_how_far_it_got_and_exits_130() {
+    let shop = start_shop().await;
+    seed(&shop).await;
+    let load = command(
+        &shop,
+        &[
+            "load",
+            "--orders",
+            "100000",
+            "--rate",
+            "20",
+            "--timeout",
+            "5m",
+        ],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .kill_on_drop(true)
+    .spawn()
+    .expect("bazaar load starts");
+    let streams = shop.streams().await;
+    bazaar_testkit::wait_until(Duration::from_secs(30), "load places orders", || async {
+        streams.message_count(Team::Checkout.stream()).await >= 3
+    })
+    .await;
+
+    let pid = load.id().expect("load's pid").to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+    let output = tokio::time::timeout(Duration::from_secs(30), load.wait_with_output())
+        .await
+        .expect("load stops at once on Ctrl-C")
+        .expect("load's output");
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted after"), "{stderr}");
+    assert!(stderr.contains("orders placed"), "{stderr}");
+}
