@@ -321,13 +321,12 @@ async fn load_before_seed_exits_with_2_and_says_to_seed_first() {
     );
 }
 
-#[tokio::test]
-async fn load_stops_soon_after_the_shop_goes_away_and_exits_3() {
-    let mut shop = start_shop().await;
-    seed(&shop).await;
-    // Hours of orders at this rate: only the shop's going away ends it.
+/// A seeded shop's `bazaar load` of hours of orders (20/s), once it has
+/// placed a few: only a test's fault ends it.
+async fn endless_load(shop: &Shop) -> tokio::process::Child {
+    seed(shop).await;
     let load = command(
-        &shop,
+        shop,
         &[
             "load",
             "--orders",
@@ -345,12 +344,19 @@ async fn load_stops_soon_after_the_shop_goes_away_and_exits_3() {
     .kill_on_drop(true)
     .spawn()
     .expect("bazaar load starts");
-
     let streams = shop.streams().await;
     bazaar_testkit::wait_until(Duration::from_secs(30), "load places orders", || async {
         streams.message_count(Team::Checkout.stream()).await >= 3
     })
     .await;
+    load
+}
+
+#[tokio::test]
+async fn load_stops_soon_after_the_shop_goes_away_and_exits_3() {
+    let mut shop = start_shop().await;
+    let load = endless_load(&shop).await;
+
     shop.stop(Service::Edge);
     let output = tokio::time::timeout(Duration::from_secs(90), load.wait_with_output())
         .await
@@ -365,29 +371,7 @@ async fn load_stops_soon_after_the_shop_goes_away_and_exits_3() {
 #[tokio::test]
 async fn load_interrupted_by_ctrl_c_says_how_far_it_got_and_exits_130() {
     let shop = start_shop().await;
-    seed(&shop).await;
-    let load = command(
-        &shop,
-        &[
-            "load",
-            "--orders",
-            "100000",
-            "--rate",
-            "20",
-            "--timeout",
-            "5m",
-        ],
-    )
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::piped())
-    .kill_on_drop(true)
-    .spawn()
-    .expect("bazaar load starts");
-    let streams = shop.streams().await;
-    bazaar_testkit::wait_until(Duration::from_secs(30), "load places orders", || async {
-        streams.message_count(Team::Checkout.stream()).await >= 3
-    })
-    .await;
+    let load = endless_load(&shop).await;
 
     let pid = load.id().expect("load's pid").to_string();
     let sent = std::process::Command::new("kill")
