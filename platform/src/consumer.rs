@@ -7,6 +7,7 @@
 //! gets them one by one.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -298,10 +299,13 @@ fn lane_of(payload: &[u8], stream_seq: u64, lanes: usize) -> usize {
 /// Handles a lane's messages: together if the handler takes them so,
 /// else one at a time.
 /// While they take long (a slow provider, a database that waits), the
-/// broker is told every third of the ack wait that they are still being
-/// handled, so it redelivers them only when this process stops taking care
-/// of them: a crashed or frozen instance's deliveries go to another one
-/// after one ack wait, well within the order timeout.
+/// broker is told every third of the ack wait that the lot's unsettled
+/// deliveries are still being handled, so it redelivers them only when
+/// this process stops taking care of them (a crashed or frozen instance's
+/// deliveries go to another one after one ack wait, well within the order
+/// timeout), or after [`MAX_IN_PROGRESS`]: a handler that hangs must not
+/// hold a delivery for ever. A delivery once acked, naked or terminated
+/// gets no more word: the broker would restart a nak's delay from it.
 async fn process_all<H: EventHandler>(
     js: &Context,
     service: &'static str,
@@ -310,6 +314,7 @@ async fn process_all<H: EventHandler>(
     messages: Vec<jetstream::Message>,
     still: &mut tokio::time::Interval,
 ) {
+    let settled: Vec<AtomicBool> = messages.iter().map(|_| AtomicBool::new(false)).collect();
     let work = async {
         if messages.len() > 1
             && handler.batches()
@@ -317,19 +322,23 @@ async fn process_all<H: EventHandler>(
         {
             return;
         }
-        for message in &messages {
+        for (message, settled) in messages.iter().zip(&settled) {
             process(js, service, spec, handler, message).await;
+            settled.store(true, Ordering::Relaxed);
         }
     };
     tokio::pin!(work);
+    let began = Instant::now();
     // First due a period from now (one timer per lane, not per lot).
     still.reset();
     loop {
         tokio::select! {
             () = &mut work => return,
-            _ = still.tick() => {
-                // Already acknowledged ones ignore it.
-                for message in &messages {
+            _ = still.tick(), if began.elapsed() < MAX_IN_PROGRESS => {
+                for (message, settled) in messages.iter().zip(&settled) {
+                    if settled.load(Ordering::Relaxed) {
+                        continue;
+                    }
                     if let Err(error) = message.ack_with(AckKind::Progress).await {
                         tracing::debug!(%error, "in-progress acknowledgement failed");
                     }
@@ -338,6 +347,10 @@ async fn process_all<H: EventHandler>(
         }
     }
 }
+
+/// How long a lot's deliveries are kept from redelivery while its handler
+/// works, at most.
+const MAX_IN_PROGRESS: Duration = Duration::from_secs(120);
 
 /// Offers `messages` to the handler as one batch and acks them all if it
 /// took them; false when they must be handled one by one (the handler

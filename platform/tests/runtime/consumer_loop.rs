@@ -335,6 +335,86 @@ async fn a_handler_slower_than_the_ack_wait_is_not_redelivered_while_it_works() 
     consumer.stop().await;
 }
 
+/// Fails the first delivery of the product named "flaky"; takes 4 s over
+/// the one named "slow"; records when each delivery came.
+#[derive(Clone, Default)]
+struct FlakyAndSlow {
+    calls: Arc<Mutex<Vec<(String, i64, std::time::Instant)>>>,
+}
+
+impl EventHandler for FlakyAndSlow {
+    async fn handle(&self, delivery: &Delivery) -> Outcome {
+        let name = match delivery.decode::<ProductCreatedV1>() {
+            Ok(event) => event.data.name,
+            Err(error) => return Err(error).into(),
+        };
+        self.calls.lock().expect("calls lock").push((
+            name.clone(),
+            delivery.delivered,
+            std::time::Instant::now(),
+        ));
+        match (name.as_str(), delivery.delivered) {
+            ("flaky", 1) => Outcome::Retry("flaky the first time".into()),
+            ("slow", _) => {
+                tokio::time::sleep(Duration::from_secs(4)).await;
+                Outcome::Done
+            }
+            _ => Outcome::Done,
+        }
+    }
+}
+
+// One thread: the dispatcher hands both messages to the lane before the
+// lane runs, so they are one lot.
+#[tokio::test]
+async fn a_retry_delay_is_not_stretched_by_in_progress_acks_for_its_lot() {
+    // Arrange: "flaky" and "slow" arrive in one lot of one lane; the
+    // in-progress acks for "slow" come every second (3 s ack wait).
+    let broker = broker().await;
+    let durable = "flaky-and-slow";
+    let flaky = product_created("flaky");
+    let slow = product_created("slow");
+    publish_event(&broker.js, &flaky).await;
+    publish_event(&broker.js, &slow).await;
+    let handler = FlakyAndSlow::default();
+    let spec = ConsumerSpec {
+        ack_wait: Duration::from_secs(3),
+        backoff: vec![Duration::from_millis(1500)],
+        ..spec(durable)
+    };
+    let consumer = start(&broker.js, spec, handler.clone());
+
+    // Assert: "flaky" is back 1.5 s after its nak, so it is handled again
+    // as soon as "slow" is done (about 4 s), not an ack wait after the
+    // last in-progress ack (about 7 s: each one restarted its delay).
+    let calls = handler.calls.clone();
+    wait_until(WAIT, "flaky is handled a second time", || {
+        let calls = calls.clone();
+        async move {
+            let calls = calls.lock().expect("calls lock");
+            calls
+                .iter()
+                .any(|(name, delivered, _)| name == "flaky" && *delivered == 2)
+        }
+    })
+    .await;
+    let calls = handler.calls.lock().expect("calls lock").clone();
+    let at = |name: &str, delivered: i64| {
+        calls
+            .iter()
+            .find(|(n, d, _)| n == name && *d == delivered)
+            .map(|(_, _, at)| *at)
+            .unwrap_or_else(|| panic!("no delivery {delivered} of {name}: {calls:?}"))
+    };
+    let again = at("flaky", 2).duration_since(at("flaky", 1));
+    assert!(
+        again < Duration::from_millis(5500),
+        "flaky came back {again:?} after its first delivery: {calls:?}"
+    );
+
+    consumer.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_message_is_retried_then_dead_lettered_after_max_deliver() {
     // Arrange: two consumers with 3 deliveries and short back-off; one
