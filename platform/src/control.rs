@@ -339,19 +339,33 @@ impl Plane {
 
     /// The targets whose stream was created anew under them, each with a
     /// warning for the plan.
-    async fn lost_history(&self, targets: &[Target]) -> Result<Vec<(usize, String)>, sqlx::Error> {
+    async fn lost_history(&self, targets: &[Target]) -> anyhow::Result<Vec<(usize, String)>> {
         let mut lost = Vec::new();
         for (i, target) in targets.iter().enumerate() {
-            if let Some(at) = projection::stream_restarted_at(&self.db, &target.name).await? {
-                lost.push((
-                    i,
-                    format!(
-                        "{} was created anew at {at}: the events before are gone; from the \
-                         start refused without --discard-lost-history",
-                        target.stream
-                    ),
-                ));
-            }
+            let noticed = projection::stream_restarted_at(&self.db, &target.name).await?;
+            // Created anew and not noticed by the follower yet (it looks
+            // every few seconds).
+            let unnoticed = match projection::stored_incarnation(&self.db, &target.name).await? {
+                Some(stored) => {
+                    let now =
+                        crate::started_over::Incarnation::find(&self.js, target.stream, 0).await?;
+                    stored != now.incarnation.key()
+                }
+                None => false,
+            };
+            let when = match (noticed, unnoticed) {
+                (Some(at), _) => format!("at {at}"),
+                (None, true) => "just now".to_owned(),
+                (None, false) => continue,
+            };
+            lost.push((
+                i,
+                format!(
+                    "{} was created anew {when}: the events before are gone; from the start \
+                     refused without --discard-lost-history",
+                    target.stream
+                ),
+            ));
         }
         Ok(lost)
     }

@@ -369,6 +369,14 @@ impl Db {
             .to_owned(),
             // A projection whose stream was created anew under it, until a
             // replay from the start rebuilds it (`projection::start_over`).
+            // Which life of its stream a projection follows (the stream's
+            // creation time), so a stream created anew is known at start
+            // however many events it already holds (`crate::started_over`).
+            "CREATE TABLE IF NOT EXISTS platform_stream_incarnation (
+                projection TEXT PRIMARY KEY,
+                stream_created TEXT NOT NULL
+            )"
+            .to_owned(),
             "CREATE TABLE IF NOT EXISTS platform_stream_restart (
                 projection TEXT PRIMARY KEY,
                 noticed_at TEXT NOT NULL

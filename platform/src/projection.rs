@@ -287,8 +287,35 @@ pub async fn stream_restarted_at(db: &Db, name: &str) -> Result<Option<String>, 
     row.map(|r| r.try_get::<String, _>(0)).transpose()
 }
 
+/// The life of the stream the view last followed ([`Incarnation::key`]).
+pub(crate) async fn stored_incarnation(db: &Db, name: &str) -> Result<Option<String>, sqlx::Error> {
+    let row =
+        sqlx::query("SELECT stream_created FROM platform_stream_incarnation WHERE projection = $1")
+            .bind(name)
+            .fetch_optional(&mut *db.conn().await?)
+            .await?;
+    row.map(|r| r.try_get::<String, _>(0)).transpose()
+}
+
+/// Stores the life of the stream the view follows, inside `tx`.
+pub(crate) async fn store_incarnation_in(
+    tx: &mut Tx,
+    name: &str,
+    incarnation: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO platform_stream_incarnation (projection, stream_created) VALUES ($1, $2)
+         ON CONFLICT (projection) DO UPDATE SET stream_created = excluded.stream_created",
+    )
+    .bind(name)
+    .bind(incarnation)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Forgets that the stream was created anew, inside a replay from the
-/// start (which rebuilt the view from the stream alone).
+/// start that was told to discard the lost history.
 pub(crate) async fn forget_restart_in(tx: &mut Tx, name: &str) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM platform_stream_restart WHERE projection = $1")
         .bind(name)
@@ -363,7 +390,9 @@ pub(crate) fn start<P: Projector>(
         let mut failures: u32 = 0;
         while !stop.is_cancelled() {
             match follow(&js, &db, service, &live, projector.as_ref(), &stop).await {
-                Ok(()) => break,
+                Ok(Followed::Stopped) => break,
+                // Not a failure: follow the new stream at once.
+                Ok(Followed::StreamReplaced) => failures = 0,
                 Err(error) => {
                     failures = failures.saturating_add(1);
                     let delay = Duration::from_millis(200 * 2u64.pow(failures.min(6)));
@@ -390,7 +419,7 @@ async fn follow<P: Projector>(
     live: &Live,
     projector: &P,
     stop: &CancellationToken,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Followed> {
     let spec = &live.spec;
     let progress = &live.progress;
     let (incarnation, start) = {
@@ -398,17 +427,27 @@ async fn follow<P: Projector>(
         let _paused = live.pause.lock().await;
         let checkpoint = checkpoint(db, &spec.name).await?;
         let found = Incarnation::find(js, spec.stream, checkpoint).await?;
-        let start = match found.started_over_at {
-            None => checkpoint,
-            Some(last) => {
-                tracing::warn!(projection = %spec.name, stream = spec.stream, checkpoint,
-                    stream_last_seq = last,
-                    "the stream holds fewer events than this view has applied: it was created \
-                     anew (deleted, or the broker lost its store); reading it from its start \
-                     over the view's rows");
-                start_over(db, live, projector).await?;
-                0
+        let stored = stored_incarnation(db, &spec.name).await?;
+        let key = found.incarnation.key();
+        let replaced = match &stored {
+            Some(stored) => *stored != key,
+            // Not known yet (a view from before this was stored).
+            None => found.started_over_at.is_some(),
+        };
+        let start = if replaced {
+            tracing::warn!(projection = %spec.name, stream = spec.stream, checkpoint,
+                stream_last_seq = ?found.started_over_at,
+                "the stream was created anew (deleted, or the broker lost its store) since \
+                 this view last read it; reading it from its start over the view's rows");
+            start_over(db, live, projector, &key).await?;
+            0
+        } else {
+            if stored.is_none() {
+                let mut tx = db.begin().await?;
+                store_incarnation_in(&mut tx, &spec.name, &key).await?;
+                tx.commit().await?;
             }
+            checkpoint
         };
         (found.incarnation, start)
     };
@@ -443,15 +482,13 @@ async fn follow<P: Projector>(
     let mut check = crate::started_over::check_timer();
     loop {
         let next = tokio::select! {
-            _ = stop.cancelled() => return Ok(()),
+            _ = stop.cancelled() => return Ok(Followed::Stopped),
             _ = check.tick() => {
+                // Following again compares the stored life of the stream
+                // with the new one, under the pause lock (a replay from the
+                // start may have rebuilt the view from it meanwhile).
                 if incarnation.replaced(js).await {
-                    let _paused = live.pause.lock().await;
-                    tracing::warn!(projection = %spec.name, stream = spec.stream,
-                        "the stream was created anew (deleted, or the broker lost its store); \
-                         reading it from its start over the view's rows");
-                    start_over(db, live, projector).await?;
-                    anyhow::bail!("{} was created anew; reading it from its start", spec.stream);
+                    return Ok(Followed::StreamReplaced);
                 }
                 continue;
             }
@@ -487,21 +524,39 @@ async fn follow<P: Projector>(
 /// The view's stream started over (see [`crate::started_over`]): the
 /// checkpoint goes back to 0 and the view's rows stay, for the new stream's
 /// events to be applied over them. Call with the pause lock held.
-async fn start_over<P: Projector>(db: &Db, live: &Live, projector: &P) -> anyhow::Result<()> {
-    // Remembered: the view now holds rows the stream can no longer rebuild,
-    // which a replay from the start must not empty unasked.
+async fn start_over<P: Projector>(
+    db: &Db,
+    live: &Live,
+    projector: &P,
+    incarnation: &str,
+) -> anyhow::Result<()> {
+    let name = &live.spec.name;
+    // One transaction: the checkpoint, the new life of the stream, and the
+    // note that the view holds rows this stream cannot rebuild (which a
+    // replay from the start must not empty unasked).
+    let mut tx = db.begin().await?;
+    set_in(&mut tx, name, 0).await?;
+    store_incarnation_in(&mut tx, name, incarnation).await?;
     sqlx::query(
         "INSERT INTO platform_stream_restart (projection, noticed_at) VALUES ($1, $2)
          ON CONFLICT (projection) DO UPDATE SET noticed_at = excluded.noticed_at",
     )
-    .bind(&live.spec.name)
+    .bind(name)
     .bind(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-    .execute(&mut *db.conn().await?)
+    .execute(&mut *tx)
     .await?;
-    reset(db, &live.spec.name, 0).await?;
+    tx.commit().await?;
     projector.started_over();
     live.progress.send_modify(|p| p.applied = 0);
     Ok(())
+}
+
+/// Why a live follower returned without an error.
+enum Followed {
+    /// The service is stopping.
+    Stopped,
+    /// Its stream was created anew: follow it again.
+    StreamReplaced,
 }
 
 /// Events a live follower applies in one transaction at most.

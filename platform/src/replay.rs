@@ -153,6 +153,12 @@ pub async fn rebuild(
         apply_range(js, &mut tx, target, p, &mut tally, progress).await?;
         projection::set_in(&mut tx, &p.name, p.to_seq).await?;
         if *start == Start::Beginning {
+            // Rebuilt from this life of the stream alone: the follower goes
+            // on from it, and there is no lost history left in the view.
+            let now = crate::started_over::Incarnation::find(js, target.stream, 0)
+                .await
+                .map_err(|e| ReplayError::Stream(format!("{e:#}")))?;
+            projection::store_incarnation_in(&mut tx, &p.name, &now.incarnation.key()).await?;
             projection::forget_restart_in(&mut tx, &p.name).await?;
         }
     }

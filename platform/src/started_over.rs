@@ -8,9 +8,11 @@
 //! skip every event below them: the view would never show those. The
 //! ordered consumer does not say so (async-nats recreates it from the last
 //! sequence it delivered, silently), so readers look:
-//! - when they start: a stream that holds fewer events than the reader has
-//!   applied is a new one (a stream's last sequence never goes down in its
-//!   lifetime; a purge keeps it);
+//! - when they start: a view stores the creation time of the stream it
+//!   follows ([`Incarnation::key`]) and compares it; without one stored
+//!   (a view from before, the search index), a stream that holds fewer
+//!   events than the reader has applied is a new one (a stream's last
+//!   sequence never goes down in its lifetime; a purge keeps it);
 //! - while they follow, every [`CHECK_EVERY`]: a stream whose creation
 //!   time changed is a new one, however many events it already holds.
 //!
@@ -60,6 +62,12 @@ impl Incarnation {
             },
             started_over_at: (last < position).then_some(last),
         })
+    }
+
+    /// What identifies this life of the stream, to store with a reader's
+    /// position: its creation time in nanoseconds.
+    pub fn key(&self) -> String {
+        self.created_unix_ns.to_string()
     }
 
     /// Whether the stream under this name is another one now. False while

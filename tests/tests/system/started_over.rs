@@ -6,10 +6,15 @@
 
 use std::time::Duration;
 
+use async_nats::HeaderMap;
 use bazaar_testkit::api::Product;
-use bazaar_testkit::{wait_until, Shop};
-use contracts::Team;
+use bazaar_testkit::{wait_until, Service, Shop};
+use contracts::money::Money;
+use contracts::product::ProductCreatedV1;
+use contracts::subjects::PRODUCT_SVC;
+use contracts::{Envelope, Event, EventContext, Team};
 use serde_json::Value;
+use uuid::Uuid;
 
 use crate::SETTLE;
 
@@ -69,4 +74,57 @@ async fn views_and_search_follow_streams_that_started_over() {
             .is_some_and(|items| items.iter().any(|p| p["id"] == after.id.to_string()))
     })
     .await;
+}
+
+/// The edge is away while the stream is created anew and fills up past the
+/// view's checkpoint: the number of events cannot tell, the stream's
+/// creation time, stored with the view, does.
+#[tokio::test]
+async fn a_view_follows_a_stream_created_anew_while_its_service_was_away() {
+    let mut shop = Shop::builder().start().await;
+    let _logs = shop.logs_on_failure();
+    let alice = shop.customer_api("alice");
+    let before = shop.stocked_product("AWAY-1", 1000, 5).await;
+    shop.stop(Service::Edge);
+
+    let streams = shop.streams().await;
+    let js = streams.js();
+    js.delete_stream(Team::Product.stream())
+        .await
+        .expect("stream deleted");
+    platform::streams::ensure(js, platform::streams::event_stream(Team::Product, 1))
+        .await
+        .expect("stream created again");
+    // More events than the view had applied (one product).
+    let mut created = Vec::new();
+    for n in 0..5 {
+        let data = ProductCreatedV1 {
+            product_id: Uuid::now_v7(),
+            sku: format!("AWAY-NEW-{n}"),
+            name: format!("Away {n}"),
+            description: "published while the edge was away".to_owned(),
+            category: "tests".to_owned(),
+            price: Money::eur(1200),
+        };
+        created.push(data.product_id);
+        let envelope = Envelope::new(
+            PRODUCT_SVC,
+            data,
+            &EventContext::root(Uuid::now_v7().to_string(), None),
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", envelope.id.to_string().as_str());
+        streams
+            .publish(ProductCreatedV1::SUBJECT, headers, envelope.to_json())
+            .await;
+    }
+    shop.start(Service::Edge).await;
+
+    for id in created {
+        wait_until(SETTLE, "a product of the new stream is shown", || async {
+            alice.product(id).await.status() == 200
+        })
+        .await;
+    }
+    alice.product(before.id).await.expect(200);
 }
