@@ -193,8 +193,12 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let databases = database::prepare(&data_dir, args.postgres.as_deref()).await?;
     let secrets = Secrets::load_or_create(&data_dir)?;
     // Only now: a refused start leaves no logs directory behind.
-    std::fs::create_dir_all(data_dir.join("logs"))
-        .with_context(|| format!("cannot create {}", data_dir.join("logs").display()))?;
+    std::fs::create_dir_all(data_dir.join("logs")).map_err(|e| {
+        crate::exit::usage(format!(
+            "cannot create {}: {e}",
+            data_dir.join("logs").display()
+        ))
+    })?;
     let mut broker = start_broker(&args, &data_dir, &secrets, &lock).await?;
 
     let wiring = Wiring {

@@ -11,6 +11,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
+use async_nats::jetstream::context::GetStreamErrorKind;
+use async_nats::jetstream::ErrorCode;
+
 use crate::consumer::{ConsumerHealth, Pulling};
 use crate::db::Db;
 use crate::projection::ProjectionHandle;
@@ -75,12 +78,16 @@ async fn ready(State(r): State<Readiness>) -> impl IntoResponse {
             // Waiting for another team's stream: ready while it is missing,
             // not once it exists and the durable is still to be declared
             // (the loop looks again within seconds).
-            Pulling::NoStream => {
-                if r.js.get_stream(c.stream).await.is_ok() {
-                    not_pulling.push(json!({"durable": c.durable,
-                        "error": format!("{} exists now; declaring the consumer", c.stream)}));
-                }
-            }
+            Pulling::NoStream => match r.js.get_stream(c.stream).await {
+                Err(e)
+                    if matches!(e.kind(), GetStreamErrorKind::JetStream(j)
+                    if j.error_code() == ErrorCode::STREAM_NOT_FOUND) => {}
+                Ok(_) => not_pulling.push(json!({"durable": c.durable,
+                    "error": format!("{} exists now; declaring the consumer", c.stream)})),
+                // Cannot tell: not ready rather than ready by mistake.
+                Err(e) => not_pulling.push(json!({"durable": c.durable,
+                    "error": format!("looking up {}: {e}", c.stream)})),
+            },
             Pulling::Interrupted(error) => {
                 not_pulling.push(json!({"durable": c.durable, "error": error}))
             }
