@@ -4,12 +4,10 @@
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use async_nats::HeaderMap;
 use bazaar_testkit::api::NewOrder;
 use bazaar_testkit::{wait_until, Api, Service, Shop};
 use contracts::checkout::OrderConfirmedV1;
 use contracts::subjects::CHECKOUT_SVC;
-use contracts::{Envelope, Event, EventContext};
 use uuid::Uuid;
 
 const BAZAAR: &str = env!("CARGO_BIN_EXE_bazaar");
@@ -105,16 +103,7 @@ async fn check_passes_on_a_settled_history_and_names_a_forged_second_outcome() {
         order_id: declined,
         customer_id: "alice".to_owned(),
     };
-    let envelope = Envelope::new(
-        CHECKOUT_SVC,
-        data,
-        &EventContext::root(Uuid::now_v7().to_string(), None),
-    );
-    let mut headers = HeaderMap::new();
-    headers.insert("Nats-Msg-Id", envelope.id.to_string().as_str());
-    streams
-        .publish(OrderConfirmedV1::SUBJECT, headers, envelope.to_json())
-        .await;
+    streams.publish_event(CHECKOUT_SVC, data).await;
 
     // Act + assert: check fails and names the rule and the order.
     let broken = bazaar(&shop, &["check", "--settled", "--json"]).await;

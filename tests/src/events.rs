@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream};
 use async_nats::HeaderMap;
-use contracts::{RawEnvelope, Team};
+use contracts::{Envelope, Event, EventContext, RawEnvelope, Team};
 use futures::TryStreamExt;
 use uuid::Uuid;
 
@@ -320,5 +320,19 @@ impl Streams {
             .unwrap_or_else(|e| panic!("no ack for {subject}: {e}"));
         assert!(!ack.duplicate, "{subject}: the broker dropped a duplicate");
         ack.sequence
+    }
+
+    /// Publishes `data` as a new event of `source` (a fresh CloudEvent id,
+    /// which is also its `Nats-Msg-Id`), as `ops`: an event the owning
+    /// service did not send. Returns its stream sequence.
+    pub async fn publish_event<T: Event>(&self, source: &str, data: T) -> u64 {
+        let envelope = Envelope::new(
+            source,
+            data,
+            &EventContext::root(Uuid::now_v7().to_string(), None),
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", envelope.id.to_string().as_str());
+        self.publish(T::SUBJECT, headers, envelope.to_json()).await
     }
 }

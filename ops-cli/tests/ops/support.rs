@@ -6,12 +6,11 @@ use std::collections::BTreeMap;
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use async_nats::HeaderMap;
 use bazaar_testkit::api::{NewOrder, Product};
 use bazaar_testkit::{wait_until, Api, Service, Shop, Streams};
 use contracts::product::ProductUpdatedV1;
 use contracts::subjects::PRODUCT_SVC;
-use contracts::{Envelope, Event, EventContext, Team};
+use contracts::{Event, Team};
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Column, Row};
 use uuid::Uuid;
@@ -224,16 +223,7 @@ pub async fn publish_updates(streams: &Streams, product: &Product, n: usize) -> 
 
 /// Publishes a valid product event as if product-svc had; its sequence.
 pub async fn publish_product_event<T: Event>(streams: &Streams, data: T) -> u64 {
-    let envelope = Envelope::new(
-        PRODUCT_SVC,
-        data,
-        &EventContext::root(Uuid::now_v7().to_string(), None),
-    );
-    let mut headers = HeaderMap::new();
-    headers.insert("Nats-Msg-Id", envelope.id.to_string().as_str());
-    streams
-        .publish(T::SUBJECT, headers, envelope.to_json())
-        .await
+    streams.publish_event(PRODUCT_SVC, data).await
 }
 
 /// A product with stock, as the edge shows it.

@@ -6,13 +6,12 @@
 
 use std::time::Duration;
 
-use async_nats::HeaderMap;
 use bazaar_testkit::api::Product;
 use bazaar_testkit::{wait_until, Service, Shop};
 use contracts::money::Money;
 use contracts::product::ProductCreatedV1;
 use contracts::subjects::PRODUCT_SVC;
-use contracts::{Envelope, Event, EventContext, Team};
+use contracts::Team;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -107,16 +106,7 @@ async fn a_view_follows_a_stream_created_anew_while_its_service_was_away() {
             price: Money::eur(1200),
         };
         created.push(data.product_id);
-        let envelope = Envelope::new(
-            PRODUCT_SVC,
-            data,
-            &EventContext::root(Uuid::now_v7().to_string(), None),
-        );
-        let mut headers = HeaderMap::new();
-        headers.insert("Nats-Msg-Id", envelope.id.to_string().as_str());
-        streams
-            .publish(ProductCreatedV1::SUBJECT, headers, envelope.to_json())
-            .await;
+        streams.publish_event(PRODUCT_SVC, data).await;
     }
     shop.start(Service::Edge).await;
 
