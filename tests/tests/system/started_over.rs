@@ -4,8 +4,6 @@
 //! read it again from its start, keeping what they hold, instead of
 //! waiting for sequences they believe they have applied.
 
-use std::time::Duration;
-
 use bazaar_testkit::api::Product;
 use bazaar_testkit::{wait_until, Service, Shop};
 use contracts::money::Money;
@@ -54,7 +52,9 @@ async fn views_and_search_follow_streams_that_started_over() {
     })
     .await;
     admin.set_stock(after.id, 10).await.expect(200);
-    shop.wait_consumers_idle(Duration::from_secs(20)).await;
+    // The durables of the streams created anew are declared again after a
+    // back-off; on a loaded machine that and the product event take a while.
+    shop.wait_consumers_idle(SETTLE).await;
     let order = alice.place_order_of(after.id, 2, "tok_visa").await;
     alice.wait_for_status(order.id, "shipped", SETTLE).await;
 
