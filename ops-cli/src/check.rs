@@ -171,12 +171,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
 
 /// Reads the stream from its first message up to its last sequence now.
 async fn read_stream(js: &Context, stream: &str, history: &mut History) -> anyhow::Result<()> {
-    let mut handle = js
-        .get_stream(stream)
-        .await
-        .map_err(|e| exit::unreachable(format!("stream {stream}: {e}")))?;
-    let end_seq = handle
-        .info()
+    let end_seq = platform::streams::info(js, stream)
         .await
         .map_err(|e| exit::unreachable(format!("stream {stream}: {e}")))?
         .state

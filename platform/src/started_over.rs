@@ -46,12 +46,7 @@ impl Incarnation {
     /// Looks `stream` up for a reader whose last applied sequence is
     /// `position` (0 if none).
     pub async fn find(js: &Context, stream: &str, position: u64) -> anyhow::Result<Found> {
-        let mut handle = js
-            .get_stream(stream)
-            .await
-            .map_err(|e| anyhow::anyhow!("looking up stream {stream}: {e}"))?;
-        let info = handle
-            .info()
+        let info = crate::streams::info(js, stream)
             .await
             .map_err(|e| anyhow::anyhow!("looking up stream {stream}: {e}"))?;
         let last = info.state.last_sequence;

@@ -160,6 +160,16 @@ pub fn ordered_consumer_name() -> String {
 /// default, 10 s with this.
 pub const ORDERED_MAX_EXPIRES: Duration = Duration::from_secs(10);
 
+/// What the broker says of `stream` now (its config, state and creation
+/// time), in one request: `get_stream` already fetches it, so asking the
+/// handle's `info()` afterwards would be a second round trip.
+pub async fn info(
+    js: &Context,
+    stream: &str,
+) -> Result<async_nats::jetstream::stream::Info, async_nats::jetstream::context::GetStreamError> {
+    Ok(js.get_stream(stream).await?.cached_info().clone())
+}
+
 /// The longest wait between two looks for a stream that does not exist yet.
 pub const STREAM_WAIT_MAX_DELAY: Duration = Duration::from_secs(2);
 

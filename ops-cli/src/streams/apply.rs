@@ -117,18 +117,8 @@ async fn apply_stream(
     args: &ApplyArgs,
 ) -> Item {
     let name = wanted.name.clone();
-    let current = match js.get_stream(&name).await {
-        Ok(mut handle) => match handle.info().await {
-            Ok(info) => Some(info.config.clone()),
-            Err(e) => {
-                return failed(
-                    "stream",
-                    name,
-                    Vec::new(),
-                    format!("reading its configuration: {e}"),
-                )
-            }
-        },
+    let current = match platform::streams::info(js, &name).await {
+        Ok(info) => Some(info.config),
         Err(e)
             if matches!(e.kind(), GetStreamErrorKind::JetStream(j)
             if j.error_code() == ErrorCode::STREAM_NOT_FOUND) =>

@@ -57,12 +57,7 @@ pub async fn open(
     filter: &str,
     deliver_policy: DeliverPolicy,
 ) -> anyhow::Result<(u64, u64, Reader)> {
-    let mut handle = js
-        .get_stream(stream)
-        .await
-        .map_err(|e| anyhow::anyhow!("stream {stream}: {e}"))?;
-    let end_seq = handle
-        .info()
+    let end_seq = platform::streams::info(js, stream)
         .await
         .map_err(|e| anyhow::anyhow!("stream {stream}: {e}"))?
         .state
