@@ -79,7 +79,9 @@ pub async fn run(
     let mut failures: u32 = 0;
     while !stop.is_cancelled() {
         match follow(&js, shard, feed, &mut position, &inputs, &stop).await {
-            Ok(()) => break,
+            Ok(Ended::Stopped) => break,
+            // Not a failure: read the new stream at once, without back-off.
+            Ok(Ended::StreamReplaced) => failures = 0,
             Err(error) => {
                 failures = failures.saturating_add(1);
                 let delay = Duration::from_millis(200 * 2u64.pow(failures.min(6)));
@@ -94,6 +96,14 @@ pub async fn run(
     }
 }
 
+/// Why [`follow`] returned without an error.
+enum Ended {
+    /// `stop` was cancelled.
+    Stopped,
+    /// The stream was created anew; the indexer was told to start over.
+    StreamReplaced,
+}
+
 async fn follow(
     js: &Context,
     shard: Shard,
@@ -101,7 +111,7 @@ async fn follow(
     position: &mut u64,
     inputs: &mpsc::Sender<Input>,
     stop: &CancellationToken,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Ended> {
     let stream = feed.stream();
     let found = Incarnation::find(js, stream, *position).await?;
     if let Some(last) = found.started_over_at {
@@ -144,14 +154,14 @@ async fn follow(
     let mut check = platform::started_over::check_timer();
     loop {
         let next = tokio::select! {
-            _ = stop.cancelled() => return Ok(()),
+            _ = stop.cancelled() => return Ok(Ended::Stopped),
             _ = check.tick() => {
                 if found.incarnation.replaced(js).await {
                     tracing::warn!(?feed, %shard, "the stream was created anew (deleted, or \
                         the broker lost its store); indexing it from its start");
                     send(inputs, Input::StartedOver { feed }).await?;
                     *position = 0;
-                    anyhow::bail!("{stream} was created anew; indexing it from its start");
+                    return Ok(Ended::StreamReplaced);
                 }
                 continue;
             }
