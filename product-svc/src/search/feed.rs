@@ -54,17 +54,18 @@ impl Feed {
     }
 }
 
-/// Follows `feed` from after `start` until `stop`, resuming after
-/// interruptions (broker restarts, lost consumers) with back-off.
+/// Follows `feed` from after `start` (the index's checkpoint, and the life
+/// of the stream it counts in) until `stop`, resuming after interruptions
+/// (broker restarts, lost consumers) with back-off.
 pub async fn run(
     js: Context,
     shard: Shard,
     feed: Feed,
-    start: u64,
+    start: (u64, Option<String>),
     inputs: mpsc::Sender<Input>,
     stop: CancellationToken,
 ) {
-    let mut position = start;
+    let (mut position, mut life) = start;
     // The warehouse's stream exists once its service has started; until
     // then there is nothing to index, so the feed is caught up.
     let caught_up = || {
@@ -78,7 +79,11 @@ pub async fn run(
     }
     let mut failures: u32 = 0;
     while !stop.is_cancelled() {
-        match follow(&js, shard, feed, &mut position, &inputs, &stop).await {
+        let at = At {
+            position: &mut position,
+            life: &mut life,
+        };
+        match follow(&js, shard, feed, at, &inputs, &stop).await {
             Ok(Ended::Stopped) => break,
             // Not a failure: read the new stream at once, without back-off.
             Ok(Ended::StreamReplaced) => failures = 0,
@@ -96,6 +101,13 @@ pub async fn run(
     }
 }
 
+/// Where a feed is: the last sequence it sent, and the life of the stream
+/// that sequence counts in (`None` until known).
+struct At<'a> {
+    position: &'a mut u64,
+    life: &'a mut Option<String>,
+}
+
 /// Why [`follow`] returned without an error.
 enum Ended {
     /// `stop` was cancelled.
@@ -108,18 +120,32 @@ async fn follow(
     js: &Context,
     shard: Shard,
     feed: Feed,
-    position: &mut u64,
+    at: At<'_>,
     inputs: &mpsc::Sender<Input>,
     stop: &CancellationToken,
 ) -> anyhow::Result<Ended> {
     let stream = feed.stream();
+    let At { position, life } = at;
     let found = Incarnation::find(js, stream, *position).await?;
-    if let Some(last) = found.started_over_at {
-        tracing::warn!(?feed, %shard, checkpoint = *position, stream_last_seq = last,
-            "the stream holds fewer events than the index has applied: it was created anew \
-             (deleted, or the broker lost its store); indexing it from its start");
+    let key = found.incarnation.key();
+    let another_life = life.as_ref().is_some_and(|known| *known != key);
+    if another_life || found.started_over_at.is_some() {
+        tracing::warn!(?feed, %shard, checkpoint = *position, stream_last_seq = ?found.started_over_at,
+            "the stream was created anew (deleted, or the broker lost its store) since the \
+             index read it; indexing it from its start");
         send(inputs, Input::StartedOver { feed }).await?;
         *position = 0;
+    }
+    if life.as_deref() != Some(key.as_str()) {
+        send(
+            inputs,
+            Input::Life {
+                feed,
+                key: key.clone(),
+            },
+        )
+        .await?;
+        *life = Some(key);
     }
     let consumer = js
         .create_consumer_on_stream(
@@ -156,11 +182,8 @@ async fn follow(
         let next = tokio::select! {
             _ = stop.cancelled() => return Ok(Ended::Stopped),
             _ = check.tick() => {
+                // The next follow finds the new life and starts over.
                 if found.incarnation.replaced(js).await {
-                    tracing::warn!(?feed, %shard, "the stream was created anew (deleted, or \
-                        the broker lost its store); indexing it from its start");
-                    send(inputs, Input::StartedOver { feed }).await?;
-                    *position = 0;
                     return Ok(Ended::StreamReplaced);
                 }
                 continue;

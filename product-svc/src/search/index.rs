@@ -34,6 +34,15 @@ pub struct Checkpoint {
     pub warehouse: u64,
 }
 
+/// Which life of each stream the checkpoint counts in
+/// (`platform::started_over::Incarnation::key`); `None` in an index
+/// committed before it was stored, or before its stream existed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lives {
+    pub product: Option<String>,
+    pub warehouse: Option<String>,
+}
+
 /// The commit payload.
 #[derive(Debug, Serialize, Deserialize)]
 struct Payload {
@@ -41,6 +50,8 @@ struct Payload {
     shard: String,
     #[serde(flatten)]
     checkpoint: Checkpoint,
+    #[serde(default)]
+    lives: Lives,
 }
 
 /// An index opened for writing by this process.
@@ -49,6 +60,7 @@ pub struct ShardIndex {
     pub reader: IndexReader,
     pub fields: Fields,
     pub checkpoint: Checkpoint,
+    pub lives: Lives,
     pub dir: PathBuf,
     /// Held (never read) for as long as the index is in use.
     _lock: File,
@@ -74,7 +86,7 @@ pub fn open(data_dir: &Path, shard: Shard) -> anyhow::Result<ShardIndex> {
     std::fs::create_dir_all(&root)
         .with_context(|| format!("creating the search directory {}", root.display()))?;
     let (dir, lock) = claim_slot(&root, shard)?;
-    let (index, reader, checkpoint) = match open_existing(&dir, shard) {
+    let (index, reader, (checkpoint, lives)) = match open_existing(&dir, shard) {
         Ok(Some(opened)) => opened,
         Ok(None) => create(&dir)?,
         Err(error) => {
@@ -91,6 +103,7 @@ pub fn open(data_dir: &Path, shard: Shard) -> anyhow::Result<ShardIndex> {
         reader,
         fields,
         checkpoint,
+        lives,
         dir,
         _lock: lock,
     })
@@ -121,10 +134,10 @@ fn claim_slot(root: &Path, shard: Shard) -> anyhow::Result<(PathBuf, File)> {
     )
 }
 
-fn open_existing(
-    dir: &Path,
-    shard: Shard,
-) -> anyhow::Result<Option<(Index, IndexReader, Checkpoint)>> {
+/// An index, its reader, and what its last commit says it holds.
+type Opened = (Index, IndexReader, (Checkpoint, Lives));
+
+fn open_existing(dir: &Path, shard: Shard) -> anyhow::Result<Option<Opened>> {
     if !dir.join("meta.json").exists() {
         return Ok(None);
     }
@@ -153,17 +166,17 @@ fn open_existing(
     for segment in reader.searcher().segment_readers() {
         segment.get_store_reader(0).context("reading a segment")?;
     }
-    Ok(Some((index, reader, payload.checkpoint)))
+    Ok(Some((index, reader, (payload.checkpoint, payload.lives))))
 }
 
-fn create(dir: &Path) -> anyhow::Result<(Index, IndexReader, Checkpoint)> {
+fn create(dir: &Path) -> anyhow::Result<Opened> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let (schema, _) = schema::build();
     let index = Index::create_in_dir(dir, schema)
         .with_context(|| format!("creating an index in {}", dir.display()))?;
     schema::register_analyzers(&index);
     let reader = reader_of(&index)?;
-    Ok((index, reader, Checkpoint::default()))
+    Ok((index, reader, Default::default()))
 }
 
 /// Reloaded by the indexer after each commit, never behind its back.
@@ -175,12 +188,13 @@ fn reader_of(index: &Index) -> anyhow::Result<IndexReader> {
         .context("opening an index reader")
 }
 
-/// The commit payload for `checkpoint`.
-pub fn payload(shard: Shard, checkpoint: Checkpoint) -> String {
+/// The commit payload for `checkpoint`, counted in the streams' `lives`.
+pub fn payload(shard: Shard, checkpoint: Checkpoint, lives: &Lives) -> String {
     let payload = Payload {
         schema_version: schema::SCHEMA_VERSION,
         shard: shard.to_string(),
         checkpoint,
+        lives: lives.clone(),
     };
     serde_json::to_string(&payload).unwrap_or_default()
 }

@@ -14,7 +14,7 @@ use tantivy::{IndexReader, IndexWriter, TantivyDocument};
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
-use super::index::{self, Checkpoint, ShardIndex};
+use super::index::{self, Checkpoint, Lives, ShardIndex};
 use super::record::{self, Fact, ProductRecord};
 use super::schema::{self, Fields};
 
@@ -51,6 +51,11 @@ pub enum Input {
     /// applied (deleted and created again, or the broker lost its store):
     /// its events are applied again from sequence 1, over the documents.
     StartedOver { feed: Feed },
+    /// The life of the feed's stream its sequences count in
+    /// (`platform::started_over::Incarnation::key`), committed with the
+    /// checkpoint so that a stream created anew while the service was away
+    /// is noticed at the next start.
+    Life { feed: Feed, key: String },
     /// Time passes: commit a batch that has waited long enough.
     Tick,
 }
@@ -104,6 +109,8 @@ pub struct Indexer {
     pending: HashMap<Uuid, ProductRecord>,
     applied: Checkpoint,
     committed: Checkpoint,
+    /// The lives `applied` counts in.
+    lives: Lives,
     /// Where each feed reported having reached the end of its stream.
     caught_up_at: [Option<u64>; 2],
     batch_started: Option<Instant>,
@@ -135,6 +142,7 @@ impl Indexer {
             pending: HashMap::new(),
             applied: index.checkpoint,
             committed: index.checkpoint,
+            lives: index.lives.clone(),
             caught_up_at: [None, None],
             batch_started: None,
             batch_docs: 0,
@@ -162,6 +170,7 @@ impl Indexer {
                     self.report();
                 }
                 Input::StartedOver { feed } => self.start_over(feed),
+                Input::Life { feed, key } => self.live_in(feed, key),
                 Input::Tick => {}
             }
             if self.batch_due() {
@@ -193,6 +202,19 @@ impl Indexer {
         *applied = 0;
         *committed = 0;
         reporter.send_modify(|p| p.applied = 0);
+    }
+
+    /// Stores `key` as the life of `feed`'s stream with the next commit,
+    /// which is due even if no event follows.
+    fn live_in(&mut self, feed: Feed, key: String) {
+        let life = match feed {
+            Feed::Product => &mut self.lives.product,
+            Feed::Warehouse => &mut self.lives.warehouse,
+        };
+        if life.as_deref() != Some(key.as_str()) {
+            *life = Some(key);
+            self.batch_started.get_or_insert_with(Instant::now);
+        }
     }
 
     fn apply(&mut self, feed: Feed, seq: u64, facts: Vec<Fact>) -> anyhow::Result<()> {
@@ -243,7 +265,7 @@ impl Indexer {
     fn commit(&mut self) -> anyhow::Result<()> {
         let started = Instant::now();
         let mut prepared = self.writer.prepare_commit().context("preparing a commit")?;
-        prepared.set_payload(&index::payload(self.shard, self.applied));
+        prepared.set_payload(&index::payload(self.shard, self.applied, &self.lives));
         prepared.commit().context("committing the index")?;
         self.reader.reload().context("reloading the index reader")?;
         tracing::debug!(shard = %self.shard, docs = self.batch_docs, checkpoint = ?self.applied,

@@ -129,8 +129,14 @@ pub async fn start(rt: &mut Runtime, config: SearchConfig) -> anyhow::Result<Fai
     };
 
     for (feed, start) in [
-        (Feed::Product, opened.checkpoint.product),
-        (Feed::Warehouse, opened.checkpoint.warehouse),
+        (
+            Feed::Product,
+            (opened.checkpoint.product, opened.lives.product.clone()),
+        ),
+        (
+            Feed::Warehouse,
+            (opened.checkpoint.warehouse, opened.lives.warehouse.clone()),
+        ),
     ] {
         let (js, inputs) = (rt.js.clone(), inputs.clone());
         rt.spawn(move |stop| feed::run(js, shard, feed, start, inputs, stop));

@@ -75,16 +75,18 @@ async fn views_and_search_follow_streams_that_started_over() {
     .await;
 }
 
-/// The edge is away while the stream is created anew and fills up past the
-/// view's checkpoint: the number of events cannot tell, the stream's
-/// creation time, stored with the view, does.
+/// The edge and product-svc are away while the stream is created anew and
+/// fills up past the view's and the search index's checkpoints: the number
+/// of events cannot tell, the stream's creation time, stored with the view
+/// and in the index's commit, does.
 #[tokio::test]
-async fn a_view_follows_a_stream_created_anew_while_its_service_was_away() {
+async fn a_view_and_search_follow_a_stream_created_anew_while_their_services_were_away() {
     let mut shop = Shop::builder().start().await;
     let _logs = shop.logs_on_failure();
     let alice = shop.customer_api("alice");
     let before = shop.stocked_product("AWAY-1", 1000, 5).await;
     shop.stop(Service::Edge);
+    shop.stop(Service::Product);
 
     let streams = shop.streams().await;
     let js = streams.js();
@@ -108,13 +110,34 @@ async fn a_view_follows_a_stream_created_anew_while_its_service_was_away() {
         created.push(data.product_id);
         streams.publish_event(PRODUCT_SVC, data).await;
     }
+    shop.start(Service::Product).await;
     shop.start(Service::Edge).await;
 
-    for id in created {
+    for id in &created {
         wait_until(SETTLE, "a product of the new stream is shown", || async {
-            alice.product(id).await.status() == 200
+            alice.product(*id).await.status() == 200
         })
         .await;
     }
     alice.product(before.id).await.expect(200);
+    wait_until(
+        SETTLE,
+        "search finds every product of the new stream",
+        || async {
+            let found: Value = alice
+                .anonymous()
+                .get("/api/v1/products?q=away&limit=50")
+                .await
+                .expect(200)
+                .value();
+            let ids: Vec<&str> = found["items"]
+                .as_array()
+                .map(|items| items.iter().filter_map(|p| p["id"].as_str()).collect())
+                .unwrap_or_default();
+            created
+                .iter()
+                .all(|id| ids.contains(&id.to_string().as_str()))
+        },
+    )
+    .await;
 }
