@@ -7,7 +7,7 @@
 // reload stays on the view and a product or order link opens in a new tab.
 "use strict";
 
-const state = { token: null, customer: null, q: "", category: "", offset: 0, limit: 12, product: null, orderStream: null, ordersCursor: null, searches: 0, basketQueue: Promise.resolve(), checkoutKey: null };
+const state = { token: null, customer: null, q: "", category: "", offset: 0, limit: 12, product: null, orderStream: null, ordersCursor: null, searches: 0, basketQueue: Promise.resolve(), unanswered: null };
 const TOKEN_KEY = "bazaar-token";
 // A customer may cancel an order in one of these (DESIGN §5).
 const CANCELLABLE = ["pending", "confirmed"];
@@ -23,11 +23,15 @@ function readToken() {
   state.customer = null;
   if (state.token) {
     try {
-      const claims = JSON.parse(atob(state.token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
+      // base64url of UTF-8 JSON: atob gives bytes, not characters.
+      const bytes = Uint8Array.from(atob(state.token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
+      const claims = JSON.parse(new TextDecoder().decode(bytes));
       state.customer = claims.sub;
     } catch (_) { state.token = null; }
   }
   $("who").textContent = state.customer ? `Signed in as ${state.customer}` : "Not signed in (open the link `bazaar up` prints)";
+  // Another customer's page now: an earlier customer's unanswered order is not theirs to ask about.
+  if (state.unanswered && state.unanswered.customer !== state.customer) setUnanswered(null);
 }
 
 // The edge refused the token (expired, or signed by another shop): forget
@@ -368,34 +372,84 @@ function renderBasket(basket) {
     body.append(tr);
   }
   $("basket-total").textContent = money(basket.total);
-  $("place-order").disabled = basket.items.length === 0;
+  // An order still unanswered may have emptied the basket: the customer
+  // must still be able to ask about it.
+  const empty = basket.items.length === 0 && !state.unanswered;
+  $("place-order").disabled = empty;
   $("basket-empty").hidden = basket.items.length > 0;
-  $("checkout-form").hidden = basket.items.length === 0;
+  $("checkout-form").hidden = empty;
+}
+
+const UNANSWERED_KEY = "bazaar-unanswered-order";
+
+// The order whose answer is owed ({customer, key, body}), or null. It is
+// kept for the tab (sessionStorage), so a reload still asks about that
+// order instead of placing another. While it is owed the form shows what
+// was sent and cannot be changed: pressing again asks about that order.
+function setUnanswered(unanswered) {
+  state.unanswered = unanswered;
+  if (unanswered) sessionStorage.setItem(UNANSWERED_KEY, JSON.stringify(unanswered));
+  else sessionStorage.removeItem(UNANSWERED_KEY);
+  const form = $("checkout-form");
+  if (unanswered) {
+    const a = unanswered.body.shipping_address || {};
+    for (const [name, value] of [...Object.entries(a), ["payment_method", unanswered.body.payment_method]]) {
+      if (form.elements[name] && value != null) form.elements[name].value = value;
+    }
+  }
+  for (const field of form.elements) {
+    if (field.id !== "place-order") field.disabled = !!unanswered;
+  }
+  $("place-order").textContent = unanswered ? "Ask again about this order" : "Place order";
+}
+
+// An order asked for in this tab before a reload, still unanswered.
+function restoreUnanswered() {
+  try {
+    const kept = JSON.parse(sessionStorage.getItem(UNANSWERED_KEY) || "null");
+    if (kept && kept.customer === state.customer && kept.key && kept.body) setUnanswered(kept);
+    else setUnanswered(null);
+  } catch (_) { setUnanswered(null); }
 }
 
 async function placeOrder(form) {
   if (needSignIn()) return;
-  const f = new FormData(form);
-  const body = {
-    shipping_address: { name: f.get("name"), line1: f.get("line1"), city: f.get("city"), postal_code: f.get("postal_code"), country: f.get("country") },
-    payment_method: f.get("payment_method"),
-  };
+  // An order whose answer never came is asked about by sending exactly the
+  // same request again (same Idempotency-Key, same body): the shop answers
+  // with the order it placed, if it did, and never places a second one.
+  // Only after an answer is a new order (a new key) possible.
+  const earlier = state.unanswered;
+  let body = earlier && earlier.body;
+  if (!body) {
+    const f = new FormData(form);
+    body = {
+      shipping_address: { name: f.get("name"), line1: f.get("line1"), city: f.get("city"), postal_code: f.get("postal_code"), country: f.get("country") },
+      payment_method: f.get("payment_method"),
+    };
+  }
+  const key = earlier ? earlier.key : newKey();
   $("place-order").disabled = true;
-  // One key per order the customer means to place: pressing again after
-  // an answer that never came repeats the same request, and the shop
-  // answers with the order it placed the first time rather than another.
-  state.checkoutKey = state.checkoutKey || newKey();
   try {
-    const order = await api("POST", "/api/v1/orders", body, { "Idempotency-Key": state.checkoutKey });
-    state.checkoutKey = null;
-    renderBasketCount({ items: [] });
+    const order = await api("POST", "/api/v1/orders", body, { "Idempotency-Key": key });
+    setUnanswered(null);
     followOrder(order.id, order);
-    notify("Order placed. Its status updates live below.");
+    if (!earlier) {
+      renderBasketCount({ items: [] });
+      notify("Order placed. Its status updates live below.");
+    } else {
+      // The basket may have changed since that order took it: ask the shop.
+      const basket = await api("GET", "/api/v1/basket").catch(() => null);
+      const left = basket ? basket.items.reduce((n, l) => n + l.quantity, 0) : 0;
+      if (basket) renderBasketCount(basket);
+      notify("Your order was placed: the one you asked for when the shop did not answer, as shown below."
+        + (left > 0 ? ` Your basket still holds ${left} item(s), not ordered.` : ""));
+    }
   } catch (e) {
     if (e.status === undefined || e.status >= 500) {
-      notify(`No answer about your order yet (${e.message}). It may have been placed: press Place order again to ask (it will not be placed twice), or look in Orders.`, true);
+      setUnanswered({ customer: state.customer, key, body });
+      notify("The shop did not answer about your order. It may have been placed: press “Ask again about this order” to find out (it will not be placed twice), or look in Orders.", true);
     } else {
-      state.checkoutKey = null;
+      setUnanswered(null);
       notify(`The order was not placed: ${e.message}`, true);
     }
     $("place-order").disabled = false;
@@ -540,6 +594,7 @@ async function openOrders(more) {
     }
     state.ordersCursor = page.next_cursor;
     $("orders-more").hidden = !page.next_cursor;
+    $("orders-empty").hidden = $("order-list").children.length > 0;
     show("orders");
     go("orders");
   } catch (e) {
@@ -572,5 +627,6 @@ $("checkout-form").addEventListener("submit", (ev) => { ev.preventDefault(); pla
 window.addEventListener("popstate", route);
 
 readToken();
+restoreUnanswered();
 route();
 refreshBasketCount();

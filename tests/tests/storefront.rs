@@ -96,23 +96,7 @@ async fn a_customer_finds_a_keyboard_orders_it_and_watches_it_confirmed_live() {
         // The answer to the first press is lost on the way back (the order
         // is placed): the page must not claim it failed, and pressing again
         // must not place a second order (checked in the history below).
-        page.js(
-            "const real = window.fetch; let lose = true;\
-             window.fetch = async (url, options) => {\
-               const answer = await real(url, options);\
-               if (lose && url === '/api/v1/orders' && options && options.method === 'POST') {\
-                 lose = false; throw new TypeError('Failed to fetch');\
-               }\
-               return answer;\
-             };",
-            vec![],
-        )
-        .await;
-        page.click(Locator::Id("place-order")).await;
-        page.wait_text("#notice", "the page says the order may be placed", |t| {
-            t.contains("It may have been placed")
-        })
-        .await;
+        page.place_order_losing_the_answer().await;
         page.click(Locator::Id("place-order")).await;
 
         let status = page.wait_accepted().await;
@@ -314,6 +298,121 @@ async fn a_customer_adds_twice_quickly_sets_a_quantity_and_cancels_the_order_fro
         })
         .await;
         assert_eq!(page.text("#basket-count").await, "1");
+    })
+    .await;
+    page.close().await;
+}
+
+/// The answer to Place order never comes. Until one does, the customer
+/// can only ask about that order: the form keeps what was sent, through a
+/// reload too, so a changed address or basket is not sent under the same
+/// Idempotency-Key (which the shop would refuse, or answer with the first
+/// order as if it were the new one). Once answered, the page says which
+/// order was placed and what the basket still holds.
+#[tokio::test]
+async fn an_order_whose_answer_never_came_is_asked_about_not_changed_or_placed_again() {
+    // Arrange
+    let Some(driver) = ChromeDriver::start().await else {
+        return;
+    };
+    let (shop, keyboard) = shop_with_a_keyboard().await;
+    let bob = shop.customer_api("bob");
+    bob.put_basket_item(keyboard.id, 1).await.expect(200);
+    let page = Page::open(&driver, &shop, DESKTOP).await;
+
+    page.run("unanswered", async {
+        page.sign_in_as("bob").await;
+        page.open_basket_listing("Mechanical keyboard").await;
+        page.fill_checkout_form("tok_visa").await;
+
+        // Act: the answer is lost (the order is placed).
+        page.place_order_losing_the_answer().await;
+
+        // Assert: what was sent stays, and cannot be changed.
+        let form = "const f = document.getElementById('checkout-form');\
+                    return [f.elements['city'].disabled, f.elements['city'].value,\
+                            document.getElementById('place-order').textContent];";
+        assert_eq!(
+            page.js(form, vec![]).await,
+            json!([true, "Berlin", "Ask again about this order"]),
+            "the address can be changed while the order's answer is owed"
+        );
+
+        // A reload still asks about that order; the basket changes meanwhile.
+        page.navigate(Navigation::Reload).await;
+        page.click(Locator::Id("basket-button")).await;
+        page.wait_text("#place-order", "the form still asks about the order", |t| {
+            t == "Ask again about this order"
+        })
+        .await;
+        bob.put_basket_item(keyboard.id, 2).await.expect(200);
+        page.click(Locator::Id("place-order")).await;
+
+        let said = page
+            .wait_text(
+                "#notice",
+                "the page says the earlier order was placed",
+                |t| t.contains("Your order was placed"),
+            )
+            .await;
+        assert!(
+            said.contains("Your basket still holds 2 item(s), not ordered"),
+            "{said:?}"
+        );
+        page.wait_text("#basket-count", "the basket counts what is left", |t| {
+            t == "2"
+        })
+        .await;
+        let orders = bob.orders(Some(10), None).await.expect(200).value();
+        let orders = orders["items"].as_array().cloned().unwrap_or_default();
+        assert_eq!(orders.len(), 1, "one order, not two: {orders:?}");
+        assert_eq!(orders[0]["lines"][0]["quantity"], json!(1), "{orders:?}");
+        assert_eq!(
+            page.js(form, vec![]).await,
+            json!([false, "Berlin", "Place order"]),
+            "answered: the next order is a new one"
+        );
+    })
+    .await;
+    page.close().await;
+}
+
+/// A new customer whose name is not ASCII: the page names them as they
+/// are, and an empty basket or order history says so instead of showing
+/// a checkout form or nothing.
+#[tokio::test]
+async fn a_new_customer_named_in_unicode_is_told_their_basket_and_history_are_empty() {
+    let Some(driver) = ChromeDriver::start().await else {
+        return;
+    };
+    let shop = Shop::builder().start().await;
+    let page = Page::open(&driver, &shop, DESKTOP).await;
+
+    page.run("new-customer", async {
+        page.sign_in_as("José 山田").await;
+
+        page.click(Locator::Id("orders-button")).await;
+        page.wait_text("#orders-empty", "the history says it is empty", |t| {
+            t.starts_with("You have no orders yet")
+        })
+        .await;
+
+        page.click(Locator::Id("basket-button")).await;
+        page.wait_text("#basket-empty", "the basket says it is empty", |t| {
+            t.starts_with("Your basket is empty")
+        })
+        .await;
+        let form = page
+            .js(
+                "return getComputedStyle(document.getElementById('checkout-form')).display",
+                vec![],
+            )
+            .await;
+        assert_eq!(
+            form,
+            json!("none"),
+            "an empty basket shows the checkout form"
+        );
     })
     .await;
     page.close().await;
@@ -533,6 +632,28 @@ impl<'a> Page<'a> {
                 .await
                 .unwrap_or_else(|e| panic!("cannot choose {value} in #{id}: {e}"));
         }
+    }
+
+    /// Presses Place order with its answer lost on the way back (the order
+    /// is placed), and waits until the page says the order may be placed.
+    async fn place_order_losing_the_answer(&self) {
+        self.js(
+            "const real = window.fetch; let lose = true;\
+             window.fetch = async (url, options) => {\
+               const answer = await real(url, options);\
+               if (lose && url === '/api/v1/orders' && options && options.method === 'POST') {\
+                 lose = false; throw new TypeError('Failed to fetch');\
+               }\
+               return answer;\
+             };",
+            vec![],
+        )
+        .await;
+        self.click(Locator::Id("place-order")).await;
+        self.wait_text("#notice", "the page says the order may be placed", |t| {
+            t.contains("It may have been placed")
+        })
+        .await;
     }
 
     /// Every input and select in the form has a `label[for=id]` with text.
