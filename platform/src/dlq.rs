@@ -143,7 +143,16 @@ pub async fn send(
     if let Some(tp) = delivery.traceparent() {
         publish = publish.header(crate::telemetry::TRACEPARENT, tp);
     }
-    js.send_publish(subject, publish).await?.await?;
+    let stored = async { js.send_publish(subject.clone(), publish).await?.await };
+    stored
+        .await
+        .map_err(|e: async_nats::jetstream::context::PublishError| {
+            anyhow::anyhow!(
+                "filing the dead letter on {subject}: {e} (if the {} stream is missing, \
+             `bazaar streams apply` creates it; the message is redelivered until then)",
+                contracts::subjects::DLQ_STREAM
+            )
+        })?;
     crate::metrics::dead_lettered(consumer);
     Ok(())
 }

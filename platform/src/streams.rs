@@ -235,7 +235,8 @@ pub struct ConsumerSpec {
     pub durable: String,
     /// The event subjects (with versions) the service handles.
     pub filter_subjects: Vec<String>,
-    /// Deliveries before a message is dead-lettered.
+    /// Deliveries before the consumer loop dead-letters a message (the
+    /// broker's limit is off, [`ConsumerSpec::config`]).
     pub max_deliver: i64,
     /// How long a delivery may go without word from its consumer (an ack,
     /// or the "still working" the consumer loop sends while a handler takes
@@ -298,7 +299,12 @@ impl ConsumerSpec {
             description: Some(format!("{} reading {}", self.durable, self.stream)),
             ack_policy: AckPolicy::Explicit,
             ack_wait: self.ack_wait,
-            max_deliver: self.max_deliver,
+            // The broker's own limit is off: it would stop redelivering a
+            // message whose dead letter could not be written (the DLQ
+            // missing, the broker away), and the message would be lost. The
+            // consumer loop counts deliveries and dead-letters at
+            // `max_deliver` itself, and naks when it cannot.
+            max_deliver: -1,
             filter_subjects: self.filter_subjects.clone(),
             max_ack_pending: self.max_ack_pending,
             ..Default::default()

@@ -415,6 +415,88 @@ async fn a_retry_delay_is_not_stretched_by_in_progress_acks_for_its_lot() {
     consumer.stop().await;
 }
 
+/// The DLQ stream is missing (deleted by hand) when a message runs out of
+/// deliveries: the loop cannot file its dead letter, so the message must
+/// come back until it can, not be dropped by the broker's own limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_whose_dead_letter_cannot_be_filed_is_redelivered_until_it_can() {
+    // Arrange
+    let broker = broker().await;
+    let js = &broker.js;
+    js.delete_stream(contracts::subjects::DLQ_STREAM)
+        .await
+        .expect("DLQ deleted");
+    let durable = "no-dlq-yet";
+    let always = Recorder::new(Behaviour::AlwaysRetry);
+    let consumer = start(
+        js,
+        ConsumerSpec {
+            max_deliver: 2,
+            backoff: vec![Duration::from_millis(50), Duration::from_millis(100)],
+            ..spec(durable)
+        },
+        always.clone(),
+    );
+
+    // Act
+    let seq = publish_event(js, &product_created("kettle")).await;
+
+    // Assert: delivered again and again past its 2 deliveries (each time
+    // the handler is tried once more, then the dead letter).
+    wait_until(
+        WAIT,
+        "the message is delivered a fifth time",
+        || async move {
+            consumer_info(js, durable)
+                .await
+                .is_some_and(|i| i.delivered.consumer_sequence >= 5)
+        },
+    )
+    .await;
+    platform::streams::ensure_dlq(js, 1)
+        .await
+        .expect("DLQ created again");
+    wait_until(WAIT, "the message is dead-lettered", || async move {
+        dead_letters(js, durable).await.len() == 1
+    })
+    .await;
+    wait_until(WAIT, "the message is settled", || async move {
+        consumer_settled(js, durable, seq).await
+    })
+    .await;
+
+    consumer.stop().await;
+}
+
+/// A durable declared by an earlier release, with the broker's delivery
+/// limit on, loses that limit when the service declares it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_declared_with_the_brokers_delivery_limit_loses_it_at_start() {
+    // Arrange
+    let broker = broker().await;
+    let js = &broker.js;
+    let durable = "declared-before";
+    let earlier = async_nats::jetstream::consumer::pull::Config {
+        max_deliver: 6,
+        ..spec(durable).config()
+    };
+    js.create_consumer_on_stream(earlier, PRODUCT_STREAM)
+        .await
+        .expect("declared as an earlier release did");
+
+    // Act
+    let consumer = start(js, spec(durable), Recorder::new(Behaviour::AlwaysRetry));
+
+    // Assert
+    wait_until(WAIT, "the consumer has no delivery limit", || async move {
+        consumer_info(js, durable)
+            .await
+            .is_some_and(|i| i.config.max_deliver == -1)
+    })
+    .await;
+    consumer.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_message_is_retried_then_dead_lettered_after_max_deliver() {
     // Arrange: two consumers with 3 deliveries and short back-off; one
