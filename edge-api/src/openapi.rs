@@ -23,7 +23,7 @@ use utoipa::{Modify, OpenApi};
         crate::routes::orders::updates,
     ),
     components(schemas(crate::dto::Money, crate::dto::Problem, crate::dto::FieldProblem)),
-    modifiers(&BearerAuth, &RateLimited, &JsonBodies, &Idempotent),
+    modifiers(&BearerAuth, &RateLimited, &Unavailable, &JsonBodies, &Idempotent),
     tags(
         (name = "products", description = "The catalog and its stock"),
         (name = "basket", description = "The caller's basket"),
@@ -71,6 +71,49 @@ impl Modify for RateLimited {
                 .build(),
         );
         share_response(openapi, "429", "TooManyRequests", response, |_| true);
+    }
+}
+
+/// Every write is a command to the team's service that owns what it
+/// changes, and a search asks the shards: when they do not answer in time
+/// (stopped, restarting, overloaded) the edge answers 503 with
+/// `Retry-After: 1` (`problem.rs`). One shared response, referenced.
+struct Unavailable;
+
+impl Modify for Unavailable {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::header::HeaderBuilder;
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+
+        let response = problem_response(
+            "the service that owns this (or, for a search, every shard) did not answer in time; \
+             retry after `Retry-After` seconds. A write retried with the same Idempotency-Key \
+             happens at most once",
+        )
+        .header(
+            "Retry-After",
+            HeaderBuilder::new()
+                .schema(
+                    ObjectBuilder::new()
+                        .schema_type(Type::Integer)
+                        .minimum(Some(1)),
+                )
+                .description(Some("seconds to wait before retrying"))
+                .build(),
+        );
+        let asks_a_service = |operation: &utoipa::openapi::path::Operation| {
+            operation.request_body.is_some()
+                || operation.operation_id.as_deref().is_some_and(|id| {
+                    matches!(id, "searchProducts" | "deleteBasketItem" | "cancelOrder")
+                })
+        };
+        share_response(
+            openapi,
+            "503",
+            "ServiceUnavailable",
+            response,
+            asks_a_service,
+        );
     }
 }
 

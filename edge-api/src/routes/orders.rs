@@ -39,7 +39,6 @@ use crate::views::touches;
         (status = 401, description = "no or invalid token", body = crate::dto::Problem, content_type = "application/problem+json"),
         (status = 403, description = "an admin token: baskets and orders need a customer token", body = crate::dto::Problem, content_type = "application/problem+json"),
         (status = 422, description = "invalid order (empty basket, unknown product, bad address …), or an Idempotency-Key already used for a different request", body = crate::dto::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "checkout unavailable", body = crate::dto::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn place(
     State(state): State<AppState>,
@@ -328,7 +327,10 @@ const STREAM_LIMIT: Duration = Duration::from_secs(600);
 /// Browsers' EventSource cannot send headers, so the token may also come
 /// as `?access_token=`.
 #[utoipa::path(get, path = "/api/v1/orders/{id}/updates", operation_id = "followOrder", tag = "orders",
-    params(("id" = Uuid, Path, description = "order id")),
+    params(
+        ("id" = Uuid, Path, description = "order id"),
+        ("access_token" = Option<String>, Query, description = "the customer's token, for clients that cannot send an Authorization header (a browser's EventSource); the header wins when both are sent"),
+    ),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "text/event-stream of `order` events, each an Order", content_type = "text/event-stream"),

@@ -29,7 +29,6 @@ use crate::views::products::{self, ProductRow};
         (status = 409, description = "the SKU exists", body = crate::dto::Problem, content_type = "application/problem+json"),
         (status = 413, description = "body over 64 KiB", body = crate::dto::Problem, content_type = "application/problem+json"),
         (status = 422, description = "invalid body, or an Idempotency-Key already used for a different request", body = crate::dto::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "product service unavailable", body = crate::dto::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create(
     State(state): State<AppState>,
