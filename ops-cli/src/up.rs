@@ -168,6 +168,8 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     // when the terminal goes away, only `bazaar up` hears of it.
     let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
 
+    // A data dir this start makes is removed again if the start is refused.
+    let mut made = MadeDataDir::new(&args.data_dir);
     // A data dir that cannot be made is a configuration error (exit 2).
     std::fs::create_dir_all(&args.data_dir).map_err(|e| {
         crate::exit::usage(format!(
@@ -199,6 +201,7 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             data_dir.join("logs").display()
         ))
     })?;
+    made.keep();
     let mut broker = start_broker(&args, &data_dir, &secrets, &lock).await?;
 
     let wiring = Wiring {
@@ -389,6 +392,29 @@ fn plan(
         }
     }
     Ok(specs)
+}
+
+/// A data dir that did not exist before this `up`: removed when dropped
+/// before [`MadeDataDir::keep`], so a refused start (bad flags, databases
+/// taken, a port in use) leaves nothing behind, not even its lock file.
+struct MadeDataDir(Option<PathBuf>);
+
+impl MadeDataDir {
+    fn new(data_dir: &Path) -> MadeDataDir {
+        MadeDataDir((!data_dir.exists()).then(|| data_dir.to_owned()))
+    }
+
+    fn keep(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for MadeDataDir {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 #[cfg(test)]

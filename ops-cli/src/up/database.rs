@@ -7,8 +7,10 @@
 //! store and the services' databases belong together, so starting it on
 //! other databases would pair the events of one shop with the state of
 //! another (or with none). Such a start is refused, as is a first start on
-//! databases that already exist (another shop's, most likely), and a later
-//! one whose databases are gone.
+//! databases that already hold tables (another shop's, most likely), and a
+//! later one whose databases are gone. Empty databases that exist already
+//! are used: an administrator made them for a role that may not create
+//! databases (as managed PostgreSQL services give applications).
 
 use std::collections::BTreeMap;
 use std::io::ErrorKind;
@@ -30,6 +32,8 @@ const DEFAULT_NAME: &str = "bazaar";
 /// PostgreSQL's identifier limit (63) less the longest suffix (`_warehouse`).
 const MAX_NAME: usize = 53;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// PostgreSQL's SQLSTATE for "permission denied".
+const INSUFFICIENT_PRIVILEGE: &str = "42501";
 
 /// Each service's `DATABASE_URL`, when it is not the SQLite default.
 #[derive(Debug, Default)]
@@ -85,15 +89,23 @@ pub async fn prepare(data_dir: &Path, postgres: Option<&str>) -> anyhow::Result<
     let mut conn = server.connect().await?;
     let fresh = known.is_none();
     if fresh {
-        let taken = server.existing(&mut conn).await?;
+        let mut taken = Vec::new();
+        for name in server.existing(&mut conn).await? {
+            if server.holds_tables(&name).await? {
+                taken.push(name);
+            } else {
+                info!(database = %name, "exists and is empty; using it");
+            }
+        }
         if !taken.is_empty() {
             return Err(usage(format!(
-                "database{} {} already exist{} on {} and may hold another shop's state; \
-                 drop {} or name others (e.g. --postgres {})",
+                "database{} {} already exist{} on {} and hold{} tables, maybe another shop's \
+                 state; drop {} or name others (e.g. --postgres {})",
                 if taken.len() == 1 { "" } else { "s" },
                 taken.join(", "),
                 if taken.len() == 1 { "s" } else { "" },
                 server.host(),
+                if taken.len() == 1 { "s" } else { "" },
                 if taken.len() == 1 { "it" } else { "them" },
                 server.example_other_name(),
             )));
@@ -120,13 +132,34 @@ pub async fn prepare(data_dir: &Path, postgres: Option<&str>) -> anyhow::Result<
         )));
     }
     for name in &missing {
-        conn.execute(format!("CREATE DATABASE \"{name}\"").as_str())
+        match conn
+            .execute(format!("CREATE DATABASE \"{name}\"").as_str())
             .await
-            .with_context(|| format!("cannot create database {name} on {}", server.host()))?;
-        info!(database = %name, "created");
+        {
+            Ok(_) => info!(database = %name, "created"),
+            Err(sqlx::Error::Database(e))
+                if e.code().as_deref() == Some(INSUFFICIENT_PRIVILEGE) =>
+            {
+                return Err(usage(format!(
+                    "the role {} may not create databases on {} ({e}): have an administrator \
+                     create the shop's databases, empty and owned by it ({}), then start again",
+                    server.role(),
+                    server.host(),
+                    missing
+                        .iter()
+                        .map(|m| format!("CREATE DATABASE \"{m}\" OWNER \"{}\";", server.role()))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                )))
+            }
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("cannot create database {name} on {}", server.host()))
+            }
+        }
     }
     // Once every database is there: a first start that failed half-way
-    // is refused next time for the databases it made ("already exist").
+    // finds the databases it made empty, and uses them next time.
     if fresh {
         write_marker(&marker, &wanted)?;
     }
@@ -231,9 +264,37 @@ impl Server {
         url.to_string()
     }
 
+    /// The role the URL connects as.
+    fn role(&self) -> String {
+        match self.url.username() {
+            "" => "postgres".to_owned(),
+            user => user.to_owned(),
+        }
+    }
+
     /// A connection to the server's `postgres` database, to create others.
     async fn connect(&self) -> anyhow::Result<PgConnection> {
-        let url = self.url_of("postgres");
+        self.connect_to("postgres").await
+    }
+
+    /// Whether `database` holds any table, view or sequence of its own
+    /// (outside PostgreSQL's system schemas), whoever owns it.
+    async fn holds_tables(&self, database: &str) -> anyhow::Result<bool> {
+        let mut conn = self.connect_to(database).await?;
+        let (holds,): (bool,) = sqlx::query_as(
+            "SELECT EXISTS (SELECT 1 FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%')",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .with_context(|| format!("cannot look into database {database} on {}", self.host()))?;
+        let _ = conn.close().await;
+        Ok(holds)
+    }
+
+    async fn connect_to(&self, database: &str) -> anyhow::Result<PgConnection> {
+        let url = self.url_of(database);
         match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect(&url)).await {
             Ok(Ok(conn)) => Ok(conn),
             // The server answered and refused (no such role, a wrong
