@@ -161,6 +161,13 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         for (subject, error) in &history.undecodable {
             eprintln!("warning: {subject}: {error}");
         }
+        for (year, low) in history.first_invoices() {
+            eprintln!(
+                "note: the history's invoices of {year} start at number {low}: the earlier ones \
+                 are not in the streams (a stream created anew, or cut by its limits) and are \
+                 not checked"
+            );
+        }
         Ok(if report.violations.is_empty() {
             ExitCode::SUCCESS
         } else {
@@ -506,15 +513,20 @@ impl History {
             }
         }
         for (year, seqs) in years {
-            let max = seqs.last().copied().unwrap_or(0);
-            let missing: Vec<u64> = (1..=max).filter(|n| !seqs.contains(n)).collect();
+            let (Some(&min), Some(&max)) = (seqs.first(), seqs.last()) else {
+                continue;
+            };
+            // Numbers below the lowest in the history are not in the
+            // streams (a stream created anew, or a history cut by limits):
+            // gaps are only looked for from there ([`History::first_invoices`]).
+            let missing: Vec<u64> = (min..=max).filter(|n| !seqs.contains(n)).collect();
             if !missing.is_empty() {
                 let shown: Vec<String> = missing.iter().take(10).map(u64::to_string).collect();
                 out.push(Violation {
                     rule: "invoice-numbers",
                     order_id: String::new(),
                     detail: format!(
-                        "{year}: {} numbers missing below {max}: {}",
+                        "{year}: {} numbers missing between {min} and {max}: {}",
                         missing.len(),
                         shown.join(", ")
                     ),
@@ -522,6 +534,27 @@ impl History {
             }
         }
         out
+    }
+
+    /// The years whose invoice numbers in the history start above 1, with
+    /// the lowest: the numbers below it were issued in a history the
+    /// streams no longer hold, so they are not checked.
+    fn first_invoices(&self) -> Vec<(String, u64)> {
+        let mut lowest: BTreeMap<&str, u64> = BTreeMap::new();
+        for number in self.invoices.keys() {
+            if let Some((year, seq)) = number
+                .split_once('-')
+                .and_then(|(year, seq)| seq.parse::<u64>().ok().map(|seq| (year, seq)))
+            {
+                let low = lowest.entry(year).or_insert(seq);
+                *low = (*low).min(seq);
+            }
+        }
+        lowest
+            .into_iter()
+            .filter(|(_, low)| *low > 1)
+            .map(|(year, low)| (year.to_owned(), low))
+            .collect()
     }
 }
 

@@ -160,3 +160,25 @@ fn a_consumer_that_is_missing_or_behind_is_a_violation() {
         .contains("3 events not delivered, 1 not acknowledged"));
     assert!(found[1].detail.contains("does not exist"));
 }
+
+#[test]
+fn invoice_numbers_below_the_histories_first_are_not_gaps() {
+    // A stream created anew: the history holds the numbers from 51 on.
+    let mut history = History::default();
+    for number in ["2026-000051", "2026-000052", "2026-000054"] {
+        history
+            .invoices
+            .entry(number.to_owned())
+            .or_default()
+            .push(Uuid::now_v7());
+    }
+    let found = history.invoice_violations();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0]
+            .detail
+            .contains("1 numbers missing between 51 and 54: 53"),
+        "{found:?}"
+    );
+    assert_eq!(history.first_invoices(), vec![("2026".to_owned(), 51)]);
+}
