@@ -62,9 +62,10 @@ enum DlqCommand {
     /// one that goes through is deleted, the others are kept
     #[command(
         after_help = "Examples:\n  bazaar dlq retry 42 43\n  bazaar dlq retry --all --timeout 10m --json\n\n\
-        Letters are retried in the order they were dead-lettered (as `list` shows\n\
-        them), whatever the order given; retry an order's letters together (ABOUT\n\
-        in `list`): a later event retried alone first is handled as arriving late."
+        Letters are retried in the order their events came in their streams\n\
+        (FROM in `list`), whatever the order given; retry an order's letters\n\
+        together (ABOUT in `list`): a later event retried alone first is handled as\n\
+        arriving late."
     )]
     Retry {
         #[command(flatten)]
@@ -125,11 +126,11 @@ pub fn run(args: DlqArgs) -> anyhow::Result<ExitCode> {
             DlqCommand::Show { id } => show(&js, id, args.json).await,
             DlqCommand::Retry { which, timeout } => {
                 let mut ids = chosen(&js, &which).await?;
-                // In the order they were dead-lettered: an order's events
-                // are then handled in the order they first came.
                 ids.sort_unstable();
                 ids.dedup();
-                warn_of_letters_left_behind(&js, &ids).await;
+                let all = letters::read_all(&js).await.unwrap_or_default();
+                in_stream_order(&mut ids, &all);
+                warn_of_letters_left_behind(&all, &ids);
                 let mut done = Done::default();
                 for id in ids {
                     match retry(&client, &js, id, timeout).await {
@@ -147,7 +148,9 @@ pub fn run(args: DlqArgs) -> anyhow::Result<ExitCode> {
                         }
                         Err((error, unreachable)) => {
                             if !args.json {
-                                outln!("{id}: failed, kept: {error}");
+                                let held = all.iter().any(|l| l.id == id);
+                                let what = if held { "failed, kept" } else { "not retried" };
+                                outln!("{id}: {what}: {error}");
                             }
                             done.failed.push(FailedLetter {
                                 id,
@@ -211,7 +214,7 @@ async fn drop_one(stream: &jetstream::stream::Stream, id: u64) -> Result<(), Str
 async fn dlq_stream(js: &Context) -> anyhow::Result<jetstream::stream::Stream> {
     js.get_stream(DLQ_STREAM)
         .await
-        .map_err(|e| anyhow::anyhow!("the {DLQ_STREAM} stream: {e} (has the shop ever started?)"))
+        .map_err(|e| letters::missing_dlq(&e))
 }
 
 async fn list(js: &Context, json: bool) -> anyhow::Result<ExitCode> {
@@ -303,10 +306,18 @@ async fn show(js: &Context, id: u64, json: bool) -> anyhow::Result<ExitCode> {
 /// must be handled in stream order, so retrying one and leaving another
 /// (an `order.rejected` after the `order.placed`) can leave that order
 /// half-handled.
-async fn warn_of_letters_left_behind(js: &Context, ids: &[u64]) {
-    let Ok(all) = letters::read_all(js).await else {
-        return;
-    };
+/// Orders `ids` as their events came in their streams: a dead letter
+/// filed later may be of an earlier event (a retry waiting frees its lane),
+/// and an order's events must be handled in the order they happened. Ids
+/// the DLQ does not hold (`all` read without them) go last, as asked.
+fn in_stream_order(ids: &mut [u64], all: &[DeadLetter]) {
+    ids.sort_by_key(|id| match all.iter().find(|l| l.id == *id) {
+        Some(l) => (0, l.stream.clone(), l.stream_seq, *id),
+        None => (1, String::new(), 0, *id),
+    });
+}
+
+fn warn_of_letters_left_behind(all: &[DeadLetter], ids: &[u64]) {
     let retried: Vec<&DeadLetter> = all.iter().filter(|l| ids.contains(&l.id)).collect();
     for letter in &retried {
         let Some(about) = &letter.about else { continue };
@@ -329,8 +340,8 @@ async fn warn_of_letters_left_behind(js: &Context, ids: &[u64]) {
             let together: Vec<String> = together.iter().map(u64::to_string).collect();
             eprintln!(
                 "warning: dead letter(s) {} of {} about {about} stay behind; retry them \
-                 together (bazaar dlq retry {}): they are handled in the order they were \
-                 dead-lettered",
+                 together (bazaar dlq retry {}): they are handled in the order their \
+                 events came",
                 others.join(", "),
                 letter.service,
                 together.join(" ")
@@ -492,5 +503,33 @@ mod tests {
         let body = serde_json::to_vec(&RedeliverRequest { dlq_seq: 1, letter })
             .expect("a request serializes");
         assert!(fits(body.len(), max_payload).is_err());
+    }
+
+    #[test]
+    fn letters_are_retried_in_the_order_their_events_came() {
+        let letter = |id: u64, stream: &str, stream_seq: u64| DeadLetter {
+            id,
+            time: String::new(),
+            service: "finance-svc".to_owned(),
+            consumer: "finance-svc".to_owned(),
+            stream: stream.to_owned(),
+            stream_seq,
+            subject: String::new(),
+            deliveries: 6,
+            error: String::new(),
+            event_type: None,
+            event_id: None,
+            about: None,
+            payload: String::new(),
+        };
+        // Letter 7 was filed first, of the later event.
+        let all = [
+            letter(7, "EVT_CHECKOUT", 1810),
+            letter(8, "EVT_CHECKOUT", 1809),
+            letter(9, "EVT_WAREHOUSE", 12),
+        ];
+        let mut ids = vec![7, 8, 9, 99];
+        in_stream_order(&mut ids, &all);
+        assert_eq!(ids, vec![8, 7, 9, 99]);
     }
 }

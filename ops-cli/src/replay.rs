@@ -61,7 +61,7 @@ pub struct ReplayArgs {
     /// With --from-start: also rebuild views whose stream was created anew
     /// (deleted, or the broker's store lost), emptying for good what they
     /// hold from the events that are gone. Refused without it.
-    #[arg(long, requires = "from_start")]
+    #[arg(long)]
     discard_lost_history: bool,
     /// The report as JSON on stdout (progress lines still go to stderr)
     #[arg(long)]
@@ -107,6 +107,13 @@ struct Output<'a> {
 }
 
 pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    // clap's `requires` takes an unset flag for a given one.
+    if args.discard_lost_history && !args.start.from_start {
+        return Err(exit::usage(
+            "--discard-lost-history goes with --from-start only: a replay from a sequence \
+             or a time keeps what the views hold",
+        ));
+    }
     exit::block_on(async move {
         let client = args.connect.connect().await?;
         let id = uuid::Uuid::now_v7().simple().to_string();

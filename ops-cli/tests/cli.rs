@@ -450,7 +450,7 @@ fn configuration_mistakes_exit_with_2_and_say_what_is_wrong() {
     fs::write(sandbox.data().join("secrets.json"), "{ not json").expect("secrets written");
     let data = sandbox.data_arg();
     let file = file.display().to_string();
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 6] = [
         (
             &["up", "--data-dir", &file, "--http-addr", "127.0.0.1:0"],
             "cannot use",
@@ -486,6 +486,18 @@ fn configuration_mistakes_exit_with_2_and_say_what_is_wrong() {
                 &data,
             ],
             "--ttl",
+        ),
+        (
+            &[
+                "replay",
+                "edge-api",
+                "--from-seq",
+                "4",
+                "--discard-lost-history",
+                "--data-dir",
+                &data,
+            ],
+            "--discard-lost-history goes with --from-start only",
         ),
     ];
     for (args, says) in cases {

@@ -319,21 +319,10 @@ impl Plane {
             .await;
         publisher.abort();
         match result {
-            Ok(report) => {
-                tracing::info!(
-                    applied = report.applied,
-                    skipped = report.skipped,
-                    elapsed_ms = report.elapsed_ms,
-                    "replay done"
-                );
-                ControlReply::Ok {
-                    value: with_notes(report, &notes),
-                }
-            }
-            Err((kind, message)) => {
-                tracing::warn!(%message, "replay failed; nothing changed");
-                ControlReply::error(kind, message)
-            }
+            Ok(report) => ControlReply::Ok {
+                value: with_notes(report, &notes),
+            },
+            Err((kind, message)) => ControlReply::error(kind, message),
         }
     }
 
@@ -370,8 +359,28 @@ impl Plane {
         Ok(lost)
     }
 
-    /// Pauses the followers, rebuilds, moves their progress, resumes them.
+    /// Pauses the followers, rebuilds, moves their progress, resumes them;
+    /// logs how it ended, for a replay and for a projection's dead letter.
     async fn rebuild(
+        &self,
+        targets: &[Target],
+        start: &Start,
+        progress: &(dyn Fn(Position) + Send + Sync),
+    ) -> Result<Report, (ControlErrorKind, String)> {
+        let result = self.rebuild_paused(targets, start, progress).await;
+        match &result {
+            Ok(report) => tracing::info!(
+                applied = report.applied,
+                skipped = report.skipped,
+                elapsed_ms = report.elapsed_ms,
+                "replay done"
+            ),
+            Err((_, message)) => tracing::warn!(%message, "replay failed; nothing changed"),
+        }
+        result
+    }
+
+    async fn rebuild_paused(
         &self,
         targets: &[Target],
         start: &Start,

@@ -91,6 +91,13 @@ async fn a_poison_event_is_listed_shown_kept_when_retry_fails_and_dropped() {
     .await;
     let after_drop = dead_letters(&shop).await;
     let missing = bazaar(&shop, &["dlq", "show", "999999"]).await;
+    let not_held = bazaar(&shop, &["dlq", "retry", "999999"]).await;
+    streams
+        .js()
+        .delete_stream(contracts::subjects::DLQ_STREAM)
+        .await
+        .expect("the DLQ deleted by hand");
+    let without_dlq = bazaar(&shop, &["dlq", "list"]).await;
 
     // `tail 'dlq.>' --json` shows each letter, undecodable as they are, with
     // where it came from and why.
@@ -159,6 +166,18 @@ async fn a_poison_event_is_listed_shown_kept_when_retry_fails_and_dropped() {
         );
     }
     expect_code(&missing, 2);
+    expect_code(&not_held, 1);
+    assert!(
+        stdout(&not_held).contains("999999: not retried: no dead letter 999999"),
+        "{}",
+        stdout(&not_held)
+    );
+    expect_code(&without_dlq, 1);
+    assert!(
+        stderr(&without_dlq).contains("`bazaar streams apply` creates it"),
+        "{}",
+        stderr(&without_dlq)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
