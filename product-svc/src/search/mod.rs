@@ -4,6 +4,7 @@
 //!
 //! - `record`: what the shard knows of a product and how events change it;
 //! - `schema`: fields, analyzers and the shard-independent scoring;
+//! - `words`: how a text splits into words;
 //! - `index`: the index on disk, its lock and its checkpoint;
 //! - `indexer`: the one writer, committing in batches;
 //! - `feed`: ordered consumers of the two streams;
@@ -16,6 +17,7 @@ pub mod query;
 pub mod record;
 pub mod responder;
 pub mod schema;
+pub mod words;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

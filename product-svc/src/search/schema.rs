@@ -7,17 +7,18 @@ use tantivy::schema::{
     Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, STORED, STRING,
 };
 use tantivy::tokenizer::{
-    AsciiFoldingFilter, Language, LowerCaser, RawTokenizer, RemoveLongFilter, SimpleTokenizer,
-    Stemmer, StopWordFilter, TextAnalyzer,
+    AsciiFoldingFilter, Language, LowerCaser, RawTokenizer, RemoveLongFilter, Stemmer,
+    StopWordFilter, TextAnalyzer,
 };
 use tantivy::{Index, Term};
 
 /// Bumped whenever the schema or the analyzers change: an index written
 /// with another version is rebuilt from the streams.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
-/// English text: words, lower-cased, accents folded, stop words dropped,
-/// stemmed ("computers" finds "computer").
+/// English text: words (a CJK character or a pictograph is a word alone,
+/// `words.rs`), lower-cased, accents folded, stop words dropped, stemmed
+/// ("computers" finds "computer").
 pub const TEXT_ANALYZER: &str = "bazaar_en";
 /// A SKU is one case-insensitive token.
 pub const SKU_ANALYZER: &str = "bazaar_sku";
@@ -105,7 +106,7 @@ pub fn register_analyzers(index: &Index) {
 
 /// The analyzer of names and descriptions, for documents and queries alike.
 pub fn text_analyzer() -> TextAnalyzer {
-    let builder = TextAnalyzer::builder(SimpleTokenizer::default())
+    let builder = TextAnalyzer::builder(super::words::WordTokenizer::default())
         .filter_dynamic(RemoveLongFilter::limit(LONGEST_WORD_BYTES))
         .filter_dynamic(LowerCaser)
         .filter_dynamic(AsciiFoldingFilter);

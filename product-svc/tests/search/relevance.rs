@@ -211,3 +211,46 @@ async fn pages_are_stable_with_no_duplicates_and_no_gaps() {
     let again = search(&gatherer, &params("widget", None, 100, 0)).await;
     assert_eq!(ids(&again.items), ids(&everything.items));
 }
+
+/// Chinese and Japanese write no spaces between words, and emoji are not
+/// letters: each such character is a word, so one of them finds the
+/// products that have it, and several find those that have them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cjk_character_or_an_emoji_finds_the_products_that_contain_it() {
+    let shop = Bazaar::start().await;
+    let _shards = shop.shards(2, "data").await;
+    let gatherer = shop.gatherer(2, Duration::from_secs(2)).await;
+    for (name, description) in [
+        ("Café crème ☕ 咖啡", "Dark roast."),
+        ("Green tea 绿茶", "Loose leaves in a tin 🍵."),
+        ("コーヒーカップ", "A cup."),
+    ] {
+        shop.product(NewProduct {
+            name,
+            description,
+            category: "kitchen",
+        })
+        .await;
+    }
+    search_until(
+        &gatherer,
+        &params("", None, 20, 0),
+        "all three products are listed",
+        |r| r.total == 3,
+    )
+    .await;
+
+    for (q, found) in [
+        ("☕", vec!["Café crème ☕ 咖啡"]),
+        ("咖", vec!["Café crème ☕ 咖啡"]),
+        ("咖啡", vec!["Café crème ☕ 咖啡"]),
+        ("cafe", vec!["Café crème ☕ 咖啡"]),
+        ("茶", vec!["Green tea 绿茶"]),
+        ("🍵", vec!["Green tea 绿茶"]),
+        ("カップ", vec!["コーヒーカップ"]),
+        ("啡茶", vec![]),
+    ] {
+        let results = search(&gatherer, &params(q, None, 20, 0)).await;
+        assert_eq!(names(&results), found, "searching {q:?}");
+    }
+}
