@@ -72,7 +72,8 @@ pub struct UpArgs {
     /// (`shop_product`, `shop_checkout`, `shop_warehouse`, `shop_finance`,
     /// `shop_edge` for …/shop; `bazaar_*` when it names none), created when
     /// missing. The data dir remembers the choice: it holds the streams
-    /// that belong to those databases
+    /// that belong to those databases. A URL with a password is better
+    /// given in the environment variable: a flag shows in `ps`
     #[arg(
         long,
         value_name = "URL",
