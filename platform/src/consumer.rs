@@ -5,10 +5,18 @@
 //! Deliveries a lane has at hand go to the handler together first
 //! ([`EventHandler::handle_all`], group commit); a handler that declines
 //! gets them one by one.
+//!
+//! The broker never gives up on a message (no broker-side `max_deliver`),
+//! so the loop bounds what it does with redeliveries itself: a copy of a
+//! delivery still in a lane's hands is not queued again behind it, and a
+//! delivery that came back [`UNFINISHED_FACTOR`] × `max_deliver` times
+//! without ever getting an outcome (its handler crashed the process, hung,
+//! or was stopped each time) is dead-lettered without handling it again.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::consumer::PullConsumer;
@@ -233,12 +241,17 @@ async fn consume<H: EventHandler>(
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..lanes)
         .map(|_| tokio::sync::mpsc::channel::<jetstream::Message>(spec.batch.max(1)))
         .unzip();
+    // The stream sequences the lanes hold (queued or being handled).
+    let in_hand = InHand::default();
+    let in_hand = &in_hand;
     let lanes = futures::future::join_all(receivers.into_iter().map(|mut rx| async move {
         let mut batch = Vec::with_capacity(spec.batch.max(1));
         let mut still = in_progress_timer(spec);
         while rx.recv_many(&mut batch, spec.batch.max(1)).await > 0 {
             let messages = std::mem::take(&mut batch);
-            process_all(js, service, spec, handler, messages, &mut still).await;
+            let seqs: Vec<u64> = messages.iter().map(stream_seq).collect();
+            process_all(js, service, spec, handler, messages, &mut still, in_hand).await;
+            in_hand.release(&seqs);
         }
     }));
     let dispatch = async move {
@@ -253,7 +266,16 @@ async fn consume<H: EventHandler>(
                     tracing::debug!(consumer = %spec.durable, %error, "pull stream error")
                 }
                 Some(Ok(message)) => {
-                    let seq = message.info().map(|i| i.stream_sequence).unwrap_or(0);
+                    let seq = stream_seq(&message);
+                    // A lane still has this message (queued behind a slow
+                    // lot, so not kept in progress): the broker redelivered
+                    // it after the ack wait. The lane settles it; another
+                    // copy in the queue would only be handled again.
+                    if !in_hand.take(seq) {
+                        tracing::debug!(consumer = %spec.durable, seq,
+                            "a copy of a delivery still in hand; leaving it to the first");
+                        continue;
+                    }
                     let lane = lane_of(&message.payload, seq, senders.len());
                     if senders[lane].send(message).await.is_err() {
                         break Err(anyhow::anyhow!("lane stopped"));
@@ -267,6 +289,52 @@ async fn consume<H: EventHandler>(
     };
     let (result, _) = tokio::join!(dispatch, lanes);
     result
+}
+
+/// The stream sequences of the messages the lanes hold.
+#[derive(Default)]
+struct InHand(Mutex<HashSet<u64>>);
+
+impl InHand {
+    /// Records `seq` as held; false if it already was. A message without
+    /// metadata (sequence 0) is always taken.
+    fn take(&self, seq: u64) -> bool {
+        seq == 0 || self.lock().insert(seq)
+    }
+
+    fn release(&self, seqs: &[u64]) {
+        let mut held = self.lock();
+        for seq in seqs {
+            held.remove(seq);
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashSet<u64>> {
+        // An insert or a remove cannot leave the set half changed.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn stream_seq(message: &jetstream::Message) -> u64 {
+    message.info().map(|i| i.stream_sequence).unwrap_or(0)
+}
+
+/// A delivery that came back this many times `max_deliver` without its
+/// handler ever finishing is dead-lettered unhandled: handling it again
+/// would most likely crash or hang the service again.
+pub const UNFINISHED_FACTOR: i64 = 5;
+
+/// Why a delivery is not to be handled again, if it is not.
+fn never_finished(spec: &ConsumerSpec, delivery: &Delivery) -> Option<String> {
+    (delivery.delivered > spec.max_deliver.saturating_mul(UNFINISHED_FACTOR)).then(|| {
+        format!(
+            "delivered {} times without its handler ever finishing (it crashed, hung or was \
+             stopped each time); not handled again",
+            delivery.delivered
+        )
+    })
 }
 
 /// When a lane says its deliveries are still in progress: every third of
@@ -313,6 +381,7 @@ async fn process_all<H: EventHandler>(
     handler: &H,
     messages: Vec<jetstream::Message>,
     still: &mut tokio::time::Interval,
+    in_hand: &InHand,
 ) {
     let settled: Vec<AtomicBool> = messages.iter().map(|_| AtomicBool::new(false)).collect();
     let work = async {
@@ -325,6 +394,8 @@ async fn process_all<H: EventHandler>(
         for (message, settled) in messages.iter().zip(&settled) {
             process(js, service, spec, handler, message).await;
             settled.store(true, Ordering::Relaxed);
+            // Settled: a redelivery now (a nak's retry) is a new delivery.
+            in_hand.release(&[stream_seq(message)]);
         }
     };
     tokio::pin!(work);
@@ -365,7 +436,9 @@ async fn handle_together<H: EventHandler>(
         let Some(delivery) = to_delivery(message) else {
             return false;
         };
-        if crate::fault::poisons(&spec.durable, &delivery.stream) {
+        if crate::fault::poisons(&spec.durable, &delivery.stream)
+            || never_finished(spec, &delivery).is_some()
+        {
             return false;
         }
         deliveries.push(delivery);
@@ -418,20 +491,24 @@ async fn process<H: EventHandler>(
     let span = handle_span(spec, &delivery);
     async {
         let started = Instant::now();
-        let outcome = handle_checked(handler, &spec.durable, &delivery).await;
+        let outcome = match never_finished(spec, &delivery) {
+            Some(reason) => Err(reason),
+            None => Ok(handle_checked(handler, &spec.durable, &delivery).await),
+        };
         let elapsed = started.elapsed();
         let (label, ack) = match outcome {
-            Outcome::Done => ("done", AckKind::Ack),
-            Outcome::Retry(reason) if delivery.delivered < spec.max_deliver => {
+            Err(reason) => dead_letter(js, service, spec, &delivery, &reason).await,
+            Ok(Outcome::Done) => ("done", AckKind::Ack),
+            Ok(Outcome::Retry(reason)) if delivery.delivered < spec.max_deliver => {
                 let delay = spec.delay_after(delivery.delivered);
                 tracing::warn!(%reason, ?delay, "handler failed; will retry");
                 ("retry", AckKind::Nak(Some(delay)))
             }
-            Outcome::Retry(reason) => {
+            Ok(Outcome::Retry(reason)) => {
                 let reason = format!("gave up after {} deliveries: {reason}", delivery.delivered);
                 dead_letter(js, service, spec, &delivery, &reason).await
             }
-            Outcome::Poison(reason) => dead_letter(js, service, spec, &delivery, &reason).await,
+            Ok(Outcome::Poison(reason)) => dead_letter(js, service, spec, &delivery, &reason).await,
         };
         crate::metrics::message_handled(&spec.durable, label, elapsed);
         if let Err(error) = message.ack_with(ack).await {
