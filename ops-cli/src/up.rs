@@ -169,10 +169,8 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     // when the terminal goes away, only `bazaar up` hears of it.
     let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
 
-    // A data dir this start makes is removed again if the start is refused.
-    let mut made = MadeDataDir::new(&args.data_dir);
     // A data dir that cannot be made is a configuration error (exit 2).
-    std::fs::create_dir_all(&args.data_dir).map_err(|e| {
+    let made_it = make_data_dir(&args.data_dir).map_err(|e| {
         crate::exit::usage(format!(
             "cannot use {} as the data dir: {e}",
             args.data_dir.display()
@@ -184,6 +182,8 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot resolve {}", args.data_dir.display()))?;
     let gone = state::refuse_if_running(&data_dir)?;
     let lock = Arc::new(DataDirLock::take(&data_dir).await?);
+    // Ours alone now: if this start is refused, the dir it made goes again.
+    let mut made = MadeDataDir(made_it.then(|| data_dir.clone()));
     if let Some(pid) = gone {
         info!(pid, "replacing up.json of a run that is gone");
     }
@@ -395,16 +395,27 @@ fn plan(
     Ok(specs)
 }
 
-/// A data dir that did not exist before this `up`: removed when dropped
-/// before [`MadeDataDir::keep`], so a refused start (bad flags, databases
-/// taken, a port in use) leaves nothing behind, not even its lock file.
+/// Makes the data dir (and its parents); true if this call made the dir
+/// itself (`create_dir` is atomic: of two `up`s racing for a new dir, one
+/// makes it), false if it was there (a dir, or a symlink to one).
+fn make_data_dir(data_dir: &Path) -> std::io::Result<bool> {
+    if let Some(parent) = data_dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    match std::fs::create_dir(data_dir) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists && data_dir.is_dir() => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// A data dir this `up` made, once it holds the dir's lock: removed when
+/// dropped before [`MadeDataDir::keep`], so a start refused before its
+/// broker starts (databases taken, the edge's port in use, a bad secrets
+/// file) leaves nothing behind, not even its lock file. Its parents stay.
 struct MadeDataDir(Option<PathBuf>);
 
 impl MadeDataDir {
-    fn new(data_dir: &Path) -> MadeDataDir {
-        MadeDataDir((!data_dir.exists()).then(|| data_dir.to_owned()))
-    }
-
     fn keep(&mut self) {
         self.0 = None;
     }
