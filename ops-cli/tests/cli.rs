@@ -844,6 +844,28 @@ async fn up_on_postgres_uses_empty_databases_an_administrator_made_for_its_role(
     assert_eq!(started["env"]["DATABASE_URL"], own.to_string());
     up.signal(Signal::SIGINT);
     assert!(up.wait_for_exit().await.success(), "{}", up.output());
+
+    // Now this shop's, though its (fake) services made no table: another
+    // new shop on them is refused.
+    let other = Sandbox::new(true);
+    let second = run(
+        &other.bin(),
+        &[
+            "up",
+            "--data-dir",
+            &other.data_arg(),
+            "--http-addr",
+            "127.0.0.1:0",
+            "--postgres",
+            &shop_url,
+        ],
+    );
+    assert_eq!(second.status.code(), Some(2), "{}", stderr(&second));
+    assert!(
+        stderr(&second).contains("hold tables"),
+        "{}",
+        stderr(&second)
+    );
 }
 
 /// A PostgreSQL role a test made, dropped at the end.
@@ -930,18 +952,8 @@ async fn up_on_postgres_gives_each_service_a_database_and_the_data_dir_remembers
     assert!(up.wait_for_exit().await.success(), "{}", up.output());
 
     // Its streams belong to those databases: starting it on SQLite files
-    // is refused, and so is a new shop on the same databases once they
-    // hold state (these services are fakes: a table stands for it).
-    let mut checkout = reqwest::Url::parse(&server).expect("URL");
-    checkout.set_path(&format!("/{name}_checkout"));
-    let mut in_checkout = sqlx::PgConnection::connect(checkout.as_str())
-        .await
-        .expect("the checkout database");
-    sqlx::query("CREATE TABLE orders (id bigint)")
-        .execute(&mut in_checkout)
-        .await
-        .expect("a table made");
-    let _ = in_checkout.close().await;
+    // is refused, and so is a new shop on the same databases (claimed by
+    // this one, though its fake services made no tables).
     let sqlite = up.sandbox.up_once();
     assert_eq!(sqlite.status.code(), Some(2), "{}", stderr(&sqlite));
     assert!(
@@ -964,7 +976,8 @@ async fn up_on_postgres_gives_each_service_a_database_and_the_data_dir_remembers
     );
     assert_eq!(taken.status.code(), Some(2), "{}", stderr(&taken));
     assert!(
-        stderr(&taken).contains(&format!("{name}_checkout already exists")),
+        stderr(&taken).contains(&format!("{name}_checkout, "))
+            && stderr(&taken).contains("hold tables"),
         "{}",
         stderr(&taken)
     );

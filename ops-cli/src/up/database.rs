@@ -32,8 +32,9 @@ const DEFAULT_NAME: &str = "bazaar";
 /// PostgreSQL's identifier limit (63) less the longest suffix (`_warehouse`).
 const MAX_NAME: usize = 53;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// PostgreSQL's SQLSTATE for "permission denied".
+/// PostgreSQL's SQLSTATEs for "permission denied" and "table exists".
 const INSUFFICIENT_PRIVILEGE: &str = "42501";
+const DUPLICATE_TABLE: &str = "42P07";
 
 /// Each service's `DATABASE_URL`, when it is not the SQLite default.
 #[derive(Debug, Default)]
@@ -140,17 +141,18 @@ pub async fn prepare(data_dir: &Path, postgres: Option<&str>) -> anyhow::Result<
             Err(sqlx::Error::Database(e))
                 if e.code().as_deref() == Some(INSUFFICIENT_PRIVILEGE) =>
             {
+                let role = current_user(&mut conn).await;
                 return Err(usage(format!(
                     "the role {} may not create databases on {} ({e}): have an administrator \
                      create the shop's databases, empty and owned by it ({}), then start again",
-                    server.role(),
+                    role,
                     server.host(),
                     missing
                         .iter()
-                        .map(|m| format!("CREATE DATABASE \"{m}\" OWNER \"{}\";", server.role()))
+                        .map(|m| format!("CREATE DATABASE \"{m}\" OWNER {};", quoted(&role)))
                         .collect::<Vec<_>>()
                         .join(" "),
-                )))
+                )));
             }
             Err(e) => {
                 return Err(e)
@@ -158,9 +160,12 @@ pub async fn prepare(data_dir: &Path, postgres: Option<&str>) -> anyhow::Result<
             }
         }
     }
-    // Once every database is there: a first start that failed half-way
-    // finds the databases it made empty, and uses them next time.
+    // Once every database is there and this shop's: a first start that
+    // failed half-way finds them claimed, and is refused next time.
     if fresh {
+        for service in SERVICES {
+            server.claim(&server.database_of(service)).await?;
+        }
         write_marker(&marker, &wanted)?;
     }
     let urls = SERVICES
@@ -172,6 +177,20 @@ pub async fn prepare(data_dir: &Path, postgres: Option<&str>) -> anyhow::Result<
         urls,
         postgres: Some(format!("PostgreSQL {} ({}_*)", server.host(), server.name)),
     })
+}
+
+/// The role a connection runs as (as the server resolved it: the URL's
+/// user, `PGUSER` or the OS user).
+async fn current_user(conn: &mut PgConnection) -> String {
+    sqlx::query_as::<_, (String,)>("SELECT current_user::text")
+        .fetch_one(conn)
+        .await
+        .map_or_else(|_| "the role".to_owned(), |(role,)| role)
+}
+
+/// An identifier quoted for SQL.
+fn quoted(identifier: &str) -> String {
+    format!("\"{}\"", identifier.replace('"', "\"\""))
 }
 
 fn write_marker(marker: &Path, what: &str) -> anyhow::Result<()> {
@@ -264,33 +283,58 @@ impl Server {
         url.to_string()
     }
 
-    /// The role the URL connects as.
-    fn role(&self) -> String {
-        match self.url.username() {
-            "" => "postgres".to_owned(),
-            user => user.to_owned(),
-        }
-    }
-
     /// A connection to the server's `postgres` database, to create others.
     async fn connect(&self) -> anyhow::Result<PgConnection> {
         self.connect_to("postgres").await
     }
 
     /// Whether `database` holds any table, view or sequence of its own
-    /// (outside PostgreSQL's system schemas), whoever owns it.
+    /// (outside PostgreSQL's system schemas, and not an extension's), whoever
+    /// owns it.
     async fn holds_tables(&self, database: &str) -> anyhow::Result<bool> {
         let mut conn = self.connect_to(database).await?;
         let (holds,): (bool,) = sqlx::query_as(
             "SELECT EXISTS (SELECT 1 FROM pg_class c \
              JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%')",
+             WHERE n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%' \
+             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass \
+             AND d.objid = c.oid AND d.deptype = 'e'))",
         )
         .fetch_one(&mut conn)
         .await
         .with_context(|| format!("cannot look into database {database} on {}", self.host()))?;
         let _ = conn.close().await;
         Ok(holds)
+    }
+
+    /// Marks `database` as this shop's with a table of its own: another
+    /// shop's first start then finds it holding tables, and of two first
+    /// starts at once only one can create it.
+    async fn claim(&self, database: &str) -> anyhow::Result<()> {
+        let mut conn = self.connect_to(database).await?;
+        let made = conn
+            .execute(
+                "CREATE TABLE bazaar_shop (claimed_at timestamptz NOT NULL DEFAULT now()); \
+                 INSERT INTO bazaar_shop DEFAULT VALUES",
+            )
+            .await;
+        let _ = conn.close().await;
+        match made {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(DUPLICATE_TABLE) => {
+                Err(usage(format!(
+                    "database {database} on {} was just claimed by another shop starting on \
+                     it; name other databases (another --postgres name)",
+                    self.host()
+                )))
+            }
+            Err(e) => Err(e).with_context(|| {
+                format!(
+                    "cannot create a table in database {database} on {}",
+                    self.host()
+                )
+            }),
+        }
     }
 
     async fn connect_to(&self, database: &str) -> anyhow::Result<PgConnection> {
