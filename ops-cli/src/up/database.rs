@@ -10,7 +10,10 @@
 //! databases that already hold tables (another shop's, most likely), and a
 //! later one whose databases are gone. Empty databases that exist already
 //! are used: an administrator made them for a role that may not create
-//! databases (as managed PostgreSQL services give applications).
+//! databases (as managed PostgreSQL services give applications). A first
+//! start claims every database with a `bazaar_shop` table before it writes
+//! the marker, so a second shop never takes databases a first one chose,
+//! even before its services made their tables.
 
 use std::collections::BTreeMap;
 use std::io::ErrorKind;
