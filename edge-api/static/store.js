@@ -7,7 +7,7 @@
 // reload stays on the view and a product or order link opens in a new tab.
 "use strict";
 
-const state = { token: null, customer: null, q: "", category: "", offset: 0, limit: 12, product: null, orderStream: null, ordersCursor: null, searches: 0, basketQueue: Promise.resolve(), unanswered: null };
+const state = { token: null, customer: null, q: "", category: "", offset: 0, limit: 12, product: null, orderStream: null, ordersCursor: null, searches: 0, basketQueue: Promise.resolve(), unanswered: null, placing: false, basketLines: undefined };
 const TOKEN_KEY = "bazaar-token";
 // A customer may cancel an order in one of these (DESIGN §5).
 const CANCELLABLE = ["pending", "confirmed"];
@@ -375,7 +375,8 @@ function renderBasket(basket) {
   // An order still unanswered may have emptied the basket: the customer
   // must still be able to ask about it.
   const empty = basket.items.length === 0 && !state.unanswered;
-  $("place-order").disabled = empty;
+  state.basketLines = basketLines(basket.items);
+  $("place-order").disabled = empty || state.placing;
   $("basket-empty").hidden = basket.items.length > 0;
   $("checkout-form").hidden = empty;
 }
@@ -407,13 +408,26 @@ function setUnanswered(unanswered) {
 function restoreUnanswered() {
   try {
     const kept = JSON.parse(sessionStorage.getItem(UNANSWERED_KEY) || "null");
-    if (kept && kept.customer === state.customer && kept.key && kept.body) setUnanswered(kept);
+    if (!kept) return;
+    // Signed out (a token refused meanwhile): kept until someone signs in.
+    if (!state.customer) return;
+    if (kept.customer === state.customer && kept.key && kept.body) setUnanswered(kept);
     else setUnanswered(null);
   } catch (_) { setUnanswered(null); }
 }
 
+// Answers that say the shop refused the request itself: nothing was placed.
+// Others (401, 403, 408, 429: refused before it was looked at) say nothing
+// about an order asked for earlier.
+const REFUSED = [400, 404, 409, 413, 415, 422];
+
+// What the basket holds, as "product:quantity" pairs in a fixed order.
+function basketLines(items) {
+  return items.map((l) => `${l.product_id}:${l.quantity}`).sort().join(",");
+}
+
 async function placeOrder(form) {
-  if (needSignIn()) return;
+  if (needSignIn() || state.placing) return;
   // An order whose answer never came is asked about by sending exactly the
   // same request again (same Idempotency-Key, same body): the shop answers
   // with the order it placed, if it did, and never places a second one.
@@ -428,6 +442,9 @@ async function placeOrder(form) {
     };
   }
   const key = earlier ? earlier.key : newKey();
+  // The basket this order takes (the basket view shows it).
+  const lines = earlier ? earlier.lines : state.basketLines;
+  state.placing = true;
   $("place-order").disabled = true;
   try {
     const order = await api("POST", "/api/v1/orders", body, { "Idempotency-Key": key });
@@ -441,17 +458,27 @@ async function placeOrder(form) {
       const basket = await api("GET", "/api/v1/basket").catch(() => null);
       const left = basket ? basket.items.reduce((n, l) => n + l.quantity, 0) : 0;
       if (basket) renderBasketCount(basket);
-      notify("Your order was placed: the one you asked for when the shop did not answer, as shown below."
+      // The first request never reached the shop: this one ordered the
+      // basket as it was when pressed again.
+      const changed = lines !== undefined && basketLines(order.lines) !== lines;
+      notify((changed
+        ? "Your order was placed, with your basket as it was when you asked again (it had changed since you first pressed Place order), as shown below."
+        : "Your order was placed: the one you asked for when the shop did not answer, as shown below.")
         + (left > 0 ? ` Your basket still holds ${left} item(s), not ordered.` : ""));
     }
   } catch (e) {
-    if (e.status === undefined || e.status >= 500) {
-      setUnanswered({ customer: state.customer, key, body });
-      notify("The shop did not answer about your order. It may have been placed: press “Ask again about this order” to find out (it will not be placed twice), or look in Orders.", true);
-    } else {
+    if (REFUSED.includes(e.status)) {
       setUnanswered(null);
       notify(`The order was not placed: ${e.message}`, true);
+    } else if (earlier || e.status === undefined || e.status >= 500) {
+      setUnanswered({ customer: earlier ? earlier.customer : state.customer, key, body, lines });
+      notify(`The shop did not answer about your order (${e.message}). It may have been placed: press “Ask again about this order” to find out (it will not be placed twice), or look in Orders.`, true);
+    } else {
+      // Refused before it was looked at (rate limit, sign-in): nothing placed.
+      notify(`The order was not placed: ${e.message}`, true);
     }
+  } finally {
+    state.placing = false;
     $("place-order").disabled = false;
   }
 }

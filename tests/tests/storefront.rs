@@ -372,9 +372,40 @@ async fn an_order_whose_answer_never_came_is_asked_about_not_changed_or_placed_a
             json!([false, "Berlin", "Place order"]),
             "answered: the next order is a new one"
         );
+
+        // This time the request itself is lost, and the basket changes
+        // before the customer asks again: the order then takes the basket
+        // as it is, and the page says so.
+        page.click(Locator::Id("basket-button")).await;
+        page.open_basket_listing("Mechanical keyboard").await;
+        page.place_order_losing(Lost::Request).await;
+        bob.put_basket_item(keyboard.id, 3).await.expect(200);
+        page.click(Locator::Id("place-order")).await;
+        let said = page
+            .wait_text("#notice", "the page says which basket was ordered", |t| {
+                t.contains("Your order was placed")
+            })
+            .await;
+        assert!(
+            said.contains("it had changed since you first pressed"),
+            "{said:?}"
+        );
+        let orders = bob.orders(Some(10), None).await.expect(200).value();
+        let orders = orders["items"].as_array().cloned().unwrap_or_default();
+        assert_eq!(orders.len(), 2, "{orders:?}");
+        assert_eq!(orders[0]["lines"][0]["quantity"], json!(3), "{orders:?}");
     })
     .await;
     page.close().await;
+}
+
+/// Which way a Place order's exchange is lost.
+#[derive(Debug, Clone, Copy)]
+enum Lost {
+    /// The shop placed the order; its answer never came back.
+    Answer,
+    /// The request never reached the shop.
+    Request,
 }
 
 /// A new customer whose name is not ASCII: the page names them as they
@@ -637,16 +668,22 @@ impl<'a> Page<'a> {
     /// Presses Place order with its answer lost on the way back (the order
     /// is placed), and waits until the page says the order may be placed.
     async fn place_order_losing_the_answer(&self) {
+        self.place_order_losing(Lost::Answer).await;
+    }
+
+    /// Presses Place order with its request or its answer lost, and waits
+    /// until the page says the order may be placed.
+    async fn place_order_losing(&self, lost: Lost) {
         self.js(
-            "const real = window.fetch; let lose = true;\
+            "const real = window.fetch; let lose = true; const before = arguments[0];\
              window.fetch = async (url, options) => {\
+               const placing = url === '/api/v1/orders' && options && options.method === 'POST';\
+               if (lose && placing && before) { lose = false; throw new TypeError('Failed to fetch'); }\
                const answer = await real(url, options);\
-               if (lose && url === '/api/v1/orders' && options && options.method === 'POST') {\
-                 lose = false; throw new TypeError('Failed to fetch');\
-               }\
+               if (lose && placing) { lose = false; throw new TypeError('Failed to fetch'); }\
                return answer;\
              };",
-            vec![],
+            vec![json!(matches!(lost, Lost::Request))],
         )
         .await;
         self.click(Locator::Id("place-order")).await;
