@@ -62,10 +62,10 @@ enum DlqCommand {
     /// one that goes through is deleted, the others are kept
     #[command(
         after_help = "Examples:\n  bazaar dlq retry 42 43\n  bazaar dlq retry --all --timeout 10m --json\n\n\
-        Letters are retried in the order their events came in their streams\n\
-        (FROM in `list`), whatever the order given; retry an order's letters\n\
-        together (ABOUT in `list`): a later event retried alone first is handled as\n\
-        arriving late."
+        Letters are retried in the order their events happened (the events' own\n\
+        time, then FROM in `list`), whatever the order given; retry an order's\n\
+        letters together (ABOUT in `list`): a later event retried alone first is\n\
+        handled as arriving late."
     )]
     Retry {
         #[command(flatten)]
@@ -129,7 +129,7 @@ pub fn run(args: DlqArgs) -> anyhow::Result<ExitCode> {
                 ids.sort_unstable();
                 ids.dedup();
                 let all = letters::read_all(&js).await.unwrap_or_default();
-                in_stream_order(&mut ids, &all);
+                in_event_order(&mut ids, &all);
                 warn_of_letters_left_behind(&all, &ids);
                 let mut done = Done::default();
                 for id in ids {
@@ -277,6 +277,7 @@ async fn show(js: &Context, id: u64, json: bool) -> anyhow::Result<ExitCode> {
         error,
         event_type,
         event_id,
+        event_time,
         about,
         payload,
     } = letter;
@@ -288,6 +289,9 @@ async fn show(js: &Context, id: u64, json: bool) -> anyhow::Result<ExitCode> {
     outln!("  error       {error}");
     if let Some(t) = event_type {
         outln!("  event       {t} {}", event_id.unwrap_or_default());
+    }
+    if let Some(at) = event_time {
+        outln!("  happened    {at}");
     }
     if let Some(about) = about {
         outln!("  about       {about}");
@@ -301,22 +305,31 @@ async fn show(js: &Context, id: u64, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Warns (on stderr) of letters about the same order or product, for the
-/// same service, that are not being retried with `ids`: an order's events
-/// must be handled in stream order, so retrying one and leaving another
-/// (an `order.rejected` after the `order.placed`) can leave that order
-/// half-handled.
-/// Orders `ids` as their events came in their streams: a dead letter
-/// filed later may be of an earlier event (a retry waiting frees its lane),
-/// and an order's events must be handled in the order they happened. Ids
+/// Orders `ids` as their events happened: a dead letter filed later may be
+/// of an earlier event (a retry waiting frees its lane), and an order's
+/// events must be handled in the order they happened. By the events' own
+/// time (an order's events come from several streams), then by stream
+/// position; a letter whose event says no time keeps its filing time. Ids
 /// the DLQ does not hold (`all` read without them) go last, as asked.
-fn in_stream_order(ids: &mut [u64], all: &[DeadLetter]) {
+fn in_event_order(ids: &mut [u64], all: &[DeadLetter]) {
+    let when = |l: &DeadLetter| {
+        l.event_time
+            .as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .or_else(|| chrono::DateTime::parse_from_rfc3339(&l.time).ok())
+            .map(|t| t.with_timezone(&chrono::Utc))
+    };
     ids.sort_by_key(|id| match all.iter().find(|l| l.id == *id) {
-        Some(l) => (0, l.stream.clone(), l.stream_seq, *id),
-        None => (1, String::new(), 0, *id),
+        Some(l) => (0, when(l), l.stream.clone(), l.stream_seq, *id),
+        None => (1, None, String::new(), 0, *id),
     });
 }
 
+/// Warns (on stderr) of letters about the same order or product, for the
+/// same service, that are not being retried with `ids`: an order's events
+/// must be handled in the order they happened, so retrying one and leaving another
+/// (an `order.rejected` after the `order.placed`) can leave that order
+/// half-handled.
 fn warn_of_letters_left_behind(all: &[DeadLetter], ids: &[u64]) {
     let retried: Vec<&DeadLetter> = all.iter().filter(|l| ids.contains(&l.id)).collect();
     for letter in &retried {
@@ -506,7 +519,7 @@ mod tests {
     }
 
     #[test]
-    fn letters_are_retried_in_the_order_their_events_came() {
+    fn letters_are_retried_in_the_order_their_events_happened() {
         let letter = |id: u64, stream: &str, stream_seq: u64| DeadLetter {
             id,
             time: String::new(),
@@ -519,17 +532,26 @@ mod tests {
             error: String::new(),
             event_type: None,
             event_id: None,
+            event_time: None,
             about: None,
             payload: String::new(),
         };
-        // Letter 7 was filed first, of the later event.
+        let at = |mut l: DeadLetter, time: &str| {
+            l.event_time = Some(time.to_owned());
+            l
+        };
+        // Letter 7 was filed first, of the later event; the warehouse's
+        // event (letter 9) happened between the two.
         let all = [
-            letter(7, "EVT_CHECKOUT", 1810),
-            letter(8, "EVT_CHECKOUT", 1809),
-            letter(9, "EVT_WAREHOUSE", 12),
+            at(letter(7, "EVT_CHECKOUT", 1810), "2026-12-07T10:00:03Z"),
+            at(letter(8, "EVT_CHECKOUT", 1809), "2026-12-07T10:00:01Z"),
+            at(
+                letter(9, "EVT_WAREHOUSE", 12),
+                "2026-12-07T10:00:02.5+00:00",
+            ),
         ];
         let mut ids = vec![7, 8, 9, 99];
-        in_stream_order(&mut ids, &all);
-        assert_eq!(ids, vec![8, 7, 9, 99]);
+        in_event_order(&mut ids, &all);
+        assert_eq!(ids, vec![8, 9, 7, 99]);
     }
 }

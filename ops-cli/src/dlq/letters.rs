@@ -39,6 +39,8 @@ pub struct DeadLetter {
     /// The CloudEvents type and id, when the payload is an envelope.
     pub event_type: Option<String>,
     pub event_id: Option<String>,
+    /// When the event happened (its CloudEvents `time`), when it says.
+    pub event_time: Option<String>,
     /// What the event is about (its CloudEvents `subject`: the order or
     /// product id): an order's letters are retried in stream order.
     pub about: Option<String>,
@@ -74,6 +76,7 @@ impl DeadLetter {
             error: get(dlq::H_ERROR),
             event_type: field("type"),
             event_id: field("id"),
+            event_time: field("time"),
             // The envelope's subject; without one (a letter that failed
             // for lacking it), the order its data names.
             about: field("subject").or_else(|| {
