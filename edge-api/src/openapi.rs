@@ -74,10 +74,11 @@ impl Modify for RateLimited {
     }
 }
 
-/// Every write is a command to the team's service that owns what it
-/// changes, and a search asks the shards: when they do not answer in time
-/// (stopped, restarting, overloaded) the edge answers 503 with
-/// `Retry-After: 1` (`problem.rs`). One shared response, referenced.
+/// Any operation may answer 503 with `Retry-After: 1` (`problem.rs`): a
+/// write is a command to the team's service that owns what it changes and
+/// a search asks the shards, which may not answer in time (stopped,
+/// restarting, overloaded), and every request is cut off after 30 s
+/// (the timeout layer in `routes/mod.rs`). One shared response, referenced.
 struct Unavailable;
 
 impl Modify for Unavailable {
@@ -86,9 +87,9 @@ impl Modify for Unavailable {
         use utoipa::openapi::schema::{ObjectBuilder, Type};
 
         let response = problem_response(
-            "the service that owns this (or, for a search, every shard) did not answer in time; \
-             retry after `Retry-After` seconds. A write retried with the same Idempotency-Key \
-             happens at most once",
+            "the shop could not answer in time (for a write, the service that owns it; for a \
+             search, every shard; or the request took over 30 s); retry after `Retry-After` \
+             seconds. A write retried with the same Idempotency-Key happens at most once",
         )
         .header(
             "Retry-After",
@@ -101,19 +102,7 @@ impl Modify for Unavailable {
                 .description(Some("seconds to wait before retrying"))
                 .build(),
         );
-        let asks_a_service = |operation: &utoipa::openapi::path::Operation| {
-            operation.request_body.is_some()
-                || operation.operation_id.as_deref().is_some_and(|id| {
-                    matches!(id, "searchProducts" | "deleteBasketItem" | "cancelOrder")
-                })
-        };
-        share_response(
-            openapi,
-            "503",
-            "ServiceUnavailable",
-            response,
-            asks_a_service,
-        );
+        share_response(openapi, "503", "ServiceUnavailable", response, |_| true);
     }
 }
 
