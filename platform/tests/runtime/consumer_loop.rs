@@ -8,7 +8,6 @@ use std::time::Duration;
 use async_nats::jetstream::consumer::DeliverPolicy;
 use bazaar_testkit::{wait_until, Backend};
 use contracts::product::ProductCreatedV1;
-use futures::StreamExt;
 use platform::consumer::{EventHandler, Pulling};
 use platform::dlq;
 use platform::streams::ConsumerSpec;
@@ -22,7 +21,7 @@ use crate::support::{
 };
 
 /// A durable consumer of the tests on `product.created.v1`.
-fn spec(durable: &str) -> ConsumerSpec {
+pub(crate) fn spec(durable: &str) -> ConsumerSpec {
     ConsumerSpec::new(PRODUCT_STREAM, durable, &[PRODUCT_CREATED])
 }
 
@@ -157,7 +156,7 @@ async fn redelivered_event_has_its_effect_once(backend: Backend) {
 
 /// How a [`Recorder`] answers.
 #[derive(Clone, Copy)]
-enum Behaviour {
+pub(crate) enum Behaviour {
     /// Decodes the event: undecodable is poison.
     Decode,
     /// Fails transiently on every delivery.
@@ -170,7 +169,7 @@ enum Behaviour {
 
 /// Records every delivery it sees and the events it handled.
 #[derive(Clone)]
-struct Recorder {
+pub(crate) struct Recorder {
     behaviour: Behaviour,
     /// (stream sequence, delivery count) of every call.
     calls: Arc<Mutex<Vec<(u64, i64)>>>,
@@ -178,7 +177,7 @@ struct Recorder {
 }
 
 impl Recorder {
-    fn new(behaviour: Behaviour) -> Self {
+    pub(crate) fn new(behaviour: Behaviour) -> Self {
         Recorder {
             behaviour,
             calls: Arc::default(),
@@ -186,7 +185,7 @@ impl Recorder {
         }
     }
 
-    fn calls(&self) -> Vec<(u64, i64)> {
+    pub(crate) fn calls(&self) -> Vec<(u64, i64)> {
         self.calls.lock().expect("calls lock").clone()
     }
 
@@ -413,188 +412,6 @@ async fn a_retry_delay_is_not_stretched_by_in_progress_acks_for_its_lot() {
         "flaky came back {again:?} after its first delivery: {calls:?}"
     );
 
-    consumer.stop().await;
-}
-
-/// The DLQ stream is missing (deleted by hand) when a message runs out of
-/// deliveries: the loop cannot file its dead letter, so the message must
-/// come back until it can, not be dropped by the broker's own limit.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_message_whose_dead_letter_cannot_be_filed_is_redelivered_until_it_can() {
-    // Arrange
-    let broker = broker().await;
-    let js = &broker.js;
-    js.delete_stream(contracts::subjects::DLQ_STREAM)
-        .await
-        .expect("DLQ deleted");
-    let durable = "no-dlq-yet";
-    let always = Recorder::new(Behaviour::AlwaysRetry);
-    let consumer = start(
-        js,
-        ConsumerSpec {
-            max_deliver: 2,
-            backoff: vec![Duration::from_millis(50), Duration::from_millis(100)],
-            ..spec(durable)
-        },
-        always.clone(),
-    );
-
-    // Act
-    let seq = publish_event(js, &product_created("kettle")).await;
-
-    // Assert: delivered again and again past its 2 deliveries (each time
-    // the handler is tried once more, then the dead letter).
-    wait_until(
-        WAIT,
-        "the message is delivered a fifth time",
-        || async move {
-            consumer_info(js, durable)
-                .await
-                .is_some_and(|i| i.delivered.consumer_sequence >= 5)
-        },
-    )
-    .await;
-    platform::streams::ensure_dlq(js, 1)
-        .await
-        .expect("DLQ created again");
-    wait_until(WAIT, "the message is dead-lettered", || async move {
-        dead_letters(js, durable).await.len() == 1
-    })
-    .await;
-    wait_until(WAIT, "the message is settled", || async move {
-        consumer_settled(js, durable, seq).await
-    })
-    .await;
-
-    consumer.stop().await;
-}
-
-/// Instances that crashed while handling a message took it and never
-/// answered, again and again: the loop dead-letters it at last without
-/// handling it once more (the broker itself would redeliver it for ever).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_delivery_that_never_got_an_outcome_is_dead_lettered_without_handling_it() {
-    // Arrange: the deliveries of the crashed instances, taken and dropped.
-    let broker = broker().await;
-    let js = &broker.js;
-    let durable = "crash-looping";
-    let crashing = ConsumerSpec {
-        max_deliver: 2,
-        ack_wait: Duration::from_millis(300),
-        ..spec(durable)
-    };
-    let seq = publish_event(js, &product_created("grenade")).await;
-    let taken: async_nats::jetstream::consumer::PullConsumer = js
-        .create_consumer_on_stream(crashing.config(), PRODUCT_STREAM)
-        .await
-        .expect("the durable declared");
-    for n in 1..=crashing.max_deliver * platform::consumer::UNFINISHED_FACTOR {
-        let mut batch = taken
-            .fetch()
-            .max_messages(1)
-            .expires(Duration::from_secs(3))
-            .messages()
-            .await
-            .expect("a fetch");
-        let message = batch
-            .next()
-            .await
-            .unwrap_or_else(|| panic!("delivery {n} came"))
-            .expect("a message");
-        assert_eq!(message.info().expect("metadata").delivered, n);
-    }
-
-    // Act
-    let recorder = Recorder::new(Behaviour::Decode);
-    let consumer = start(js, crashing, recorder.clone());
-
-    // Assert
-    wait_until(WAIT, "the message is dead-lettered", || async move {
-        dead_letters(js, durable).await.len() == 1
-    })
-    .await;
-    wait_until(WAIT, "the message is settled", || async move {
-        consumer_settled(js, durable, seq).await
-    })
-    .await;
-    let letters = dead_letters(js, durable).await;
-    let error = header(&letters[0], dlq::H_ERROR).expect("Bazaar-Dlq-Error header");
-    assert!(
-        error.contains("without its handler ever finishing"),
-        "{error}"
-    );
-    assert_eq!(recorder.calls(), vec![], "handled again");
-    consumer.stop().await;
-}
-
-/// A message waits in a lane behind a slow one, longer than the ack wait:
-/// the broker redelivers it meanwhile, and that copy must not queue up to
-/// be handled a second time.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_copy_of_a_delivery_waiting_in_a_lane_is_not_handled_again() {
-    // Arrange: one lane, a 1 s ack wait, 2.5 s per message.
-    let broker = broker().await;
-    let js = &broker.js;
-    let durable = "one-slow-lane";
-    let slow = Recorder::new(Behaviour::Slow(Duration::from_millis(2500)));
-    let consumer = start(
-        js,
-        ConsumerSpec {
-            ack_wait: Duration::from_secs(1),
-            ..spec(durable).with_lanes(1)
-        },
-        slow.clone(),
-    );
-    let first = publish_event(js, &product_created("first")).await;
-    let calls = slow.clone();
-    wait_until(WAIT, "the first message is being handled", || {
-        let calls = calls.clone();
-        async move { !calls.calls().is_empty() }
-    })
-    .await;
-
-    // Act: the second comes while the first is in hand.
-    let second = publish_event(js, &product_created("second")).await;
-
-    // Assert
-    wait_until(WAIT, "both are settled", || async move {
-        consumer_settled(js, durable, second).await
-    })
-    .await;
-    assert_eq!(
-        slow.calls(),
-        vec![(first, 1), (second, 1)],
-        "deliveries handled"
-    );
-    consumer.stop().await;
-}
-
-/// A durable declared by an earlier release, with the broker's delivery
-/// limit on, loses that limit when the service declares it again.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_consumer_declared_with_the_brokers_delivery_limit_loses_it_at_start() {
-    // Arrange
-    let broker = broker().await;
-    let js = &broker.js;
-    let durable = "declared-before";
-    let earlier = async_nats::jetstream::consumer::pull::Config {
-        max_deliver: 6,
-        ..spec(durable).config()
-    };
-    js.create_consumer_on_stream(earlier, PRODUCT_STREAM)
-        .await
-        .expect("declared as an earlier release did");
-
-    // Act
-    let consumer = start(js, spec(durable), Recorder::new(Behaviour::AlwaysRetry));
-
-    // Assert
-    wait_until(WAIT, "the consumer has no delivery limit", || async move {
-        consumer_info(js, durable)
-            .await
-            .is_some_and(|i| i.config.max_deliver == -1)
-    })
-    .await;
     consumer.stop().await;
 }
 

@@ -9,6 +9,7 @@ mod group_commit;
 mod outbox_relay;
 mod projections;
 mod reactions;
+mod redelivery;
 mod stream_declare;
 mod stream_wait;
 mod support;
