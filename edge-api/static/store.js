@@ -639,6 +639,18 @@ $("search-form").addEventListener("submit", (ev) => {
   notify("");
   search();
 });
+// Home without reloading the page: a reload would drop a filled checkout form.
+document.querySelector(".brand").addEventListener("click", (ev) => {
+  if (!plainClick(ev)) return;
+  ev.preventDefault();
+  state.q = "";
+  state.category = "";
+  state.offset = 0;
+  $("q").value = "";
+  $("category").value = "";
+  notify("");
+  search();
+});
 $("prev").addEventListener("click", () => { state.offset = Math.max(0, state.offset - state.limit); search(); });
 $("next").addEventListener("click", () => { state.offset += state.limit; search(); });
 $("detail-back").addEventListener("click", search);

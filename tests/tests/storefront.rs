@@ -429,6 +429,19 @@ async fn a_new_customer_named_in_unicode_is_told_their_basket_and_history_are_em
             json!("none"),
             "an empty basket shows the checkout form"
         );
+
+        // The logo leads home without reloading the page (which would
+        // drop what the customer typed).
+        page.js("window.keptAcrossClicks = true;", vec![]).await;
+        page.click(Locator::Css(".brand")).await;
+        page.wait_text("#results-meta", "the home view shows the catalog", |t| {
+            !t.is_empty()
+        })
+        .await;
+        let kept = page
+            .js("return window.keptAcrossClicks === true", vec![])
+            .await;
+        assert_eq!(kept, json!(true), "the logo reloaded the page");
     })
     .await;
     page.close().await;
