@@ -81,11 +81,15 @@ impl Sandbox {
     }
     /// `bazaar up` on this data dir, run to its end (for one that is refused).
     fn up_once(&self) -> Output {
+        self.up_once_with(&[])
+    }
+    /// `up` on this sandbox's data dir with `more` flags, run to its end
+    /// (a refused start ends at once).
+    fn up_once_with(&self, more: &[&str]) -> Output {
         let data = self.data_arg();
-        run(
-            &self.bin(),
-            &["up", "--data-dir", &data, "--http-addr", "127.0.0.1:0"],
-        )
+        let mut args = vec!["up", "--data-dir", &data, "--http-addr", "127.0.0.1:0"];
+        args.extend_from_slice(more);
+        run(&self.bin(), &args)
     }
     fn up_json(&self) -> Option<serde_json::Value> {
         serde_json::from_str(&fs::read_to_string(self.data().join("up.json")).ok()?).ok()
@@ -545,16 +549,7 @@ async fn up_fails_clearly_when_the_http_addr_is_busy() {
 async fn up_names_the_missing_service_binaries_and_how_to_build_them() {
     let sandbox = Sandbox::new(false);
 
-    let output = run(
-        &sandbox.bin(),
-        &[
-            "up",
-            "--data-dir",
-            &sandbox.data_arg(),
-            "--http-addr",
-            "127.0.0.1:0",
-        ],
-    );
+    let output = sandbox.up_once();
 
     assert_eq!(output.status.code(), Some(1));
     let err = stderr(&output);

@@ -132,14 +132,7 @@ fn stock_on_hand_follows_adjustments_and_dispatches() {
 
 #[test]
 fn invoice_numbers_must_be_unique_and_without_gaps() {
-    let mut history = History::default();
-    for number in ["2026-000001", "2026-000001", "2026-000003"] {
-        history
-            .invoices
-            .entry(number.to_owned())
-            .or_default()
-            .push(Uuid::now_v7());
-    }
+    let history = invoiced(&["2026-000001", "2026-000001", "2026-000003"]);
     let found = history.invoice_violations();
     assert_eq!(found.len(), 2, "{found:?}");
     assert!(found.iter().all(|v| v.rule == "invoice-numbers"));
@@ -164,14 +157,7 @@ fn a_consumer_that_is_missing_or_behind_is_a_violation() {
 #[test]
 fn invoice_numbers_below_the_histories_first_are_not_gaps() {
     // A stream created anew: the history holds the numbers from 51 on.
-    let mut history = History::default();
-    for number in ["2026-000051", "2026-000052", "2026-000054"] {
-        history
-            .invoices
-            .entry(number.to_owned())
-            .or_default()
-            .push(Uuid::now_v7());
-    }
+    let history = invoiced(&["2026-000051", "2026-000052", "2026-000054"]);
     let found = history.invoice_violations();
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(
@@ -181,4 +167,17 @@ fn invoice_numbers_below_the_histories_first_are_not_gaps() {
         "{found:?}"
     );
     assert_eq!(history.first_invoices(), vec![("2026".to_owned(), 51)]);
+}
+
+/// A history holding these invoice numbers, each for an order of its own.
+fn invoiced(numbers: &[&str]) -> History {
+    let mut history = History::default();
+    for number in numbers {
+        history
+            .invoices
+            .entry((*number).to_owned())
+            .or_default()
+            .push(Uuid::now_v7());
+    }
+    history
 }

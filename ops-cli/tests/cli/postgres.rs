@@ -8,7 +8,7 @@ use bazaar_testkit::{
 use nix::sys::signal::Signal;
 use sqlx::Connection;
 
-use super::{run, stderr, Sandbox, Up};
+use super::{stderr, Sandbox, Up};
 
 /// The databases `up --postgres` creates, dropped when the test ends.
 struct ShopDatabases {
@@ -59,18 +59,7 @@ async fn up_on_postgres_uses_empty_databases_an_administrator_made_for_its_role(
 
     // Refused: it may not create them, and is told what to ask for.
     let sandbox = Sandbox::new(true);
-    let refused = run(
-        &sandbox.bin(),
-        &[
-            "up",
-            "--data-dir",
-            &sandbox.data_arg(),
-            "--http-addr",
-            "127.0.0.1:0",
-            "--postgres",
-            &shop_url,
-        ],
-    );
+    let refused = sandbox.up_once_with(&["--postgres", &shop_url]);
     assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
     assert!(
         stderr(&refused).contains(&format!(
@@ -105,18 +94,7 @@ async fn up_on_postgres_uses_empty_databases_an_administrator_made_for_its_role(
     // Now this shop's, though its (fake) services made no table: another
     // new shop on them is refused.
     let other = Sandbox::new(true);
-    let second = run(
-        &other.bin(),
-        &[
-            "up",
-            "--data-dir",
-            &other.data_arg(),
-            "--http-addr",
-            "127.0.0.1:0",
-            "--postgres",
-            &shop_url,
-        ],
-    );
+    let second = other.up_once_with(&["--postgres", &shop_url]);
     assert_eq!(second.status.code(), Some(2), "{}", stderr(&second));
     assert!(
         stderr(&second).contains("hold tables"),
@@ -219,18 +197,7 @@ async fn up_on_postgres_gives_each_service_a_database_and_the_data_dir_remembers
         stderr(&sqlite)
     );
     let other = Sandbox::new(true);
-    let taken = run(
-        &other.bin(),
-        &[
-            "up",
-            "--data-dir",
-            &other.data_arg(),
-            "--http-addr",
-            "127.0.0.1:0",
-            "--postgres",
-            &shop_url,
-        ],
-    );
+    let taken = other.up_once_with(&["--postgres", &shop_url]);
     assert_eq!(taken.status.code(), Some(2), "{}", stderr(&taken));
     assert!(
         stderr(&taken).contains(&format!("{name}_checkout, "))
@@ -256,18 +223,7 @@ async fn up_on_postgres_gives_each_service_a_database_and_the_data_dir_remembers
         .execute(&mut conn)
         .await
         .expect("a database dropped");
-    let gone = run(
-        &up.sandbox.bin(),
-        &[
-            "up",
-            "--data-dir",
-            &up.sandbox.data_arg(),
-            "--http-addr",
-            "127.0.0.1:0",
-            "--postgres",
-            &shop_url,
-        ],
-    );
+    let gone = up.sandbox.up_once_with(&["--postgres", &shop_url]);
     assert_eq!(gone.status.code(), Some(2), "{}", stderr(&gone));
     assert!(
         stderr(&gone).contains(&format!("{name}_finance of the shop")),

@@ -59,14 +59,7 @@ async fn a_message_whose_dead_letter_cannot_be_filed_is_redelivered_until_it_can
     platform::streams::ensure_dlq(js, 1)
         .await
         .expect("DLQ created again");
-    wait_until(WAIT, "the message is dead-lettered", || async move {
-        dead_letters(js, durable).await.len() == 1
-    })
-    .await;
-    wait_until(WAIT, "the message is settled", || async move {
-        consumer_settled(js, durable, seq).await
-    })
-    .await;
+    dead_lettered_once(js, durable, seq).await;
 
     consumer.stop().await;
 }
@@ -111,14 +104,7 @@ async fn a_delivery_that_never_got_an_outcome_is_dead_lettered_without_handling_
     let consumer = start(js, crashing, recorder.clone());
 
     // Assert
-    wait_until(WAIT, "the message is dead-lettered", || async move {
-        dead_letters(js, durable).await.len() == 1
-    })
-    .await;
-    wait_until(WAIT, "the message is settled", || async move {
-        consumer_settled(js, durable, seq).await
-    })
-    .await;
+    dead_lettered_once(js, durable, seq).await;
     let letters = dead_letters(js, durable).await;
     let error = header(&letters[0], dlq::H_ERROR).expect("Bazaar-Dlq-Error header");
     assert!(
@@ -198,4 +184,16 @@ async fn a_consumer_declared_with_the_brokers_delivery_limit_loses_it_at_start()
     })
     .await;
     consumer.stop().await;
+}
+
+/// Waits until `durable` has filed one dead letter and settled `seq`.
+async fn dead_lettered_once(js: &async_nats::jetstream::Context, durable: &str, seq: u64) {
+    wait_until(WAIT, "the message is dead-lettered", || async move {
+        dead_letters(js, durable).await.len() == 1
+    })
+    .await;
+    wait_until(WAIT, "the message is settled", || async move {
+        consumer_settled(js, durable, seq).await
+    })
+    .await;
 }
