@@ -1,7 +1,8 @@
 //! `bazaar load`: real REST traffic against a running shop. Virtual
 //! customers place orders for products `bazaar seed` recorded, each order
 //! is followed until the saga settles it, and the run reports rates,
-//! placed→settled latency percentiles and what became of every order.
+//! latency percentiles (placed→settled as the customer sees it, and the
+//! saga's own by its events' times) and what became of every order.
 //! The run is bounded twice: by `--orders` and by `--timeout`.
 
 mod mix;
@@ -45,7 +46,11 @@ rate limit (BAZAAR_RATE_LIMIT_PER_S, 50 requests/s by default; an order
 followed over SSE is two requests, a polled one a GET more every 50 ms):
 an answer of 429 is waited out for its Retry-After and asked again, and
 the report counts these as `throttled`. Raise --customers to measure the
-shop rather than the limit. Exit code 0 when every order was placed
+shop rather than the limit. Latency: placed→settled is from sending the
+POST to seeing the order settled; POST /orders the POST alone; saga
+(events) is order.placed → order.confirmed by the events' own times, off
+each confirmed order's timeline (the saga without HTTP, the edge's view
+and the updates stream). Exit code 0 when every order was placed
 and settled, 1 when some were not, 2 when the run could not start (no shop,
 no seed.json), 3 when the shop does not answer.";
 

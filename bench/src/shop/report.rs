@@ -44,6 +44,15 @@ pub fn print(
             l.p99,
         );
     }
+    for (name, run) in [("max rate", max), ("half rate", half)] {
+        let saga = run.saga_latency();
+        println!(
+            "\n{name}: order.placed → order.confirmed by the events' own times (the saga \
+             without HTTP, the edge's view and the updates stream): p50 {:.1} ms, p90 {:.1} ms, \
+             p99 {:.1} ms",
+            saga.p50, saga.p90, saga.p99
+        );
+    }
     println!("\nshop / ceiling (events/s): {:.3}", ratio);
     println!("reads/s: {}", edge::reads_line(hello, products, orders));
     let rss_text: Vec<String> = rss.iter().map(|(n, m)| format!("{n} {m:.1}")).collect();

@@ -56,11 +56,47 @@ pub struct OrderState {
     pub status: String,
     #[serde(default)]
     pub reason: Option<String>,
+    #[serde(default)]
+    pub timeline: Vec<Step>,
+}
+
+/// One step on an order's timeline: an event's CloudEvents type (e.g.
+/// `bazaar.checkout.order.placed.v2`) and its own time. Kept as text, so
+/// that a step this client cannot read never fails the order's answer.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Step {
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub at: String,
+}
+
+impl Step {
+    /// Whether this step is `event` (`"order.placed"`) of checkout, in any
+    /// version.
+    fn is(&self, event: &str) -> bool {
+        self.event_type
+            .strip_prefix("bazaar.checkout.")
+            .and_then(|rest| rest.strip_prefix(event))
+            .and_then(|rest| rest.strip_prefix(".v"))
+            .is_some_and(|version| version.bytes().all(|b| b.is_ascii_digit()))
+    }
 }
 
 impl OrderState {
     pub fn is_settled(&self) -> bool {
         self.status != "pending"
+    }
+
+    /// From the time of the `order.placed` event to that of
+    /// `order.confirmed`, both stamped by checkout: the saga's own
+    /// latency, without HTTP, the edge's view or the updates stream.
+    /// `None` unless both are on the timeline.
+    pub fn placed_to_confirmed(&self) -> Option<Duration> {
+        let at = |event: &str| {
+            let step = self.timeline.iter().find(|step| step.is(event))?;
+            chrono::DateTime::parse_from_rfc3339(&step.at).ok()
+        };
+        (at("order.confirmed")? - at("order.placed")?).to_std().ok()
     }
 }
 
@@ -77,6 +113,8 @@ pub enum Outcome {
         place: Duration,
         /// From sending the POST to seeing the settled status.
         settle: Duration,
+        /// [`OrderState::placed_to_confirmed`] of the settled order.
+        saga: Option<Duration>,
     },
     /// Placed, still pending (as far as we saw) when the run ended.
     Unsettled { place: Duration },
@@ -130,6 +168,7 @@ pub async fn place_and_follow(
     };
     match settled {
         Some(order) => Outcome::Settled {
+            saga: order.placed_to_confirmed(),
             status: order.status,
             reason: order.reason,
             place,
@@ -231,6 +270,29 @@ impl EventBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_saga_latency_is_read_off_the_timeline_of_a_confirmed_order() {
+        let order: OrderState = serde_json::from_str(
+            r#"{"id":"0b6f3c7e-4a53-4b8e-9d44-2f0d3e8f7a10","status":"confirmed","timeline":[
+                {"type":"bazaar.checkout.order.placed.v2","at":"2026-12-07T10:00:00.001500Z"},
+                {"type":"bazaar.warehouse.stock.reserved.v1","at":"2026-12-07T10:00:00.004000Z"},
+                {"type":"bazaar.checkout.order.placed.extra.v1","at":"2026-12-07T09:00:00Z"},
+                {"type":"bazaar.checkout.order.confirmed.v1","at":"2026-12-07T10:00:00.013750Z"}]}"#,
+        )
+        .expect("a confirmed order");
+        assert_eq!(
+            order.placed_to_confirmed(),
+            Some(Duration::from_micros(12_250))
+        );
+
+        let pending: OrderState = serde_json::from_str(
+            r#"{"id":"0b6f3c7e-4a53-4b8e-9d44-2f0d3e8f7a10","status":"pending","timeline":[
+                {"type":"bazaar.checkout.order.placed.v2","at":"not a time"}]}"#,
+        )
+        .expect("a pending order");
+        assert_eq!(pending.placed_to_confirmed(), None);
+    }
 
     #[test]
     fn order_events_are_found_across_chunk_boundaries_and_comments_are_skipped() {

@@ -59,6 +59,10 @@ pub struct Latency {
     pub settle: Option<Percentiles>,
     /// The POST's round trip.
     pub place: Option<Percentiles>,
+    /// From the `order.placed` event's time to `order.confirmed`'s, as
+    /// checkout stamped them (confirmed orders only): the saga alone,
+    /// without HTTP, the edge's view and the updates stream.
+    pub saga: Option<Percentiles>,
 }
 
 /// Invariants: `placed + failed + not_placed == requested`,
@@ -108,6 +112,7 @@ impl Report {
             latency_ms: Latency {
                 settle: None,
                 place: None,
+                saga: None,
             },
             statuses: BTreeMap::new(),
             reasons: BTreeMap::new(),
@@ -120,6 +125,7 @@ impl Report {
         };
         let mut place = Vec::new();
         let mut settle = Vec::new();
+        let mut saga = Vec::new();
         for (kind, outcome) in outcomes {
             let figures = report.kinds.entry(kind).or_default();
             figures.orders += 1;
@@ -138,6 +144,7 @@ impl Report {
                     reason,
                     place: p,
                     settle: s,
+                    saga: g,
                 } => {
                     report.placed += 1;
                     report.settled += 1;
@@ -150,6 +157,7 @@ impl Report {
                     }
                     place.push(p);
                     settle.push(s);
+                    saga.extend(g);
                 }
                 Outcome::Unsettled { place: p } => {
                     report.placed += 1;
@@ -163,6 +171,7 @@ impl Report {
         report.latency_ms = Latency {
             settle: percentiles(settle),
             place: percentiles(place),
+            saga: percentiles(saga),
         };
         report.ok = report.settled == report.setup.requested;
         report
@@ -207,6 +216,12 @@ impl Report {
         }
         if let Some(p) = &self.latency_ms.place {
             outln!("          POST /orders    {}", ms(p));
+        }
+        if let Some(p) = &self.latency_ms.saga {
+            outln!(
+                "          saga (events)   {}   order.placed→order.confirmed",
+                ms(p)
+            );
         }
         outln!("statuses  {}", counts(&self.statuses));
         if !self.reasons.is_empty() {
@@ -311,6 +326,7 @@ mod tests {
             reason: None,
             place: Duration::from_millis(5),
             settle: Duration::from_millis(50),
+            saga: Some(Duration::from_millis(20)),
         };
         let outcomes = vec![
             (Kind::Succeed, settled("confirmed")),
