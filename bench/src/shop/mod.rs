@@ -34,7 +34,7 @@ use running::RunningShop;
 pub struct ShopArgs {
     /// Fewer messages and orders, shorter runs: done within 3 minutes.
     #[arg(long)]
-    quick: bool,
+    pub quick: bool,
     /// Orders in flight for the maximum rate; a quarter and a half of it
     /// are tried too, and the fastest of the three counts.
     #[arg(long, default_value_t = 128)]

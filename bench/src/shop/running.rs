@@ -48,12 +48,22 @@ pub struct RunningShop {
 }
 
 /// The directory of the release binaries: the one this executable is in.
+/// Run by `cargo run --release -p bench`, it first builds them there
+/// (`cargo build --release --workspace --bins`, quick when nothing
+/// changed), so that the shop measured is the code checked out, not an
+/// older build; run directly, it uses what is there.
 pub fn bin_dir() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("cannot find the bench executable")?;
     let dir = exe
         .parent()
         .context("the bench executable has no directory")?
         .to_path_buf();
+    if let (Some(cargo), Some(package)) = (
+        std::env::var_os("CARGO"),
+        std::env::var_os("CARGO_MANIFEST_DIR"),
+    ) {
+        build_with(&cargo, Path::new(&package), &dir)?;
+    }
     let missing: Vec<&str> = BINARIES
         .into_iter()
         .filter(|b| !dir.join(b).is_file())
@@ -66,6 +76,28 @@ pub fn bin_dir() -> anyhow::Result<PathBuf> {
         );
     }
     Ok(dir)
+}
+
+/// Builds the shop's binaries into `dir` with the cargo that started this
+/// benchmark; refuses a debug build, whose figures would say nothing.
+fn build_with(cargo: &std::ffi::OsStr, package: &Path, dir: &Path) -> anyhow::Result<()> {
+    if dir.file_name().and_then(|name| name.to_str()) != Some("release") {
+        bail!(
+            "this is a debug build of bench, and a benchmark of debug binaries says nothing; \
+             run `cargo run --release -p bench -- …`"
+        );
+    }
+    eprintln!("building the shop's release binaries: cargo build --release --workspace --bins");
+    let status = Command::new(cargo)
+        .args(["build", "--release", "--workspace", "--bins"])
+        .current_dir(package)
+        .stdout(Stdio::null())
+        .status()
+        .context("cannot run cargo to build the shop's binaries")?;
+    if !status.success() {
+        bail!("cargo build --release --workspace --bins failed ({status}); see its output above");
+    }
+    Ok(())
 }
 
 impl RunningShop {
