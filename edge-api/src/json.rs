@@ -7,6 +7,8 @@ use axum::http::header;
 use contracts::commands::FieldError;
 use serde::de::{DeserializeOwned, Visitor};
 use serde::{Deserialize, Deserializer};
+use serde_json::{Map, Value};
+use serde_path_to_error::Segment;
 
 use crate::problem::ApiError;
 
@@ -56,24 +58,19 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         ));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|error| {
-        let path = error.path().to_string();
-        let inner = error.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            return invalid(
-                "",
-                format!("the body is not valid JSON: {}", clean(&inner.to_string())),
-            );
+    let value: T = match serde_path_to_error::deserialize(&mut de) {
+        Ok(value) => value,
+        Err(error) => {
+            let first = field_error(error)?;
+            // Valid JSON with a field missing or of the wrong type: serde
+            // stops at the first; the client is told of every one.
+            let errors = match serde_json::from_slice::<Value>(bytes) {
+                Ok(body) => every_field_error::<T>(body, first),
+                Err(_) => vec![first],
+            };
+            return Err(ApiError::Validation(errors));
         }
-        let message = clean(&inner.to_string());
-        let field = match (path.as_str(), missing_field(&message)) {
-            (".", Some(missing)) => missing.to_owned(),
-            (".", None) => String::new(),
-            (_, Some(missing)) => format!("{path}.{missing}"),
-            (_, None) => path,
-        };
-        invalid(&field, message)
-    })?;
+    };
     de.end().map_err(|e| {
         invalid(
             "",
@@ -84,6 +81,164 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         )
     })?;
     Ok(value)
+}
+
+/// One decoding error as a field error; a body that is not JSON at all is
+/// the whole answer (`Err`).
+fn field_error(
+    error: serde_path_to_error::Error<serde_json::Error>,
+) -> Result<FieldError, ApiError> {
+    let path = error.path().to_string();
+    let inner = error.into_inner();
+    if inner.is_syntax() || inner.is_eof() {
+        return Err(invalid(
+            "",
+            format!("the body is not valid JSON: {}", clean(&inner.to_string())),
+        ));
+    }
+    let message = clean(&inner.to_string());
+    let field = match (path.as_str(), missing_field(&message)) {
+        (".", Some(missing)) => missing.to_owned(),
+        (".", None) => String::new(),
+        (_, Some(missing)) => format!("{path}.{missing}"),
+        (_, None) => path,
+    };
+    Ok(FieldError { field, message })
+}
+
+/// Errors found per body at most, and decoding attempts spent finding them.
+const MAX_FIELD_ERRORS: usize = 32;
+const MAX_ATTEMPTS: usize = 256;
+
+/// Stand-ins tried, in turn, for a missing or ill-typed value, so that
+/// decoding goes on to the next field: one of them suits each field type
+/// a request body has (text, UUID, number, flag, object, list).
+fn stand_ins() -> [Value; 6] {
+    [
+        Value::from("00000000-0000-4000-8000-000000000000"),
+        Value::from(1),
+        Value::from(true),
+        Value::Object(Map::new()),
+        Value::Array(Vec::new()),
+        Value::from(1.5),
+    ]
+}
+
+/// Every missing or ill-typed field of `body` (a JSON value that did not
+/// decode as `T`), starting with `first`: each one found is replaced by a
+/// stand-in of the type that decodes (an unknown field is removed) and
+/// decoding tried again. What is inside a stand-in is not the client's,
+/// so errors there are not reported. Bounded by [`MAX_FIELD_ERRORS`] and
+/// [`MAX_ATTEMPTS`]; a field no stand-in suits ends the search.
+fn every_field_error<T: DeserializeOwned>(mut body: Value, first: FieldError) -> Vec<FieldError> {
+    let mut errors = vec![first];
+    let mut stood_in: Vec<Vec<Step>> = Vec::new();
+    let mut attempts = 0;
+    let mut current = match attempt::<T>(&body, &mut attempts) {
+        Some(error) => error,
+        None => return errors,
+    };
+    while errors.len() < MAX_FIELD_ERRORS && attempts < MAX_ATTEMPTS {
+        let (steps, error) = current;
+        let inside_stand_in = stood_in.iter().any(|s| steps.starts_with(s));
+        if !inside_stand_in && !errors.iter().any(|e| e.field == error.field) {
+            errors.push(error.clone());
+        }
+        let next = if let Some(unknown) = unknown_field(&error.message) {
+            let mut parent = steps.clone();
+            if parent.last() == Some(&Step::Key(unknown.to_owned())) {
+                parent.pop();
+            }
+            let removed = match at(&mut body, &parent) {
+                Some(Value::Object(map)) => map.remove(unknown).is_some(),
+                _ => false,
+            };
+            if !removed {
+                return errors;
+            }
+            attempt::<T>(&body, &mut attempts)
+        } else {
+            let mut found = None;
+            for stand_in in stand_ins() {
+                let Some(slot) = at(&mut body, &steps) else {
+                    return errors;
+                };
+                *slot = stand_in;
+                match attempt::<T>(&body, &mut attempts) {
+                    None => return errors,
+                    Some((next, _)) if next == steps => continue,
+                    Some(other) => {
+                        found = Some(other);
+                        break;
+                    }
+                }
+            }
+            match found {
+                Some(other) => {
+                    stood_in.push(steps);
+                    Some(other)
+                }
+                None => return errors,
+            }
+        };
+        match next {
+            Some(next) => current = next,
+            None => break,
+        }
+    }
+    errors
+}
+
+/// One step of the way into a JSON value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+/// Decodes `body` as `T`; the error's place (for a missing field, the
+/// field itself) and its field error, or `None` when it decodes.
+fn attempt<T: DeserializeOwned>(
+    body: &Value,
+    attempts: &mut usize,
+) -> Option<(Vec<Step>, FieldError)> {
+    *attempts += 1;
+    let error = serde_path_to_error::deserialize::<_, T>(body).err()?;
+    let mut steps: Vec<Step> = error
+        .path()
+        .iter()
+        .filter_map(|segment| match segment {
+            Segment::Map { key } => Some(Step::Key(key.clone())),
+            Segment::Seq { index } => Some(Step::Index(*index)),
+            Segment::Enum { .. } | Segment::Unknown => None,
+        })
+        .collect();
+    let field = field_error(error).ok()?;
+    if let Some(missing) = missing_field(&field.message) {
+        steps.push(Step::Key(missing.to_owned()));
+    }
+    Some((steps, field))
+}
+
+/// The value at `steps` in `body`, made if its object lacks the last key.
+fn at<'a>(body: &'a mut Value, steps: &[Step]) -> Option<&'a mut Value> {
+    let mut value = body;
+    for step in steps {
+        value = match (step, value) {
+            (Step::Key(key), Value::Object(map)) => map.entry(key.clone()).or_insert(Value::Null),
+            (Step::Index(index), Value::Array(items)) => items.get_mut(*index)?,
+            _ => return None,
+        };
+    }
+    Some(value)
+}
+
+/// The field serde names in "unknown field `colour`, expected one of …".
+fn unknown_field(message: &str) -> Option<&str> {
+    message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(name, _)| name)
 }
 
 /// `#[serde(deserialize_with = "crate::json::object")]` for a field that
@@ -206,7 +361,15 @@ fn humane(message: &str) -> Option<String> {
         "a string" | "a borrowed string" => "a string",
         "a boolean" => "true or false",
         "a UUID" | "UUID" => "a UUID",
+        "a map" => "a JSON object",
+        "a sequence" => "a list",
+        _ if expected.starts_with("struct ") => "a JSON object",
         _ => return None,
+    };
+    let got = match got {
+        "sequence" => "a list",
+        "map" => "an object",
+        other => other,
     };
     Some(format!("must be {wanted}, not {got}"))
 }
@@ -264,6 +427,83 @@ mod tests {
         assert!(
             message(r#"{"quantity": 1, "name": "x", "id": "nope"}"#).starts_with("must be a UUID")
         );
+    }
+
+    #[test]
+    fn every_missing_or_ill_typed_field_is_named_not_only_the_first() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Strict {
+            name: String,
+            quantity: i64,
+            id: uuid::Uuid,
+            #[serde(deserialize_with = "object")]
+            address: Address,
+            #[serde(default)]
+            note: Option<String>,
+        }
+        let all = |body: &str| match decode::<Strict>(body.as_bytes()) {
+            Err(ApiError::Validation(errors)) => errors
+                .into_iter()
+                .map(|e| format!("{}: {}", e.field, e.message))
+                .collect::<Vec<_>>(),
+            other => panic!("{body}: {other:?}"),
+        };
+        let fields_of = |body: &str| -> Vec<String> {
+            all(body)
+                .into_iter()
+                .map(|e| e.split(": ").next().unwrap_or_default().to_owned())
+                .collect()
+        };
+
+        // Missing ones in the order of the struct; ill-typed ones as
+        // serde meets them (the first in the body's order, the rest in
+        // key order).
+        assert_eq!(fields_of("{}"), ["name", "quantity", "id", "address"]);
+        assert_eq!(
+            all(r#"{"name": 1, "quantity": "2", "id": "x", "address": [], "note": 5}"#),
+            [
+                "name: must be a string, not integer `1`",
+                "address: must be a JSON object, not a list",
+                "id: must be a UUID (e.g. 01890f5e-5c4b-7cc4-9a3e-1f2b3c4d5e6f)",
+                "note: must be a string, not integer `5`",
+                "quantity: must be a whole number, not string \"2\"",
+            ]
+        );
+        // Inside an object the client sent, its own fields; an unknown
+        // field is named and the rest still checked.
+        assert_eq!(
+            fields_of(r#"{"colour": "red", "name": "A", "address": {}}"#),
+            ["colour", "address.city", "quantity", "id"]
+        );
+        // A field no stand-in suits ends the search without a wrong error.
+        assert_eq!(
+            fields_of(r#"{"name": "A", "quantity": 1, "id": "x"}"#),
+            ["id", "address"]
+        );
+        assert!(decode::<Strict>(
+            br#"{"name": "A", "quantity": 1, "id": "01890f5e-5c4b-7cc4-9a3e-1f2b3c4d5e6f", "address": {"city": "B"}}"#
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn a_body_that_is_not_an_object_is_told_so() {
+        for body in ["null", "7", "\"text\""] {
+            match decode::<Body>(body.as_bytes()) {
+                Err(ApiError::Validation(errors)) => {
+                    assert_eq!(errors.len(), 1, "{body}: {errors:?}");
+                    assert_eq!(errors[0].field, "");
+                    assert!(
+                        errors[0].message.starts_with("must be a JSON object"),
+                        "{body}: {}",
+                        errors[0].message
+                    );
+                }
+                other => panic!("{body}: {other:?}"),
+            }
+        }
     }
 
     #[test]

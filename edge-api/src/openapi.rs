@@ -127,7 +127,7 @@ impl Modify for JsonBodies {
 
 /// Every write (POST, PUT, PATCH, DELETE) takes an `Idempotency-Key`
 /// (`routes::command_id`); the operations that describe it themselves keep
-/// their own words.
+/// their own words, with the bounds every key is held to.
 struct Idempotent;
 
 impl Modify for Idempotent {
@@ -151,8 +151,15 @@ impl Modify for Idempotent {
                 continue;
             }
             let parameters = operation.parameters.get_or_insert_with(Vec::new);
-            if !parameters.iter().any(|p| p.name == "Idempotency-Key") {
-                parameters.push(parameter.clone());
+            match parameters.iter_mut().find(|p| p.name == "Idempotency-Key") {
+                // Its own words, and the bounds every key is held to.
+                Some(own) => {
+                    own.schema.clone_from(&parameter.schema);
+                    if let Some(words) = own.description.as_mut() {
+                        words.push_str(". 1 to 200 visible ASCII characters");
+                    }
+                }
+                None => parameters.push(parameter.clone()),
             }
         }
     }

@@ -134,6 +134,29 @@ async fn rejected_requests_answer_problem_json_and_publish_nothing() {
         .collect();
     assert!(fields.contains(&"sku"), "{problem:?}");
     assert!(fields.contains(&"price.amount_minor"), "{problem:?}");
+
+    // 422: every missing or ill-typed field at once, not only the first.
+    for (body, wanted) in [
+        (json!({}), vec!["sku", "name", "category", "price"]),
+        (
+            json!({"sku": 1, "name": ["x"], "category": "c", "price": "9.99"}),
+            vec!["sku", "name", "price"],
+        ),
+    ] {
+        let request = admin.request(Method::POST, "/api/v1/products").json(&body);
+        let problem = admin.send(request).await.expect(422).problem();
+        let mut named: Vec<&str> = problem
+            .errors
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .map(|e| e.field.as_str())
+            .collect();
+        named.sort_unstable();
+        let mut wanted = wanted;
+        wanted.sort_unstable();
+        assert_eq!(named, wanted, "{body}: {problem:?}");
+    }
     assert!(
         problem
             .errors
