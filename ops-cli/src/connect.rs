@@ -41,6 +41,44 @@ struct UpJson {
     nats_password: String,
 }
 
+/// Connects to the NATS server(s) at `url` (a comma-separated list for a
+/// cluster) as `login`, or fails with exit code 2 (refused: the user or
+/// password) or 3 (no answer; `hint` says what to check).
+pub async fn reach(url: &str, login: Option<(&str, &str)>, hint: &str) -> anyhow::Result<Client> {
+    let mut options = ConnectOptions::new()
+        .name("bazaar")
+        .connection_timeout(CONNECT_TIMEOUT);
+    if let Some((user, password)) = login {
+        // The operators' inbox prefix, into which the services may
+        // answer from any connection: a replay's report still arrives
+        // when the broker restarted while it ran (nats/users.conf).
+        if user == platform::nats::OPS_USER {
+            options = options.custom_inbox_prefix(platform::nats::inbox_prefix(user));
+        }
+        options = options.user_and_password(user.to_owned(), password.to_owned());
+    }
+    // async-nats reads one URL per string: a cluster's comma-separated
+    // list (compose's `NATS_URL`) must be split into a list of servers.
+    let servers: Vec<&str> = url.split(',').map(str::trim).collect();
+    match tokio::time::timeout(CONNECT_TIMEOUT, options.connect(servers)).await {
+        Ok(Ok(client)) => Ok(client),
+        Ok(Err(e))
+            if matches!(
+                e.kind(),
+                ConnectErrorKind::AuthorizationViolation | ConnectErrorKind::ServerParse
+            ) =>
+        {
+            Err(exit::usage(format!("NATS at {url}: {e}")))
+        }
+        Ok(Err(e)) => Err(exit::unreachable(format!(
+            "cannot reach NATS at {url}: {e} ({hint})"
+        ))),
+        Err(_) => Err(exit::unreachable(format!(
+            "NATS at {url} did not answer within {CONNECT_TIMEOUT:?} ({hint})"
+        ))),
+    }
+}
+
 struct Target {
     url: String,
     user: Option<String>,
@@ -52,44 +90,18 @@ impl ConnectArgs {
     /// or 3 (it does not answer).
     pub async fn connect(&self) -> anyhow::Result<Client> {
         let target = self.target()?;
-        let mut options = ConnectOptions::new()
-            .name("bazaar")
-            .connection_timeout(CONNECT_TIMEOUT);
-        if let Some(password) = &target.password {
-            let user = target
+        let user = target.password.as_ref().map(|_| {
+            target
                 .user
                 .clone()
-                .unwrap_or_else(|| platform::nats::OPS_USER.to_owned());
-            // The operators' inbox prefix, into which the services may
-            // answer from any connection: a replay's report still arrives
-            // when the broker restarted while it ran (nats/users.conf).
-            if user == platform::nats::OPS_USER {
-                options = options.custom_inbox_prefix(platform::nats::inbox_prefix(&user));
-            }
-            options = options.user_and_password(user, password.clone());
-        }
-        // async-nats reads one URL per string: a cluster's comma-separated
-        // list (compose's `NATS_URL`) must be split into a list of servers.
-        let servers: Vec<&str> = target.url.split(',').map(str::trim).collect();
-        match tokio::time::timeout(CONNECT_TIMEOUT, options.connect(servers)).await {
-            Ok(Ok(client)) => Ok(client),
-            Ok(Err(e))
-                if matches!(
-                    e.kind(),
-                    ConnectErrorKind::AuthorizationViolation | ConnectErrorKind::ServerParse
-                ) =>
-            {
-                Err(exit::usage(format!("NATS at {}: {e}", target.url)))
-            }
-            Ok(Err(e)) => Err(exit::unreachable(format!(
-                "cannot reach NATS at {}: {e} (is the shop running?)",
-                target.url
-            ))),
-            Err(_) => Err(exit::unreachable(format!(
-                "NATS at {} did not answer within {CONNECT_TIMEOUT:?} (is the shop running?)",
-                target.url
-            ))),
-        }
+                .unwrap_or_else(|| platform::nats::OPS_USER.to_owned())
+        });
+        reach(
+            &target.url,
+            user.as_deref().zip(target.password.as_deref()),
+            "is the shop running?",
+        )
+        .await
     }
 
     fn target(&self) -> anyhow::Result<Target> {

@@ -546,6 +546,38 @@ async fn up_fails_clearly_when_the_http_addr_is_busy() {
 }
 
 #[tokio::test]
+async fn up_on_a_nats_url_nobody_answers_says_so_and_exits_3_before_starting_services() {
+    let sandbox = Sandbox::new(true);
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bound");
+        listener.local_addr().expect("addr").port()
+    };
+    let url = format!("nats://127.0.0.1:{port}");
+
+    let output = sandbox.up_once_with(&[
+        "--nats-url",
+        &url,
+        "--nats-user",
+        "ops",
+        "--nats-password",
+        "secret",
+    ]);
+
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    let err = stderr(&output);
+    assert!(
+        err.contains(&format!("cannot reach NATS at {url}"))
+            && err.contains("leave out --nats-url"),
+        "{err}"
+    );
+    assert!(!err.contains("started"), "no service was started: {err}");
+    assert!(
+        sandbox.up_json().is_none(),
+        "no up.json for a shop that never ran"
+    );
+}
+
+#[tokio::test]
 async fn up_names_the_missing_service_binaries_and_how_to_build_them() {
     let sandbox = Sandbox::new(false);
 

@@ -64,6 +64,20 @@ pub async fn start_broker(
                 "--nats-user and --nats-password go together (or NATS_USER and NATS_PASSWORD)"
             ),
         };
+        // Before any service starts: a server that does not answer, or
+        // refuses these credentials, is said so at once (exit 3 or 2),
+        // not as services that never got ready.
+        let login = match &credentials {
+            Credentials::Shared { user, password } => Some((user.as_str(), password.as_str())),
+            _ => None,
+        };
+        let probe = crate::connect::reach(
+            url,
+            login,
+            "start it, or leave out --nats-url and bazaar up starts its own",
+        )
+        .await?;
+        drop(probe);
         info!(url, "using the NATS server at --nats-url");
         return Ok(Broker {
             own: None,
