@@ -33,7 +33,10 @@ use crate::exit;
 const EXAMPLES: &str = "\
 Examples:
   bazaar check                      every rule over the stored history
-  bazaar check --settled --json     pending orders count as violations; one JSON object";
+  bazaar check --settled --json     pending orders count as violations; one JSON object
+
+Exit code 0 when no rule is violated, 1 when one is (each violation is
+listed), 2 on a usage error or no shop, 3 when NATS does not answer.";
 
 /// How long a stream may stay silent while it still owes events.
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -172,10 +175,10 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
             );
         }
         for (subject, error) in &history.undecodable {
-            eprintln!("warning: {subject}: {error}");
+            errln!("warning: {subject}: {error}");
         }
         for note in &report.notes {
-            eprintln!("note: {note}");
+            errln!("note: {note}");
         }
         Ok(if report.violations.is_empty() {
             ExitCode::SUCCESS
@@ -219,7 +222,7 @@ async fn read_stream(js: &Context, stream: &str, history: &mut History) -> anyho
             .info()
             .map_err(|e| anyhow::anyhow!("message without metadata: {e}"))?;
         let (seq, pending) = (info.stream_sequence, info.pending);
-        history.record(next.subject.as_str(), &next.payload);
+        history.record_stored(stream, seq, next.subject.as_str(), &next.payload);
         if seq >= end_seq || pending == 0 {
             return Ok(());
         }
@@ -278,11 +281,24 @@ fn order_id(raw: &RawEnvelope) -> Option<Uuid> {
 }
 
 impl History {
-    /// Adds one stored event.
+    /// Adds one event (the tests' way in; the reader uses
+    /// [`History::record_stored`]).
+    #[cfg(test)]
     pub fn record(&mut self, subject: &str, payload: &[u8]) {
         let outcome = self.try_record(subject, payload);
         if let Err(error) = outcome {
             self.undecodable.push((subject.to_owned(), error));
+        }
+    }
+
+    /// [`History::record`] of the event at `seq` in `stream`, which a
+    /// warning about it names, so an operator can look at it
+    /// (`bazaar tail <subject> --from-seq <seq>`).
+    fn record_stored(&mut self, stream: &str, seq: u64, subject: &str, payload: &[u8]) {
+        let outcome = self.try_record(subject, payload);
+        if let Err(error) = outcome {
+            self.undecodable
+                .push((format!("{subject} ({stream} #{seq})"), error));
         }
     }
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, Context};
 use async_nats::RequestErrorKind;
 use contracts::subjects::{ops, DLQ_STREAM};
-use platform::control::{ControlReply, RedeliverRequest, Redelivered};
+use platform::control::{ControlErrorKind, ControlReply, RedeliverRequest, Redelivered};
 use serde::Serialize;
 
 use crate::connect::ConnectArgs;
@@ -168,7 +168,7 @@ pub fn run(args: DlqArgs) -> anyhow::Result<ExitCode> {
                     return finish(&Done::default(), args.json);
                 }
                 if !yes && !confirm(&js, &ids).await? {
-                    eprintln!("nothing dropped");
+                    errln!("nothing dropped");
                     return Ok(ExitCode::from(exit::FAILED));
                 }
                 let stream = dlq_stream(&js).await?;
@@ -351,7 +351,7 @@ fn warn_of_letters_left_behind(all: &[DeadLetter], ids: &[u64]) {
                 .collect();
             together.sort_unstable();
             let together: Vec<String> = together.iter().map(u64::to_string).collect();
-            eprintln!(
+            errln!(
                 "warning: dead letter(s) {} of {} about {about} stay behind; retry them \
                  together (bazaar dlq retry {}): they are handled in the order their \
                  events came",
@@ -430,7 +430,16 @@ async fn retry(
             })?;
             Ok(value)
         }
-        Ok(ControlReply::Error { kind, message }) => Err((format!("{message} ({kind:?})"), false)),
+        Ok(ControlReply::Error { kind, message }) => {
+            let message = match kind {
+                // It ran and failed: the message says why.
+                ControlErrorKind::Failed => message,
+                ControlErrorKind::Invalid => format!("refused: {message}"),
+                ControlErrorKind::NotFound => format!("not found: {message}"),
+                ControlErrorKind::Busy => format!("busy: {message}"),
+            };
+            Err((message, false))
+        }
         Err(e) => Err((format!("odd answer from {service}: {e}"), false)),
     }
 }
@@ -459,17 +468,17 @@ async fn confirm(js: &Context, ids: &[u64]) -> anyhow::Result<bool> {
     }
     for id in ids {
         match letters::read_one(js, *id).await {
-            Ok(l) => eprintln!(
+            Ok(l) => errln!(
                 "  {id}: {}/{} {} ({})",
                 l.service,
                 l.consumer,
                 l.subject,
                 letters::shorten(&l.error, 60)
             ),
-            Err(e) => eprintln!("  {id}: {e:#}"),
+            Err(e) => errln!("  {id}: {e:#}"),
         }
     }
-    eprint!("Drop {} dead letter(s) for good? [y/N] ", ids.len());
+    errout!("Drop {} dead letter(s) for good? [y/N] ", ids.len());
     std::io::stderr().flush()?;
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;

@@ -37,9 +37,9 @@ pub fn finish(result: anyhow::Result<ExitCode>) -> anyhow::Result<ExitCode> {
         Ok(code) => return Ok(code),
         Err(error) => error,
     };
-    eprintln!("error: {error}");
+    errln!("error: {error}");
     for cause in error.chain().skip(1) {
-        eprintln!("  caused by: {cause}");
+        errln!("  caused by: {cause}");
     }
     let code = error
         .chain()

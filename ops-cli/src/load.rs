@@ -257,7 +257,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<ExitCode> {
         outcomes = collect => outcomes?,
         _ = tokio::signal::ctrl_c() => {
             drop(progress);
-            eprintln!(
+            errln!(
                 "load: interrupted after {:.1} s: {} of {} orders placed, {} settled; \
                  the placed ones go on in the shop (see `bazaar check`)",
                 started.elapsed().as_secs_f64(),
@@ -279,6 +279,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<ExitCode> {
             late: run.late.load(Ordering::Relaxed),
         },
         started.elapsed(),
+        *run.gone.borrow(),
     );
     if args.json {
         outln!(
@@ -289,14 +290,20 @@ async fn load(args: LoadArgs) -> anyhow::Result<ExitCode> {
         report.print_text();
     }
     if !report.ok {
-        eprintln!(
-            "load: {} of {} orders did not settle ({} unsettled, {} failed to place, {} not placed) within {:?}",
+        let when = match report.ended {
+            report::Ended::ShopGone => format!(
+                "before the shop stopped answering ({:.1} s into the run)",
+                report.elapsed_s
+            ),
+            _ => format!("within {:?}", args.timeout),
+        };
+        errln!(
+            "load: {} of {} orders did not settle ({} unsettled, {} failed to place, {} not placed) {when}",
             report.setup.requested - report.settled,
             report.setup.requested,
             report.unsettled,
             report.failed,
             report.not_placed,
-            args.timeout
         );
     }
     if report.ok {

@@ -44,7 +44,8 @@ Examples:
   bazaar dlq list                             dead letters: who failed, on what, why
 
 Every command exits with 0 when done, 1 when the operation failed, 2 on a
-usage or configuration error, 3 when the shop did not answer.
+usage or configuration error, 3 when the shop did not answer, 130 when
+interrupted by Ctrl-C.
 ";
 
 /// Operate a Bazaar shop: run it locally, mint tokens, inspect streams.

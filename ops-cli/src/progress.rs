@@ -24,7 +24,7 @@ impl Progress {
             // Ends when the guard drops (the task is aborted).
             loop {
                 ticks.tick().await;
-                eprintln!("{}", line(started.elapsed()));
+                errln!("{}", line(started.elapsed()));
             }
         });
         Progress { task }

@@ -147,7 +147,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
                     if !args.dry_run {
                         // The service replays in its own transactions; the
                         // CLI only watches. Say so rather than vanish.
-                        eprintln!(
+                        errln!(
                             "interrupted: the replay goes on in {} and commits when done \
                              (its log says \"replay done\"); readers keep the old view until then",
                             args.service

@@ -190,9 +190,11 @@ async fn seed(args: SeedArgs) -> anyhow::Result<ExitCode> {
                 summary.failed += 1;
                 *summary.errors.entry(failure.error.label()).or_default() += 1;
                 if summary.failed <= SHOWN_FAILURES as u64 {
-                    eprintln!(
+                    errln!(
                         "seed: cannot {} {}: {}",
-                        failure.step, failure.sku, failure.error
+                        failure.step,
+                        failure.sku,
+                        failure.error
                     );
                 }
             }
@@ -202,7 +204,7 @@ async fn seed(args: SeedArgs) -> anyhow::Result<ExitCode> {
     drop(progress);
     if summary.failed == 0 {
         if let Some(false) = taken_in::wait(ctx.client.data_dir(), taken_in::WAIT).await {
-            eprintln!(
+            errln!(
                 "seed: after {:?} the services have not all taken the catalog in; \
                  orders may be refused as naming unknown products for a while (see `bazaar streams`)",
                 taken_in::WAIT

@@ -54,9 +54,11 @@ pub struct TailArgs {
     event_type: Option<String>,
     /// Only events about this order: its aggregate id or `data.order_id`
     #[arg(long, value_name = "ID")]
-    order: Option<String>,
-    /// Start at this stream sequence (the filter must reach one stream)
-    #[arg(long, value_name = "N", group = "start")]
+    order: Option<uuid::Uuid>,
+    /// Start at this stream sequence, 1 or more (the filter must reach one
+    /// stream)
+    #[arg(long, value_name = "N", group = "start",
+          value_parser = clap::value_parser!(u64).range(1..))]
     from_seq: Option<u64>,
     /// Start this long ago: 90s, 10m, 2h, 1d
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, group = "start")]
@@ -110,7 +112,7 @@ pub fn run(args: TailArgs) -> anyhow::Result<ExitCode> {
         }
         let policy = match (args.from_seq, args.since, args.from_time) {
             (Some(seq), _, _) => DeliverPolicy::ByStartSequence {
-                start_sequence: seq.max(1),
+                start_sequence: seq,
             },
             (_, Some(ago), _) => by_time(Utc::now() - ago)?,
             (_, _, Some(time)) => by_time(time)?,
@@ -181,6 +183,14 @@ async fn tail(
     let mut readers = Vec::new();
     for (index, stream) in streams.iter().enumerate() {
         let (end_seq, owed, reader) = open(js, index, stream, filter, policy).await?;
+        if let DeliverPolicy::ByStartSequence { start_sequence } = policy {
+            if start_sequence > end_seq && !follow {
+                errln!(
+                    "note: {stream} ends at #{end_seq}: nothing from #{start_sequence} yet \
+                     (--follow waits for it)"
+                );
+            }
+        }
         sources.push(Source {
             stream: stream.clone(),
             end_seq,

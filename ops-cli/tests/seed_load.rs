@@ -374,6 +374,15 @@ async fn load_stops_soon_after_the_shop_goes_away_and_exits_3() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("stopped answering"), "{stderr}");
+    // The orders it did not get to are put down to the shop, not to a
+    // --timeout that had not passed.
+    assert!(!stderr.contains("--timeout"), "{stderr}");
+    assert!(!stderr.contains("within"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("not placed before the shop stopped answering"),
+        "{stdout}"
+    );
 }
 
 #[tokio::test]

@@ -65,6 +65,28 @@ pub struct Latency {
     pub saga: Option<Percentiles>,
 }
 
+/// Why the run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ended {
+    /// Every order of the plan was placed and followed.
+    Done,
+    /// --timeout passed first.
+    Timeout,
+    /// The shop stopped answering.
+    ShopGone,
+}
+
+impl Ended {
+    /// "before …" for the orders the run did not get to.
+    fn before(self) -> &'static str {
+        match self {
+            Ended::Done | Ended::Timeout => "before --timeout",
+            Ended::ShopGone => "before the shop stopped answering",
+        }
+    }
+}
+
 /// Invariants: `placed + failed + not_placed == requested`,
 /// `settled + unsettled == placed`, the statuses add up to `settled`.
 #[derive(Debug, Serialize)]
@@ -89,6 +111,7 @@ pub struct Report {
     pub kinds: BTreeMap<Kind, KindFigures>,
     /// Every requested order was placed and settled.
     pub ok: bool,
+    pub ended: Ended,
     #[serde(skip)]
     first_errors: Vec<String>,
 }
@@ -99,6 +122,7 @@ impl Report {
         outcomes: Vec<(Kind, Outcome)>,
         waits: Waits,
         elapsed: Duration,
+        shop_gone: bool,
     ) -> Report {
         let mut report = Report {
             placed: 0,
@@ -120,6 +144,7 @@ impl Report {
             waits,
             kinds: BTreeMap::new(),
             ok: false,
+            ended: Ended::Done,
             first_errors: Vec::new(),
             setup,
         };
@@ -174,6 +199,13 @@ impl Report {
             saga: percentiles(saga),
         };
         report.ok = report.settled == report.setup.requested;
+        report.ended = if shop_gone {
+            Ended::ShopGone
+        } else if report.unsettled + report.not_placed > 0 {
+            Ended::Timeout
+        } else {
+            Ended::Done
+        };
         report
     }
 
@@ -205,10 +237,11 @@ impl Report {
         );
         if self.unsettled + self.failed + self.not_placed > 0 {
             outln!(
-                "missing   {} unsettled, {} failed to place, {} not placed before --timeout",
+                "missing   {} unsettled, {} failed to place, {} not placed {}",
                 self.unsettled,
                 self.failed,
-                self.not_placed
+                self.not_placed,
+                self.ended.before()
             );
         }
         if let Some(p) = &self.latency_ms.settle {
@@ -346,7 +379,13 @@ mod tests {
             ),
         ];
 
-        let report = Report::new(setup, outcomes, Waits::default(), Duration::from_secs(1));
+        let report = Report::new(
+            setup,
+            outcomes,
+            Waits::default(),
+            Duration::from_secs(1),
+            false,
+        );
 
         assert_eq!(
             (
@@ -364,5 +403,6 @@ mod tests {
             Some(0)
         );
         assert!(!report.ok);
+        assert_eq!(report.ended, Ended::Timeout);
     }
 }

@@ -64,7 +64,7 @@ impl Display {
                 };
                 if due {
                     *last = Some(Instant::now());
-                    eprintln!("{}", line(p, started.elapsed()));
+                    errln!("{}", line(p, started.elapsed()));
                 }
             }
             Display::Quiet => {}
@@ -78,7 +78,7 @@ impl Display {
                 started,
                 last: Some(_),
                 latest: Some(p),
-            } => eprintln!("{}", line(*p, started.elapsed())),
+            } => errln!("{}", line(*p, started.elapsed())),
             _ => {}
         }
     }

@@ -22,7 +22,7 @@ impl Printer {
     pub fn new(args: &TailArgs) -> Printer {
         Printer {
             event_type: args.event_type.clone(),
-            order: args.order.clone(),
+            order: args.order.map(|id| id.to_string()),
             json: args.json,
             limit: args.limit,
             printed: 0,

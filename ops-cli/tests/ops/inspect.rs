@@ -43,6 +43,19 @@ async fn tail_prints_stored_events_as_cloudevents_filtered_by_order_type_and_sub
     )
     .await;
     let ambiguous_seq = bazaar(&shop, &["tail", "--from-seq", "2"]).await;
+    let past_the_end = bazaar(&shop, &["tail", "evt.warehouse.>", "--from-seq", "99999"]).await;
+    let seq_zero = bazaar(&shop, &["tail", "evt.warehouse.>", "--from-seq", "0"]).await;
+    let not_an_order = bazaar(&shop, &["tail", "--order", "not-an-id"]).await;
+    let order_in_capitals = bazaar(
+        &shop,
+        &[
+            "tail",
+            "--order",
+            &order_id.to_string().to_uppercase(),
+            "--json",
+        ],
+    )
+    .await;
     let streams_json = bazaar(&shop, &["streams", "--json"]).await;
     let streams_text = bazaar(&shop, &["streams"]).await;
 
@@ -110,6 +123,16 @@ async fn tail_prints_stored_events_as_cloudevents_filtered_by_order_type_and_sub
         stdout(&by_seq)
     );
     expect_code(&ambiguous_seq, 2);
+    // Past the end: nothing, and a note saying where the stream ends.
+    expect_code(&past_the_end, 0);
+    assert!(stdout(&past_the_end).is_empty());
+    let note = String::from_utf8_lossy(&past_the_end.stderr);
+    assert!(note.contains("EVT_WAREHOUSE ends at #"), "{note}");
+    // Sequences start at 1; an order is named by its id.
+    expect_code(&seq_zero, 2);
+    expect_code(&not_an_order, 2);
+    expect_code(&order_in_capitals, 0);
+    assert_eq!(stdout(&order_in_capitals), stdout(&of_order));
 
     // Streams and their durable consumers, caught up.
     let view = json(&streams_json);
