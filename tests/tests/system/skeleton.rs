@@ -125,13 +125,7 @@ async fn rejected_requests_answer_problem_json_and_publish_nothing() {
     invalid.sku = String::new();
     invalid.price.amount_minor = -5;
     let problem = admin.create_product(&invalid).await.expect(422).problem();
-    let fields: Vec<&str> = problem
-        .errors
-        .as_deref()
-        .unwrap_or_default()
-        .iter()
-        .map(|e| e.field.as_str())
-        .collect();
+    let fields = fields_named(&problem);
     assert!(fields.contains(&"sku"), "{problem:?}");
     assert!(fields.contains(&"price.amount_minor"), "{problem:?}");
 
@@ -145,13 +139,7 @@ async fn rejected_requests_answer_problem_json_and_publish_nothing() {
     ] {
         let request = admin.request(Method::POST, "/api/v1/products").json(&body);
         let problem = admin.send(request).await.expect(422).problem();
-        let mut named: Vec<&str> = problem
-            .errors
-            .as_deref()
-            .unwrap_or_default()
-            .iter()
-            .map(|e| e.field.as_str())
-            .collect();
+        let mut named = fields_named(&problem);
         named.sort_unstable();
         let mut wanted = wanted;
         wanted.sort_unstable();
@@ -280,6 +268,17 @@ async fn rejected_requests_answer_problem_json_and_publish_nothing() {
         after,
         "only the accepted write published"
     );
+}
+
+/// The fields a 422 names, in its order.
+fn fields_named(problem: &bazaar_testkit::api::Problem) -> Vec<&str> {
+    problem
+        .errors
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .map(|e| e.field.as_str())
+        .collect()
 }
 
 /// The message counts of every team's stream.
