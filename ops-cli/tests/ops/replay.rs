@@ -265,6 +265,33 @@ async fn replay_from_a_sequence_or_a_time_reapplies_the_tail_and_changes_no_view
         stderr(&ambiguous)
     );
 
+    // Past the stream's end of a view that has applied all of it: nothing
+    // to re-apply, and the plan says so (not that the view's checkpoint
+    // moved the start).
+    let past_the_end = bazaar(
+        &shop,
+        &[
+            "replay",
+            "edge-api",
+            "--projection",
+            "edge.product",
+            "--from-seq",
+            "99999",
+            "--dry-run",
+            "--json",
+        ],
+    )
+    .await;
+    expect_code(&past_the_end, 0);
+    let planned = &json(&past_the_end)["plan"]["projections"][0];
+    assert_eq!(planned["events"], 0, "{planned}");
+    assert!(
+        planned["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("the stream ends at") && n.contains("nothing from 99999")),
+        "{planned}"
+    );
+
     // Assert: only the tail was re-applied, up to the head, and every view
     // is as it was (the views are idempotent by content).
     let report = json(&from_seq);

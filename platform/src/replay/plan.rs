@@ -181,7 +181,12 @@ pub(super) async fn plan_one(
     };
     // Re-applying from a point the view has not reached would skip what lies
     // between its checkpoint and that point.
-    let from_seq = if *start != Start::Beginning && asked > checkpoint + 1 {
+    let from_seq = if *start != Start::Beginning && asked > head && checkpoint >= head {
+        note = Some(format!(
+            "the stream ends at {head}, all of it applied: nothing from {asked} on to re-apply"
+        ));
+        asked
+    } else if *start != Start::Beginning && asked > checkpoint + 1 {
         note = Some(format!(
             "the view had applied up to {checkpoint}, so the replay starts at {}",
             checkpoint + 1
