@@ -52,7 +52,8 @@ POST to seeing the order settled; POST /orders the POST alone; saga
 each confirmed order's timeline (the saga without HTTP, the edge's view
 and the updates stream). Exit code 0 when every order was placed
 and settled, 1 when some were not, 2 when the run could not start (no shop,
-no seed.json), 3 when the shop does not answer.";
+no seed.json), 3 when the shop does not answer, 130 on Ctrl-C (with --json,
+the counts so far and \"interrupted\": true).";
 
 /// Countries the orders ship to, so that finance computes several VAT rates.
 const ADDRESSES: [(&str, &str, &str); 4] = [
@@ -257,6 +258,20 @@ async fn load(args: LoadArgs) -> anyhow::Result<ExitCode> {
         outcomes = collect => outcomes?,
         _ = tokio::signal::ctrl_c() => {
             drop(progress);
+            if args.json {
+                // What is known without the workers' outcomes: the counts.
+                outln!(
+                    "{}",
+                    serde_json::json!({
+                        "interrupted": true,
+                        "requested": args.orders,
+                        "placed": run.placed.load(Ordering::Relaxed),
+                        "settled": run.settled.load(Ordering::Relaxed),
+                        "elapsed_s": started.elapsed().as_secs_f64(),
+                        "ok": false,
+                    })
+                );
+            }
             errln!(
                 "load: interrupted after {:.1} s: {} of {} orders placed, {} settled; \
                  the placed ones go on in the shop (see `bazaar check`)",

@@ -331,27 +331,26 @@ async fn load_before_seed_exits_with_2_and_says_to_seed_first() {
 
 /// A seeded shop's `bazaar load` of hours of orders (20/s), once it has
 /// placed a few: only a test's fault ends it.
-async fn endless_load(shop: &Shop) -> tokio::process::Child {
+async fn endless_load(shop: &Shop, extra: &[&str]) -> tokio::process::Child {
     seed(shop).await;
-    let load = command(
-        shop,
-        &[
-            "load",
-            "--orders",
-            "100000",
-            "--rate",
-            "20",
-            "--concurrency",
-            "8",
-            "--timeout",
-            "5m",
-        ],
-    )
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::piped())
-    .kill_on_drop(true)
-    .spawn()
-    .expect("bazaar load starts");
+    let mut args = vec![
+        "load",
+        "--orders",
+        "100000",
+        "--rate",
+        "20",
+        "--concurrency",
+        "8",
+        "--timeout",
+        "5m",
+    ];
+    args.extend_from_slice(extra);
+    let load = command(shop, &args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("bazaar load starts");
     let streams = shop.streams().await;
     bazaar_testkit::wait_until(Duration::from_secs(30), "load places orders", || async {
         streams.message_count(Team::Checkout.stream()).await >= 3
@@ -363,7 +362,7 @@ async fn endless_load(shop: &Shop) -> tokio::process::Child {
 #[tokio::test]
 async fn load_stops_soon_after_the_shop_goes_away_and_exits_3() {
     let mut shop = start_shop().await;
-    let load = endless_load(&shop).await;
+    let load = endless_load(&shop, &[]).await;
 
     shop.stop(Service::Edge);
     let output = tokio::time::timeout(Duration::from_secs(90), load.wait_with_output())
@@ -388,7 +387,7 @@ async fn load_stops_soon_after_the_shop_goes_away_and_exits_3() {
 #[tokio::test]
 async fn load_interrupted_by_ctrl_c_says_how_far_it_got_and_exits_130() {
     let shop = start_shop().await;
-    let load = endless_load(&shop).await;
+    let load = endless_load(&shop, &["--json"]).await;
 
     let pid = load.id().expect("load's pid").to_string();
     let sent = std::process::Command::new("kill")
@@ -405,4 +404,13 @@ async fn load_interrupted_by_ctrl_c_says_how_far_it_got_and_exits_130() {
     assert_eq!(output.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("interrupted after"), "{stderr}");
     assert!(stderr.contains("orders placed"), "{stderr}");
+    // --json still ends with one JSON object: how far it got.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report: Value = serde_json::from_str(stdout.trim()).expect("one JSON object on stdout");
+    assert_eq!(report["interrupted"], true, "{report}");
+    assert_eq!(report["requested"], 100_000, "{report}");
+    assert!(
+        report["placed"].is_u64() && report["settled"].is_u64(),
+        "{report}"
+    );
 }
