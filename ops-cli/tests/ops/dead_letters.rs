@@ -98,7 +98,7 @@ async fn a_poison_event_is_listed_shown_kept_when_retry_fails_and_dropped() {
         .await
         .expect("the DLQ deleted by hand");
     let without_dlq = bazaar(&shop, &["dlq", "list"]).await;
-    let tail_without_dlq = bazaar(&shop, &["tail", "dlq.>"]).await;
+    let tail_without_dlq = bazaar(&shop, &["tail", DLQ_SUBJECTS]).await;
 
     // `tail 'dlq.>' --json` shows each letter, undecodable as they are, with
     // where it came from and why.
