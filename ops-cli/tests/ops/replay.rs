@@ -200,6 +200,23 @@ async fn stream_counts(streams: &Streams) -> Vec<u64> {
     counts
 }
 
+/// `bazaar replay edge-api --projection edge.product --from-seq SEQ --json`
+/// and `extra`.
+async fn replay_products_from(shop: &Shop, seq: u64, extra: &[&str]) -> std::process::Output {
+    let seq = seq.to_string();
+    let mut args = vec![
+        "replay",
+        "edge-api",
+        "--projection",
+        "edge.product",
+        "--from-seq",
+        &seq,
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    bazaar(shop, &args).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_from_a_sequence_or_a_time_reapplies_the_tail_and_changes_no_view() {
     // Arrange
@@ -226,19 +243,7 @@ async fn replay_from_a_sequence_or_a_time_reapplies_the_tail_and_changes_no_view
     let from = updated - 10;
 
     // Act
-    let from_seq = bazaar(
-        &shop,
-        &[
-            "replay",
-            "edge-api",
-            "--projection",
-            "edge.product",
-            "--from-seq",
-            &from.to_string(),
-            "--json",
-        ],
-    )
-    .await;
+    let from_seq = replay_products_from(&shop, from, &[]).await;
     let from_time = bazaar(
         &shop,
         &[
@@ -268,20 +273,7 @@ async fn replay_from_a_sequence_or_a_time_reapplies_the_tail_and_changes_no_view
     // Past the stream's end of a view that has applied all of it: nothing
     // to re-apply, and the plan says so (not that the view's checkpoint
     // moved the start).
-    let past_the_end = bazaar(
-        &shop,
-        &[
-            "replay",
-            "edge-api",
-            "--projection",
-            "edge.product",
-            "--from-seq",
-            "99999",
-            "--dry-run",
-            "--json",
-        ],
-    )
-    .await;
+    let past_the_end = replay_products_from(&shop, 99_999, &["--dry-run"]).await;
     expect_code(&past_the_end, 0);
     let planned = &json(&past_the_end)["plan"]["projections"][0];
     assert_eq!(planned["events"], 0, "{planned}");
