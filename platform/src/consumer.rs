@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use async_nats::jetstream::consumer::pull::MessagesErrorKind;
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{self, AckKind, Context};
 use futures::future::BoxFuture;
@@ -262,6 +263,9 @@ async fn consume<H: EventHandler>(
             };
             match next {
                 None => break Err(anyhow::anyhow!("message stream ended")),
+                Some(Err(error)) if ends_the_pull(error.kind()) => {
+                    break Err(anyhow::anyhow!("pulling from {}: {error}", spec.durable))
+                }
                 Some(Err(error)) => {
                     tracing::debug!(consumer = %spec.durable, %error, "pull stream error")
                 }
@@ -289,6 +293,23 @@ async fn consume<H: EventHandler>(
     };
     let (result, _) = tokio::join!(dispatch, lanes);
     result
+}
+
+/// Whether a pull stream's error means its consumer is gone or no longer
+/// heard from, so that it must be declared again (the caller's resume
+/// does that) rather than waited on. A consumer deleted with its stream
+/// while no pull of ours was pending is never told "Consumer Deleted":
+/// the next pull finds no responder, and after that only heartbeats are
+/// missed, forever.
+fn ends_the_pull(kind: MessagesErrorKind) -> bool {
+    match kind {
+        MessagesErrorKind::ConsumerDeleted
+        | MessagesErrorKind::NoResponders
+        | MessagesErrorKind::MissingHeartbeat
+        | MessagesErrorKind::PushBasedConsumer
+        | MessagesErrorKind::RequestLimitExceeded => true,
+        MessagesErrorKind::Pull | MessagesErrorKind::Other => false,
+    }
 }
 
 /// The stream sequences of the messages the lanes hold.
