@@ -189,7 +189,7 @@ impl Recorder {
         self.calls.lock().expect("calls lock").clone()
     }
 
-    fn handled(&self) -> Vec<Uuid> {
+    pub(crate) fn handled(&self) -> Vec<Uuid> {
         self.handled.lock().expect("handled lock").clone()
     }
 }

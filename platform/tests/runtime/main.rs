@@ -3,6 +3,7 @@
 //! that touches a store runs on each backend of `TestDb::backends()`.
 
 mod commands;
+mod consumer_gone;
 mod consumer_loop;
 mod database;
 mod group_commit;
