@@ -106,9 +106,11 @@ fn field_error(
     Ok(FieldError { field, message })
 }
 
-/// Errors found per body at most, and decoding attempts spent finding them.
-const MAX_FIELD_ERRORS: usize = 32;
-const MAX_ATTEMPTS: usize = 256;
+/// Errors found per body at most, and decoding attempts spent finding them:
+/// each attempt decodes at most the whole body (64 KiB), so a bad request
+/// costs at most 64 decodes of it, whatever it holds.
+const MAX_FIELD_ERRORS: usize = 16;
+const MAX_ATTEMPTS: usize = 64;
 
 /// Stand-ins tried, in turn, for a missing or ill-typed value, so that
 /// decoding goes on to the next field: one of them suits each field type
@@ -486,6 +488,21 @@ mod tests {
             br#"{"name": "A", "quantity": 1, "id": "01890f5e-5c4b-7cc4-9a3e-1f2b3c4d5e6f", "address": {"city": "B"}}"#
         )
         .is_ok());
+    }
+
+    #[test]
+    fn a_body_full_of_bad_fields_names_a_bounded_number_of_them() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Lines {
+            lines: Vec<Address>,
+        }
+        let bad: Vec<String> = (0..2_000).map(|i| format!("{{\"city\": {i}}}")).collect();
+        let body = format!("{{\"lines\": [{}]}}", bad.join(","));
+        let named = fields(decode::<Lines>(body.as_bytes()).expect_err("bad cities"));
+        assert_eq!(named.len(), MAX_FIELD_ERRORS, "{named:?}");
+        assert_eq!(named[0], "lines[0].city");
+        assert_eq!(named[1], "lines[1].city");
     }
 
     #[test]
