@@ -214,7 +214,7 @@ async fn drop_one(stream: &jetstream::stream::Stream, id: u64) -> Result<(), Str
 async fn dlq_stream(js: &Context) -> anyhow::Result<jetstream::stream::Stream> {
     js.get_stream(DLQ_STREAM)
         .await
-        .map_err(|e| letters::missing_dlq(&e))
+        .map_err(|e| crate::streams::unreadable(DLQ_STREAM, &e))
 }
 
 async fn list(js: &Context, json: bool) -> anyhow::Result<ExitCode> {

@@ -321,6 +321,28 @@ fn human_bytes(bytes: u64) -> String {
     }
 }
 
+/// Why `stream` cannot be read, saying what to do when it is missing
+/// (`tail`, `dlq`).
+pub fn unreadable(stream: &str, error: &jetstream::context::GetStreamError) -> anyhow::Error {
+    use jetstream::context::GetStreamErrorKind;
+    use jetstream::ErrorCode;
+    match error.kind() {
+        GetStreamErrorKind::JetStream(e) if e.error_code() == ErrorCode::STREAM_NOT_FOUND => {
+            let meanwhile = if stream == DLQ_STREAM {
+                "; messages that could not be dead-lettered meanwhile are redelivered until \
+                 they can"
+            } else {
+                ""
+            };
+            anyhow::anyhow!(
+                "the {stream} stream does not exist (deleted, or the shop never started): \
+                 `bazaar streams apply` creates it{meanwhile}"
+            )
+        }
+        _ => anyhow::anyhow!("the {stream} stream: {error}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

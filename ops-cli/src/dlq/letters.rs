@@ -135,7 +135,7 @@ async fn get(js: &Context, id: u64) -> anyhow::Result<StreamMessage> {
     let stream = js
         .get_stream(DLQ_STREAM)
         .await
-        .map_err(|e| missing_dlq(&e))?;
+        .map_err(|e| crate::streams::unreadable(DLQ_STREAM, &e))?;
     match stream.get_raw_message(id).await {
         Ok(m) => Ok(m),
         Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => Err(exit::usage(missing(id))),
@@ -143,26 +143,10 @@ async fn get(js: &Context, id: u64) -> anyhow::Result<StreamMessage> {
     }
 }
 
-/// Why the DLQ stream cannot be read, saying what to do when it is missing.
-pub fn missing_dlq(error: &async_nats::jetstream::context::GetStreamError) -> anyhow::Error {
-    use async_nats::jetstream::context::GetStreamErrorKind;
-    use async_nats::jetstream::ErrorCode;
-    match error.kind() {
-        GetStreamErrorKind::JetStream(e) if e.error_code() == ErrorCode::STREAM_NOT_FOUND => {
-            anyhow::anyhow!(
-                "the {DLQ_STREAM} stream does not exist (deleted, or the shop never started): \
-                 `bazaar streams apply` creates it; messages that could not be dead-lettered \
-                 meanwhile are redelivered until they can"
-            )
-        }
-        _ => anyhow::anyhow!("the {DLQ_STREAM} stream: {error}"),
-    }
-}
-
 /// Every dead letter, oldest first.
 pub async fn read_all(js: &Context) -> anyhow::Result<Vec<DeadLetter>> {
     if let Err(e) = platform::streams::info(js, DLQ_STREAM).await {
-        return Err(missing_dlq(&e));
+        return Err(crate::streams::unreadable(DLQ_STREAM, &e));
     }
     let consumer = js
         .create_consumer_on_stream(

@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use contracts::subjects::evt;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
@@ -71,14 +72,12 @@ pub struct Step {
 }
 
 impl Step {
-    /// Whether this step is `event` (`"order.placed"`) of checkout, in any
-    /// version.
-    fn is(&self, event: &str) -> bool {
-        self.event_type
-            .strip_prefix("bazaar.checkout.")
-            .and_then(|rest| rest.strip_prefix(event))
-            .and_then(|rest| rest.strip_prefix(".v"))
-            .is_some_and(|version| version.bytes().all(|b| b.is_ascii_digit()))
+    /// Whether this step is the event of `subject`, or of a version of it
+    /// that the contracts upcast into it (`order.placed.v1` for v2).
+    fn is(&self, subject: &str) -> bool {
+        contracts::catalog::by_type(&self.event_type).is_some_and(|event| {
+            event.subject == subject || event.upcast.as_ref().is_some_and(|up| up.to == subject)
+        })
     }
 }
 
@@ -92,11 +91,13 @@ impl OrderState {
     /// latency, without HTTP, the edge's view or the updates stream.
     /// `None` unless both are on the timeline.
     pub fn placed_to_confirmed(&self) -> Option<Duration> {
-        let at = |event: &str| {
-            let step = self.timeline.iter().find(|step| step.is(event))?;
+        let at = |subject: &str| {
+            let step = self.timeline.iter().find(|step| step.is(subject))?;
             chrono::DateTime::parse_from_rfc3339(&step.at).ok()
         };
-        (at("order.confirmed")? - at("order.placed")?).to_std().ok()
+        (at(evt::ORDER_CONFIRMED_V1)? - at(evt::ORDER_PLACED_V2)?)
+            .to_std()
+            .ok()
     }
 }
 

@@ -59,7 +59,7 @@ pub async fn open(
 ) -> anyhow::Result<(u64, u64, Reader)> {
     let end_seq = platform::streams::info(js, stream)
         .await
-        .map_err(|e| unreadable(stream, &e))?
+        .map_err(|e| crate::streams::unreadable(stream, &e))?
         .state
         .last_sequence;
     // A filter that covers the whole stream is left out: the server wants
@@ -188,23 +188,5 @@ impl Reader {
             }
         }
         anyhow::bail!("the stream's messages ended")
-    }
-}
-
-/// Why `stream` cannot be read, saying what to do when it is missing.
-fn unreadable(
-    stream: &str,
-    error: &async_nats::jetstream::context::GetStreamError,
-) -> anyhow::Error {
-    use async_nats::jetstream::context::GetStreamErrorKind;
-    use async_nats::jetstream::ErrorCode;
-    match error.kind() {
-        GetStreamErrorKind::JetStream(e) if e.error_code() == ErrorCode::STREAM_NOT_FOUND => {
-            anyhow::anyhow!(
-                "the {stream} stream does not exist (deleted, or the shop never started): \
-                 `bazaar streams apply` creates it"
-            )
-        }
-        _ => anyhow::anyhow!("stream {stream}: {error}"),
     }
 }

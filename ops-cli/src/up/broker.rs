@@ -71,13 +71,12 @@ pub async fn start_broker(
             Credentials::Shared { user, password } => Some((user.as_str(), password.as_str())),
             _ => None,
         };
-        let probe = crate::connect::reach(
+        crate::connect::reach(
             url,
             login,
             "start it, or leave out --nats-url and bazaar up starts its own",
         )
         .await?;
-        drop(probe);
         info!(url, "using the NATS server at --nats-url");
         return Ok(Broker {
             own: None,
