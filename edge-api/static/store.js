@@ -14,24 +14,44 @@ const CANCELLABLE = ["pending", "confirmed"];
 const $ = (id) => document.getElementById(id);
 
 function readToken() {
-  const match = /(?:^|[#&])token=([^&]+)/.exec(location.hash);
+  const match = /(?:^|[#&])token=([^&]*)/.exec(location.hash);
+  let broken = false;
   if (match) {
-    localStorage.setItem(TOKEN_KEY, decodeURIComponent(match[1]));
     history.replaceState(null, "", location.pathname + location.search);
+    // A broken link (cut short when copied, say) must not sign out the
+    // customer the page already knows.
+    const token = decodeOr(match[1]);
+    if (token && claimsOf(token)) localStorage.setItem(TOKEN_KEY, token);
+    else broken = true;
   }
   state.token = localStorage.getItem(TOKEN_KEY);
-  state.customer = null;
-  if (state.token) {
-    try {
-      // base64url of UTF-8 JSON: atob gives bytes, not characters.
-      const bytes = Uint8Array.from(atob(state.token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
-      const claims = JSON.parse(new TextDecoder().decode(bytes));
-      state.customer = claims.sub;
-    } catch (_) { state.token = null; }
-  }
-  $("who").textContent = state.customer ? `Signed in as ${state.customer}` : "Not signed in (open the link `bazaar up` prints)";
+  const claims = state.token ? claimsOf(state.token) : null;
+  if (!claims) state.token = null;
+  state.customer = claims ? claims.sub : null;
+  const who = state.customer ? `Signed in as ${state.customer}` : "Not signed in (open the link `bazaar up` prints)";
+  $("who").textContent = broken
+    ? `That sign-in link is broken: copy the whole link \`bazaar up\` or \`bazaar token\` prints. ${who}`
+    : who;
   // Another customer's page now: an earlier customer's unanswered order is not theirs to ask about.
   if (state.unanswered && state.unanswered.customer !== state.customer) setUnanswered(null);
+}
+
+// A URI component decoded, or null when it is not one (a stray `%`).
+function decodeOr(text) {
+  try { return decodeURIComponent(text); } catch (_) { return null; }
+}
+
+// The claims of a JWT as the page reads them (the edge checks the
+// signature), or null when the token is not one.
+function claimsOf(token) {
+  try {
+    // base64url of UTF-8 JSON: atob gives bytes, not characters.
+    const bytes = Uint8Array.from(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
+    const claims = JSON.parse(new TextDecoder().decode(bytes));
+    return claims && typeof claims.sub === "string" ? claims : null;
+  } catch (_) {
+    return null;
+  }
 }
 
 // The edge refused the token (expired, or signed by another shop): forget
@@ -169,6 +189,19 @@ function show(section) {
   notify("");
 }
 
+// A view named by the address bar (typed, pasted, Back) that cannot be
+// opened: the view shown before is not what the address names, so it goes,
+// and only the reason stays. A click that failed keeps its view (the
+// address still names that one).
+function failedToOpen(key, id, message) {
+  if (new URLSearchParams(location.hash.slice(1)).get(key) === id) {
+    for (const section of Object.keys(TITLES)) $(section).hidden = true;
+    stopFollowing();
+    document.title = "Bazaar";
+  }
+  notify(message, true);
+}
+
 // --- search -----------------------------------------------------------------
 
 async function search() {
@@ -259,7 +292,7 @@ async function openProduct(id) {
     show("detail");
     go(`product=${encodeURIComponent(id)}`);
   } catch (e) {
-    notify(`Could not load the product: ${e.message}`, true);
+    failedToOpen("product", id, `Could not load the product: ${e.message}`);
   }
 }
 
@@ -504,12 +537,22 @@ const STEPS = {
   "finance.invoice.issued": "Invoice issued",
 };
 
+// What became of the money of an order that did not go through: a
+// rejected or cancelled order was not charged, or was refunded ("" for
+// one that goes on). Finance prices an order as it is placed, so a
+// rejected one may still show its VAT and total.
+function chargeNote(o) {
+  if ((o.timeline || []).some((t) => t.type.includes("payment.refunded"))) return "refunded";
+  return ["rejected", "cancelled"].includes(o.status) ? "not charged" : "";
+}
+
 function renderOrder(o) {
   // The whole id: UUIDv7s made within a minute share their first digits.
   $("order-title").textContent = `Order ${o.id}`;
   $("order-status").textContent = o.status;
   $("order-reason").textContent = o.reason ? `(${o.reason.replace(/_/g, " ")})` : "";
-  $("order-totals").textContent = `Net ${money(o.net)} · VAT ${money(o.tax)} · Total ${money(o.total)}`;
+  const note = chargeNote(o);
+  $("order-totals").textContent = `Net ${money(o.net)} · VAT ${money(o.tax)} · Total ${money(o.total)}${note ? ` (${note})` : ""}`;
   $("order-lines").replaceChildren(...o.lines.map((l) => {
     const li = document.createElement("li");
     li.textContent = `${l.quantity} × ${l.name} — ${money(l.line_total)}`;
@@ -595,7 +638,7 @@ async function openOrder(id) {
   try {
     followOrder(id, await api("GET", `/api/v1/orders/${encodeURIComponent(id)}`));
   } catch (e) {
-    notify(`Could not load the order: ${e.message}`, true);
+    failedToOpen("order", id, `Could not load the order: ${e.message}`);
   }
 }
 
@@ -610,10 +653,9 @@ async function openOrders(more) {
       const li = document.createElement("li");
       const a = document.createElement("a");
       a.href = `#order=${o.id}`;
-      // A rejected or cancelled order was not charged, or was refunded.
-      const refunded = (o.timeline || []).some((t) => t.type.includes("payment.refunded"));
-      const amount = refunded ? `${money(o.total || o.net)} refunded`
-        : ["rejected", "cancelled"].includes(o.status) ? "not charged" : money(o.total || o.net);
+      const note = chargeNote(o);
+      const amount = note === "refunded" ? `${money(o.total || o.net)} refunded`
+        : note || money(o.total || o.net);
       a.textContent = `${new Date(o.created_at).toLocaleString()} — ${o.status} — ${amount} — …${o.id.slice(-8)}`;
       a.addEventListener("click", (ev) => { if (plainClick(ev)) { ev.preventDefault(); followOrder(o.id, o); } });
       li.append(a);

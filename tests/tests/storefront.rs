@@ -430,6 +430,32 @@ async fn a_new_customer_named_in_unicode_is_told_their_basket_and_history_are_em
             "an empty basket shows the checkout form"
         );
 
+        // A link naming an order that is not theirs (or not at all) says
+        // so, without the basket still under the error as if it were it.
+        page.open_fragment(&format!("order={}", uuid::Uuid::now_v7()))
+            .await;
+        page.wait_text("#notice", "the page says the order is not there", |t| {
+            t.starts_with("Could not load the order")
+        })
+        .await;
+        let shown = page
+            .js(
+                "return ['results', 'detail', 'basket', 'order', 'orders']\
+                 .filter((id) => !document.getElementById(id).hidden)",
+                vec![],
+            )
+            .await;
+        assert_eq!(shown, json!([]), "a view stays under the error");
+
+        // A sign-in link cut short says so, and keeps the customer signed in.
+        page.open_fragment("token=eyJhbGciOi").await;
+        let who = page
+            .wait_text("#who", "the page says the link is broken", |t| {
+                t.starts_with("That sign-in link is broken")
+            })
+            .await;
+        assert!(who.ends_with("Signed in as José 山田"), "{who:?}");
+
         // The logo leads home without reloading the page (which would
         // drop what the customer typed).
         page.js("window.keptAcrossClicks = true;", vec![]).await;

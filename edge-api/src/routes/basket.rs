@@ -57,10 +57,10 @@ pub async fn put_item(
     params(("product_id" = uuid::Uuid, Path, description = "product id")),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "the basket after the change", body = Basket),
+        (status = 200, description = "the basket after the change; removing a product the basket does not hold (or that does not exist) changes nothing and answers the basket as it is", body = Basket),
         (status = 401, description = "no or invalid token", body = crate::dto::Problem, content_type = "application/problem+json"),
         (status = 403, description = "an admin token: baskets and orders need a customer token", body = crate::dto::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "no such product", body = crate::dto::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "the path's id is not a product id (not a UUID)", body = crate::dto::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn delete_item(
     State(state): State<AppState>,

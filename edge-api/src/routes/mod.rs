@@ -149,15 +149,32 @@ async fn record_http(request: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let method = request.method().to_string();
+    let method = method_label(request.method());
     let started = Instant::now();
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
-    metrics::counter!("bazaar_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+    metrics::counter!("bazaar_http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
         .increment(1);
     metrics::histogram!("bazaar_http_request_seconds", "method" => method, "route" => route)
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+/// A request's method as a metric label: the usual ones by name, any
+/// other as "other", so that made-up methods (which anyone may send, and
+/// which get 405) cannot add series to `/metrics` without end.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 /// Whether the view has applied `seq` within `wait` (true when there is
@@ -237,9 +254,15 @@ pub fn parse_id(raw: &str, what: &str) -> ApiResult<Uuid> {
 /// for a different request is refused by the service
 /// (`platform::command::Asked`), never answered with another's outcome.
 pub fn command_id(headers: &HeaderMap, caller: &str) -> ApiResult<String> {
-    match headers.get("idempotency-key") {
-        None => Ok(Uuid::now_v7().to_string()),
-        Some(value) => {
+    let mut keys = headers.get_all("idempotency-key").iter();
+    match (keys.next(), keys.next()) {
+        (None, _) => Ok(Uuid::now_v7().to_string()),
+        // Which of two keys was meant is not ours to guess.
+        (Some(_), Some(_)) => Err(ApiError::Validation(vec![FieldError {
+            field: "Idempotency-Key".into(),
+            message: "given more than once; send one key".into(),
+        }])),
+        (Some(value), None) => {
             let key = value.to_str().unwrap_or_default().trim();
             let valid = (1..=200).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic());
             if valid {
@@ -272,6 +295,13 @@ mod tests {
         let alice = command_id(&keyed("x:y"), "alice").expect("valid key");
         let other = command_id(&keyed("y"), "alice:x").expect("valid key");
         assert_ne!(alice, other);
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused() {
+        let mut headers = keyed("k-1");
+        headers.append("idempotency-key", HeaderValue::from_static("k-2"));
+        assert!(command_id(&headers, "alice").is_err());
     }
 
     #[test]

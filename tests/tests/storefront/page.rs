@@ -117,6 +117,16 @@ impl<'a> Page<'a> {
         done.unwrap_or_else(|e| panic!("cannot press {to:?}: {e}"));
     }
 
+    /// Types `#fragment` into the address bar of the page already open,
+    /// as a customer pasting a link does.
+    pub async fn open_fragment(&self, fragment: &str) {
+        let url = format!("{}/#{fragment}", self.shop.http_url());
+        self.client
+            .goto(&url)
+            .await
+            .unwrap_or_else(|e| panic!("cannot open {url}: {e}"));
+    }
+
     /// Searches for "keyboard" and waits until the one keyboard is found.
     pub async fn find_the_keyboard(&self) {
         self.search_for("keyboard").await;

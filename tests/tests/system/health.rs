@@ -47,10 +47,21 @@ async fn every_process_serves_health_readiness_and_prometheus_metrics() {
     let edge = shop.api();
     edge.get("/healthz").await.expect(200);
     edge.get("/readyz").await.expect(200);
+    // Anyone may send made-up methods; each must not become a series.
+    for made_up in ["FOOBAR1", "FOOBAR2"] {
+        let method = Method::from_bytes(made_up.as_bytes()).expect("a method token");
+        edge.send(edge.request(method, "/api/v1/products"))
+            .await
+            .expect(405);
+    }
     let metrics = edge.get("/metrics").await.expect(200).text();
     assert!(
         metrics.contains("bazaar_http_requests_total"),
         "the edge counts requests:\n{metrics}"
+    );
+    assert!(
+        !metrics.contains("FOOBAR") && metrics.contains("method=\"other\""),
+        "made-up methods are counted as one label, \"other\":\n{metrics}"
     );
     let product_svc = Api::new(shop.health_url("product-svc-0"));
     let metrics = product_svc.get("/metrics").await.text();
