@@ -7,6 +7,7 @@ pub mod auth;
 pub mod bus;
 pub mod dto;
 pub mod json;
+pub mod open_streams;
 pub mod openapi;
 pub mod problem;
 pub mod query_params;
@@ -129,6 +130,7 @@ pub async fn run(
             .await?,
         ),
         verifier: Arc::new(auth::Verifier::new(args.jwt_secret.expose().as_bytes())),
+        open_streams: open_streams::OpenStreams::new(open_streams::PER_CUSTOMER),
         rate_limiter: Arc::new(rate_limit::RateLimiter::new(rate_limit::Limits {
             per_s: args.rate_limit_per_s,
             burst: args.rate_limit_burst,

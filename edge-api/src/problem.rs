@@ -28,6 +28,9 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("too many requests")]
     TooManyRequests { retry_after_secs: u64 },
+    /// A customer already holds as many order-update streams as allowed.
+    #[error("too many open streams")]
+    TooManyStreams { limit: usize },
     #[error("service unavailable")]
     Unavailable(String),
     #[error("internal error")]
@@ -99,6 +102,15 @@ impl ApiError {
                 "too-many-requests",
                 "Too many requests",
                 format!("too many requests; retry after {retry_after_secs} s"),
+            ),
+            TooManyStreams { limit } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-requests",
+                "Too many requests",
+                format!(
+                    "you follow {limit} orders' updates already, the most at once; \
+                     close one of those streams, then retry"
+                ),
             ),
             Unavailable(d) => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -175,6 +187,9 @@ impl IntoResponse for ApiError {
         match &self {
             ApiError::TooManyRequests { retry_after_secs } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            ApiError::TooManyStreams { .. } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(5u64));
             }
             // A service that did not answer (or is restarting) may well in a
             // second.

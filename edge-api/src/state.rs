@@ -38,6 +38,8 @@ pub struct Shared {
     /// Scatters searches over the product search shards.
     pub search: Arc<Gatherer>,
     pub verifier: Arc<Verifier>,
+    /// Order-update streams each customer holds open.
+    pub open_streams: Arc<crate::open_streams::OpenStreams>,
     /// Per-caller token buckets (`rate_limit::limit`).
     pub rate_limiter: Arc<RateLimiter>,
     pub views: Views,

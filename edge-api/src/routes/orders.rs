@@ -337,6 +337,7 @@ const STREAM_LIMIT: Duration = Duration::from_secs(600);
         (status = 401, description = "no or invalid token", body = crate::dto::Problem, content_type = "application/problem+json"),
         (status = 403, description = "an admin token: baskets and orders need a customer token", body = crate::dto::Problem, content_type = "application/problem+json"),
         (status = 404, description = "no such order of yours", body = crate::dto::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "this customer holds 32 update streams open already (or is over the rate limit); see Retry-After", body = crate::dto::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn updates(
     State(state): State<AppState>,
@@ -344,6 +345,12 @@ pub async fn updates(
     Path(id): Path<String>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let order_id = parse_id(&id, "order")?;
+    let held = state
+        .open_streams
+        .enter(&caller.sub)
+        .ok_or(ApiError::TooManyStreams {
+            limit: state.open_streams.limit(),
+        })?;
     // The views' positions before the first read: a later touch of the
     // order above them is a change this read may not show.
     let mut watches = state.views.order_watches();
@@ -353,14 +360,19 @@ pub async fn updates(
     // a new request with it would be refused.
     let limit = STREAM_LIMIT.min(crate::auth::time_left(&caller));
     let (tx, rx) = tokio::sync::mpsc::channel::<Event>(8);
-    tokio::spawn(follow(
-        state,
-        order_id,
-        caller.sub,
-        (first, seen),
-        (watches, limit),
-        tx,
-    ));
+    tokio::spawn(async move {
+        follow(
+            state,
+            order_id,
+            caller.sub,
+            (first, seen),
+            (watches, limit),
+            tx,
+        )
+        .await;
+        // The stream has ended: its place is free.
+        drop(held);
+    });
     let stream =
         futures::stream::unfold(
             rx,

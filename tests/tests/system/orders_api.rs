@@ -315,3 +315,72 @@ async fn the_live_updates_end_when_the_token_expires() {
 
     assert!(body.contains("event: order"), "{body}");
 }
+
+/// A customer holds at most 32 update streams open at once: the next is
+/// told to close one (429 with Retry-After), and once one closes another
+/// opens. Another customer is not affected.
+#[tokio::test]
+async fn a_customer_follows_at_most_32_orders_at_once() {
+    let shop = Shop::builder().start().await;
+    let _logs = shop.logs_on_failure();
+    let product = shop.stocked_product("STREAMS-1", 1000, 5).await;
+    let olga = shop.customer_api("olga");
+    let order: Order = olga
+        .place_order(&NewOrder::of(product.id, 1, "tok_visa"), None)
+        .await
+        .expect_one_of(&[201, 202])
+        .json();
+    let path = format!("/api/v1/orders/{}/updates", order.id);
+    let open = |api: Api| {
+        let path = path.clone();
+        async move {
+            api.request(Method::GET, &path)
+                .header("Accept", "text/event-stream")
+                .send()
+                .await
+                .expect("the updates stream answers")
+        }
+    };
+
+    let mut streams = Vec::new();
+    for n in 1..=32 {
+        let stream = open(olga.clone()).await;
+        assert_eq!(stream.status(), 200, "stream {n} of 32");
+        streams.push(stream);
+    }
+    let refused = olga.get(&path).await.expect(429);
+    assert_eq!(refused.header("retry-after").as_deref(), Some("5"));
+    let problem = refused.problem();
+    assert!(problem.detail.contains("close one"), "{problem:?}");
+    // Someone else's streams are counted apart.
+    let other: Order = shop
+        .customer_api("pavel")
+        .place_order(&NewOrder::of(product.id, 1, "tok_visa"), None)
+        .await
+        .expect_one_of(&[201, 202])
+        .json();
+    let pavels = shop
+        .customer_api("pavel")
+        .request(Method::GET, &format!("/api/v1/orders/{}/updates", other.id))
+        .send()
+        .await
+        .expect("pavel's stream answers");
+    assert_eq!(pavels.status(), 200);
+
+    // One of olga's streams closes: its place is free again.
+    drop(streams.pop());
+    let reopened = bazaar_testkit::wait_for(
+        Duration::from_secs(10),
+        "a stream opens once one of 32 closed",
+        || {
+            let olga = olga.clone();
+            let open = &open;
+            async move {
+                let stream = open(olga).await;
+                (stream.status() == 200).then_some(stream)
+            }
+        },
+    )
+    .await;
+    assert_eq!(reopened.status(), 200);
+}
