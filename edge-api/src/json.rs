@@ -97,10 +97,13 @@ fn field_error(
         ));
     }
     let message = clean(&inner.to_string());
-    let field = match (path.as_str(), missing_field(&message)) {
-        (".", Some(missing)) => missing.to_owned(),
+    // A missing or repeated field is named by the message; the path is the
+    // object that lacks or repeats it.
+    let named = missing_field(&message).or_else(|| duplicate_field(&message));
+    let field = match (path.as_str(), named) {
+        (".", Some(name)) => name.to_owned(),
         (".", None) => String::new(),
-        (_, Some(missing)) => format!("{path}.{missing}"),
+        (_, Some(name)) => format!("{path}.{name}"),
         (_, None) => path,
     };
     Ok(FieldError { field, message })
@@ -338,6 +341,13 @@ fn missing_field(message: &str) -> Option<&str> {
         .and_then(|rest| rest.strip_suffix('`'))
 }
 
+/// The field serde names in "duplicate field `items`" (a key given twice).
+fn duplicate_field(message: &str) -> Option<&str> {
+    message
+        .strip_prefix("duplicate field `")
+        .and_then(|rest| rest.strip_suffix('`'))
+}
+
 /// serde's messages end with " at line 1 column 12"; that is noise here.
 /// Its type errors name Rust types ("invalid type: floating point `1.5`,
 /// expected i64"); a client is told what JSON to send instead.
@@ -403,6 +413,20 @@ mod tests {
             ApiError::Validation(errors) => errors.into_iter().map(|e| e.field).collect(),
             other => panic!("not a validation error: {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_key_given_twice_is_named() {
+        let twice = r#"{"sku": "A", "sku": "B", "address": {"city": "X"}}"#;
+        assert_eq!(
+            fields(decode::<Body>(twice.as_bytes()).expect_err("sku twice")),
+            ["sku"]
+        );
+        let nested = r#"{"sku": "A", "address": {"city": "X", "city": "Y"}}"#;
+        assert_eq!(
+            fields(decode::<Body>(nested.as_bytes()).expect_err("city twice")),
+            ["address.city"]
+        );
     }
 
     #[test]
