@@ -505,6 +505,9 @@ async function placeOrder(form) {
       notify(`The order was not placed: ${e.message}`, true);
     } else if (earlier || e.status === undefined || e.status >= 500) {
       setUnanswered({ customer: earlier ? earlier.customer : state.customer, key, body, lines });
+      // If the order was placed, the basket is empty now: the badge follows
+      // the shop, not the last basket this page saw.
+      refreshBasketCount();
       notify(`The shop did not answer about your order (${e.message}). It may have been placed: press “Ask again about this order” to find out (it will not be placed twice), or look in Orders.`, true);
     } else {
       // Refused before it was looked at (rate limit, sign-in): nothing placed.

@@ -321,6 +321,12 @@ async fn an_order_whose_answer_never_came_is_asked_about_not_changed_or_placed_a
 
         // Act: the answer is lost (the order is placed).
         page.place_order_losing_the_answer().await;
+        // The order emptied the basket: the badge asks the shop, not the
+        // page's memory.
+        page.wait_text("#basket-count", "the badge shows the emptied basket", |t| {
+            t == "0"
+        })
+        .await;
 
         // Assert: what was sent stays, and cannot be changed.
         let form = "const f = document.getElementById('checkout-form');\
