@@ -52,3 +52,49 @@ pub async fn connect(args: &ServiceArgs, service: &str) -> anyhow::Result<Client
         .with_context(|| format!("connecting to NATS at {}", args.nats_url))?;
     Ok(client)
 }
+
+/// Whether a client has connected again since a moment. An ordered
+/// consumer (a live view, a search feed) lives only in the memory of the
+/// broker node that serves it: after that broker restarts, or the client
+/// moves to another node of a cluster, the consumer is gone, and async-nats
+/// notices only after two missed idle heartbeats (10 s and more with
+/// [`crate::streams::ORDERED_MAX_EXPIRES`]), while the view stands still.
+/// A reader that asks this every [`RECONNECT_CHECK`] follows again from
+/// its checkpoint about a second after the connection is back.
+#[derive(Debug)]
+pub struct Reconnects {
+    stats: std::sync::Arc<async_nats::Statistics>,
+    seen: u64,
+}
+
+/// How often a long-lived ordered reader asks [`Reconnects::happened`]:
+/// an atomic load, so cheap enough to ask every second.
+pub const RECONNECT_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl Reconnects {
+    /// Counts from now: take it before creating the consumer, so that a
+    /// reconnect while it is created counts too.
+    pub fn since_now(client: &Client) -> Self {
+        let stats = client.statistics();
+        let seen = stats.connects.load(std::sync::atomic::Ordering::Relaxed);
+        Reconnects { stats, seen }
+    }
+
+    /// True once the client has connected again since [`Reconnects::since_now`].
+    pub fn happened(&self) -> bool {
+        self.stats
+            .connects
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > self.seen
+    }
+
+    /// A timer for asking [`Reconnects::happened`], first after one period.
+    pub fn timer() -> tokio::time::Interval {
+        let mut timer = tokio::time::interval_at(
+            tokio::time::Instant::now() + RECONNECT_CHECK,
+            RECONNECT_CHECK,
+        );
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        timer
+    }
+}

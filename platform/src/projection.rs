@@ -285,6 +285,10 @@ pub(crate) fn start<P: Projector>(
                 Ok(Followed::Stopped) => break,
                 // Not a failure: follow the new stream at once.
                 Ok(Followed::StreamReplaced) => failures = 0,
+                Ok(Followed::Reconnected) => {
+                    tracing::info!(projection = %spec.name, "connected to NATS again; following anew");
+                    failures = 0;
+                }
                 Err(error) => {
                     failures = failures.saturating_add(1);
                     let delay = Duration::from_millis(200 * 2u64.pow(failures.min(6)));
@@ -344,6 +348,7 @@ async fn follow<P: Projector>(
         (found.incarnation, start)
     };
     progress.send_modify(|p| p.applied = p.applied.max(start));
+    let reconnects = crate::nats::Reconnects::since_now(&js.client());
     let consumer = js
         .create_consumer_on_stream(
             OrderedConfig {
@@ -372,9 +377,16 @@ async fn follow<P: Projector>(
     tracing::info!(projection = %spec.name, from = start + 1, "projecting");
     let mut batch: Vec<Delivery> = Vec::with_capacity(LIVE_BATCH);
     let mut check = crate::started_over::check_timer();
+    let mut reconnect_check = crate::nats::Reconnects::timer();
     loop {
         let next = tokio::select! {
             _ = stop.cancelled() => return Ok(Followed::Stopped),
+            _ = reconnect_check.tick() => {
+                if reconnects.happened() {
+                    return Ok(Followed::Reconnected);
+                }
+                continue;
+            }
             _ = check.tick() => {
                 // Following again compares the stored life of the stream
                 // with the new one, under the pause lock (a replay from the
@@ -449,6 +461,10 @@ enum Followed {
     Stopped,
     /// Its stream was created anew: follow it again.
     StreamReplaced,
+    /// The connection to the broker was made again: the ordered consumer
+    /// may have gone with the broker ([`crate::nats::Reconnects`]), so
+    /// follow again from the checkpoint.
+    Reconnected,
 }
 
 /// Events a live follower applies in one transaction at most.

@@ -11,6 +11,7 @@ use async_nats::HeaderMap;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
+use platform::nats::Reconnects;
 use tokio::sync::mpsc;
 
 use super::{stream_subjects, subjects};
@@ -46,6 +47,9 @@ pub struct Reader {
     /// interruption starts after the last message read instead.
     policy: DeliverPolicy,
     consumer: Option<jetstream::consumer::Consumer<OrderedConfig>>,
+    /// Counts the connection's reconnects since `consumer` was made: the
+    /// broker it lived in may be gone (`platform::nats::Reconnects`).
+    reconnects: Reconnects,
 }
 
 /// Creates the stream's ordered consumer: the stream's end sequence, what
@@ -76,6 +80,7 @@ pub async fn open(
         },
         other => other,
     };
+    let reconnects = Reconnects::since_now(&js.client());
     let consumer = ordered(js, stream, &filter_subjects, deliver_policy).await?;
     let owed = consumer.cached_info().num_pending;
     let reader = Reader {
@@ -85,6 +90,7 @@ pub async fn open(
         filter_subjects,
         policy,
         consumer: Some(consumer),
+        reconnects,
     };
     Ok((end_seq, owed, reader))
 }
@@ -160,6 +166,7 @@ impl Reader {
                     },
                     None => self.policy,
                 };
+                self.reconnects = Reconnects::since_now(&self.js.client());
                 ordered(&self.js, &self.stream, &self.filter_subjects, policy).await?
             }
         };
@@ -167,7 +174,18 @@ impl Reader {
             .messages()
             .await
             .map_err(|e| anyhow::anyhow!("reading: {e}"))?;
-        while let Some(next) = messages.next().await {
+        let mut reconnect_check = Reconnects::timer();
+        loop {
+            let next = tokio::select! {
+                next = messages.next() => next,
+                _ = reconnect_check.tick() => {
+                    if self.reconnects.happened() {
+                        anyhow::bail!("connected to NATS again");
+                    }
+                    continue;
+                }
+            };
+            let Some(next) = next else { break };
             let message = next.map_err(|e| anyhow::anyhow!("reading: {e}"))?;
             let info = message
                 .info()

@@ -10,6 +10,7 @@ mod group_commit;
 mod outbox_relay;
 mod projections;
 mod reactions;
+mod reconnect;
 mod redelivery;
 mod stream_declare;
 mod stream_wait;

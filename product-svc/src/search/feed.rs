@@ -87,6 +87,10 @@ pub async fn run(
             Ok(Ended::Stopped) => break,
             // Not a failure: read the new stream at once, without back-off.
             Ok(Ended::StreamReplaced) => failures = 0,
+            Ok(Ended::Reconnected) => {
+                tracing::info!(?feed, %shard, "connected to NATS again; following anew");
+                failures = 0;
+            }
             Err(error) => {
                 failures = failures.saturating_add(1);
                 let delay = Duration::from_millis(200 * 2u64.pow(failures.min(6)));
@@ -114,6 +118,9 @@ enum Ended {
     Stopped,
     /// The stream was created anew; the indexer was told to start over.
     StreamReplaced,
+    /// The connection to the broker was made again; the ordered consumer
+    /// may have gone with the broker (`platform::nats::Reconnects`).
+    Reconnected,
 }
 
 async fn follow(
@@ -147,6 +154,7 @@ async fn follow(
         .await?;
         *life = Some(key);
     }
+    let reconnects = platform::nats::Reconnects::since_now(&js.client());
     let consumer = js
         .create_consumer_on_stream(
             OrderedConfig {
@@ -178,9 +186,16 @@ async fn follow(
         .map_err(|e| anyhow::anyhow!("reading stream {stream}: {e}"))?;
     tracing::info!(?feed, %shard, from = *position + 1, "search feed following");
     let mut check = platform::started_over::check_timer();
+    let mut reconnect_check = platform::nats::Reconnects::timer();
     loop {
         let next = tokio::select! {
             _ = stop.cancelled() => return Ok(Ended::Stopped),
+            _ = reconnect_check.tick() => {
+                if reconnects.happened() {
+                    return Ok(Ended::Reconnected);
+                }
+                continue;
+            }
             _ = check.tick() => {
                 // The next follow finds the new life and starts over.
                 if found.incarnation.replaced(js).await {

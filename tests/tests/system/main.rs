@@ -11,6 +11,7 @@
 //! default run whenever a PostgreSQL server answers.
 
 mod basket;
+mod broker_restart;
 mod cancel;
 mod concurrency;
 mod consumer_contracts;
