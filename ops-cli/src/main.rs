@@ -45,7 +45,8 @@ Examples:
 
 Every command exits with 0 when done, 1 when the operation failed, 2 on a
 usage or configuration error, 3 when the shop did not answer, 130 when
-interrupted by Ctrl-C.
+interrupted by Ctrl-C (`up` is stopped that way: it stops the shop and
+exits 0).
 ";
 
 /// Operate a Bazaar shop: run it locally, mint tokens, inspect streams.

@@ -402,7 +402,12 @@ fn make_data_dir(data_dir: &Path) -> std::io::Result<bool> {
     if let Some(parent) = data_dir.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)?;
     }
-    match std::fs::create_dir(data_dir) {
+    // Only its owner may read a new data dir: its databases and logs hold
+    // customers' names and addresses. A dir that exists keeps the mode its
+    // operator gave it.
+    let mut builder = std::fs::DirBuilder::new();
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    match builder.create(data_dir) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == ErrorKind::AlreadyExists && data_dir.is_dir() => Ok(false),
         Err(e) => Err(e),

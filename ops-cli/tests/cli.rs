@@ -321,6 +321,13 @@ async fn up_runs_every_service_restarts_a_killed_one_and_stops_everything_on_ctr
         ]
     );
     assert_eq!(state["nats_user"], "ops");
+    // Its databases and logs hold customers' names and addresses.
+    let mode = fs::metadata(&data).expect("the data dir").permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o700,
+        "a new data dir is its owner's alone"
+    );
     let secrets: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(data.join("secrets.json")).expect("secrets"))
             .expect("json");
