@@ -75,8 +75,8 @@ pub struct TailArgs {
     /// time, dead_letter?, error?, event | payload}`
     #[arg(long)]
     json: bool,
-    /// Stop after printing this many events
-    #[arg(long, value_name = "N")]
+    /// Stop after printing this many events (at least 1)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     limit: Option<u64>,
     #[command(flatten)]
     connect: ConnectArgs,

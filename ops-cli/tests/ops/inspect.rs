@@ -45,6 +45,7 @@ async fn tail_prints_stored_events_as_cloudevents_filtered_by_order_type_and_sub
     let ambiguous_seq = bazaar(&shop, &["tail", "--from-seq", "2"]).await;
     let past_the_end = bazaar(&shop, &["tail", "evt.warehouse.>", "--from-seq", "99999"]).await;
     let seq_zero = bazaar(&shop, &["tail", "evt.warehouse.>", "--from-seq", "0"]).await;
+    let limit_zero = bazaar(&shop, &["tail", "evt.warehouse.>", "--limit", "0"]).await;
     let not_an_order = bazaar(&shop, &["tail", "--order", "not-an-id"]).await;
     let order_in_capitals = bazaar(
         &shop,
@@ -130,6 +131,7 @@ async fn tail_prints_stored_events_as_cloudevents_filtered_by_order_type_and_sub
     assert!(note.contains("EVT_WAREHOUSE ends at #"), "{note}");
     // Sequences start at 1; an order is named by its id.
     expect_code(&seq_zero, 2);
+    expect_code(&limit_zero, 2);
     expect_code(&not_an_order, 2);
     expect_code(&order_in_capitals, 0);
     assert_eq!(stdout(&order_in_capitals), stdout(&of_order));
