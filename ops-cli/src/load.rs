@@ -52,8 +52,9 @@ POST to seeing the order settled; POST /orders the POST alone; saga
 each confirmed order's timeline (the saga without HTTP, the edge's view
 and the updates stream). Exit code 0 when every order was placed
 and settled, 1 when some were not, 2 when the run could not start (no shop,
-no seed.json), 3 when the shop does not answer, 130 on Ctrl-C (with --json,
-the counts so far and \"interrupted\": true).";
+no seed.json), 3 when the shop does not answer, 130 on Ctrl-C (the report of
+what it saw so far, \"ended\": \"interrupted\" with --json; the orders in flight
+are left to the shop and counted unsettled).";
 
 /// Countries the orders ship to, so that finance computes several VAT rates.
 const ADDRESSES: [(&str, &str, &str); 4] = [
@@ -136,6 +137,9 @@ struct Run {
     /// True once the shop's port has been closed for GONE_AFTER: the
     /// workers stop, and the run exits 3.
     gone: tokio::sync::watch::Receiver<bool>,
+    /// True once Ctrl-C was pressed: the workers stop starting orders and
+    /// stop following theirs, and the run reports what it saw.
+    interrupted: tokio::sync::watch::Receiver<bool>,
 }
 
 /// How long the shop's port may stay closed before the run stops.
@@ -212,6 +216,8 @@ async fn load(args: LoadArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let begun = tokio::time::Instant::now();
     let (gone_tx, gone) = tokio::sync::watch::channel(false);
+    // Kept until the workers are done: a dropped sender would read as Ctrl-C.
+    let (interrupt, interrupted) = tokio::sync::watch::channel(false);
     let watchdog = tokio::spawn(watch_for_the_shop_going(
         client.base_url().to_owned(),
         gone_tx,
@@ -231,6 +237,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<ExitCode> {
         placed: AtomicU64::new(0),
         settled: AtomicU64::new(0),
         gone,
+        interrupted,
     });
     let progress = {
         let run = Arc::clone(&run);
@@ -254,31 +261,36 @@ async fn load(args: LoadArgs) -> anyhow::Result<ExitCode> {
         }
         anyhow::Ok(outcomes)
     };
+    tokio::pin!(collect);
     let outcomes = tokio::select! {
-        outcomes = collect => outcomes?,
+        outcomes = &mut collect => outcomes?,
         _ = tokio::signal::ctrl_c() => {
+            // The workers stop at once: no new order, and the ones in
+            // flight are left to the shop (reported unsettled).
+            let _ = interrupt.send(true);
+            let outcomes = tokio::time::timeout(STOP_WITHIN, &mut collect)
+                .await
+                .map_err(|_| anyhow::anyhow!("interrupted, and the workers did not stop within {STOP_WITHIN:?}"))??;
+            watchdog.abort();
             drop(progress);
-            if args.json {
-                // What is known without the workers' outcomes: the counts.
-                outln!(
-                    "{}",
-                    serde_json::json!({
-                        "interrupted": true,
-                        "requested": args.orders,
-                        "placed": run.placed.load(Ordering::Relaxed),
-                        "settled": run.settled.load(Ordering::Relaxed),
-                        "elapsed_s": started.elapsed().as_secs_f64(),
-                        "ok": false,
-                    })
-                );
-            }
+            let report = Report::new(
+                setup,
+                outcomes,
+                Waits {
+                    throttled: run.client.throttled(),
+                    late: run.late.load(Ordering::Relaxed),
+                },
+                started.elapsed(),
+                Some(report::Ended::Interrupted),
+            );
+            print_report(&report, args.json)?;
             errln!(
                 "load: interrupted after {:.1} s: {} of {} orders placed, {} settled; \
                  the placed ones go on in the shop (see `bazaar check`)",
-                started.elapsed().as_secs_f64(),
-                run.placed.load(Ordering::Relaxed),
-                args.orders,
-                run.settled.load(Ordering::Relaxed),
+                report.elapsed_s,
+                report.placed,
+                report.setup.requested,
+                report.settled,
             );
             return Ok(ExitCode::from(exit::INTERRUPTED));
         }
@@ -294,16 +306,10 @@ async fn load(args: LoadArgs) -> anyhow::Result<ExitCode> {
             late: run.late.load(Ordering::Relaxed),
         },
         started.elapsed(),
-        *run.gone.borrow(),
+        run.gone.borrow().then_some(report::Ended::ShopGone),
     );
-    if args.json {
-        outln!(
-            "{}",
-            serde_json::to_string(&report).context("cannot encode the report")?
-        );
-    } else {
-        report.print_text();
-    }
+    drop(interrupt);
+    print_report(&report, args.json)?;
     if !report.ok {
         let when = match report.ended {
             report::Ended::ShopGone => format!(
@@ -340,11 +346,29 @@ async fn load(args: LoadArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Takes the next order of the plan until the plan or the time runs out.
+/// How long the workers may take to stop after Ctrl-C (they stop at once:
+/// each waits on the interruption).
+const STOP_WITHIN: Duration = Duration::from_secs(10);
+
+/// The report as text, or as one JSON object with --json.
+fn print_report(report: &Report, json: bool) -> anyhow::Result<()> {
+    if json {
+        outln!(
+            "{}",
+            serde_json::to_string(report).context("cannot encode the report")?
+        );
+    } else {
+        report.print_text();
+    }
+    Ok(())
+}
+
 async fn worker(run: Arc<Run>) -> Vec<(Kind, Outcome)> {
     let mut outcomes = Vec::new();
     // Bounded: `next` only grows, and the plan has --orders entries.
     let mut gone = run.gone.clone();
-    while tokio::time::Instant::now() < run.deadline && !*gone.borrow() {
+    let mut interrupted = run.interrupted.clone();
+    while tokio::time::Instant::now() < run.deadline && !*gone.borrow() && !*interrupted.borrow() {
         let n = run.next.fetch_add(1, Ordering::Relaxed);
         let Some(&kind) = usize::try_from(n).ok().and_then(|i| run.plan.get(i)) else {
             break;
@@ -354,7 +378,10 @@ async fn worker(run: Arc<Run>) -> Vec<(Kind, Outcome)> {
             if at >= run.deadline {
                 break;
             }
-            tokio::time::sleep_until(at).await;
+            tokio::select! {
+                _ = tokio::time::sleep_until(at) => {}
+                _ = interrupted.wait_for(|stop| *stop) => break,
+            }
             if tokio::time::Instant::now() > at + LATE_AFTER {
                 run.late.fetch_add(1, Ordering::Relaxed);
             }
@@ -379,6 +406,7 @@ async fn worker(run: Arc<Run>) -> Vec<(Kind, Outcome)> {
             run.follow,
             run.deadline,
             &run.placed,
+            run.interrupted.clone(),
         );
         // An order in flight when the shop went away ends with the run.
         let outcome = tokio::select! {

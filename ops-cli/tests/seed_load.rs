@@ -404,13 +404,27 @@ async fn load_interrupted_by_ctrl_c_says_how_far_it_got_and_exits_130() {
     assert_eq!(output.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("interrupted after"), "{stderr}");
     assert!(stderr.contains("orders placed"), "{stderr}");
-    // --json still ends with one JSON object: how far it got.
+    // --json still ends with one JSON object: the whole report of how far
+    // it got, with the same fields as a finished run's.
     let stdout = String::from_utf8_lossy(&output.stdout);
     let report: Value = serde_json::from_str(stdout.trim()).expect("one JSON object on stdout");
-    assert_eq!(report["interrupted"], true, "{report}");
+    assert_eq!(report["ended"], "interrupted", "{report}");
+    assert_eq!(report["ok"], false, "{report}");
     assert_eq!(report["requested"], 100_000, "{report}");
-    assert!(
-        report["placed"].is_u64() && report["settled"].is_u64(),
+    let count = |field: &str| {
+        report[field]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{field} is a count: {report}"))
+    };
+    assert_eq!(
+        count("placed") + count("failed") + count("not_placed"),
+        100_000,
+        "every requested order is accounted for: {report}"
+    );
+    assert_eq!(
+        count("settled") + count("unsettled"),
+        count("placed"),
         "{report}"
     );
+    assert!(report["latency_ms"].is_object(), "{report}");
 }

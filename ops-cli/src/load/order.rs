@@ -8,6 +8,7 @@ use std::time::Duration;
 use contracts::subjects::evt;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -122,7 +123,7 @@ pub enum Outcome {
 }
 
 /// Places `order` as `token` (counting it in `placed_counter` once placed)
-/// and follows it until it settles or `deadline`.
+/// and follows it until it settles, `deadline`, or `interrupted` (Ctrl-C).
 pub async fn place_and_follow(
     client: &ShopClient,
     token: &str,
@@ -130,6 +131,7 @@ pub async fn place_and_follow(
     follow: Follow,
     deadline: Instant,
     placed_counter: &AtomicU64,
+    mut interrupted: watch::Receiver<bool>,
 ) -> Outcome {
     let started = Instant::now();
     // A fresh key per order, so that the client's retries of a POST whose
@@ -142,30 +144,43 @@ pub async fn place_and_follow(
         body: Some(order),
         idempotency_key: Some(&key),
     };
-    let placed =
-        match tokio::time::timeout_at(deadline, client.send::<_, OrderState>(request)).await {
-            Ok(Ok(order)) => order,
-            Ok(Err(error)) => {
-                return Outcome::Failed {
-                    label: error.label(),
-                    message: error.to_string(),
-                }
+    let placing = tokio::time::timeout_at(deadline, client.send::<_, OrderState>(request));
+    let placed = tokio::select! {
+        placing = placing => placing,
+        _ = interrupted.wait_for(|stop| *stop) => {
+            return Outcome::Failed {
+                label: "interrupted".into(),
+                message: "Ctrl-C while the order was being placed (the shop may have placed it)"
+                    .into(),
             }
-            Err(_) => {
-                return Outcome::Failed {
-                    label: "cut off by --timeout".into(),
-                    message: "the run's --timeout passed while the order was being placed".into(),
-                }
+        }
+    };
+    let placed = match placed {
+        Ok(Ok(order)) => order,
+        Ok(Err(error)) => {
+            return Outcome::Failed {
+                label: error.label(),
+                message: error.to_string(),
             }
-        };
+        }
+        Err(_) => {
+            return Outcome::Failed {
+                label: "cut off by --timeout".into(),
+                message: "the run's --timeout passed while the order was being placed".into(),
+            }
+        }
+    };
     let place = started.elapsed();
     placed_counter.fetch_add(1, Ordering::Relaxed);
     let settled = if placed.is_settled() {
         Some(placed)
     } else {
-        tokio::time::timeout_at(deadline, follow_order(client, token, placed.id, follow))
-            .await
-            .ok()
+        let following =
+            tokio::time::timeout_at(deadline, follow_order(client, token, placed.id, follow));
+        tokio::select! {
+            settled = following => settled.ok(),
+            _ = interrupted.wait_for(|stop| *stop) => None,
+        }
     };
     match settled {
         Some(order) => Outcome::Settled {

@@ -75,6 +75,8 @@ pub enum Ended {
     Timeout,
     /// The shop stopped answering.
     ShopGone,
+    /// Ctrl-C: the orders in flight were left to the shop.
+    Interrupted,
 }
 
 impl Ended {
@@ -83,6 +85,7 @@ impl Ended {
         match self {
             Ended::Done | Ended::Timeout => "before --timeout",
             Ended::ShopGone => "before the shop stopped answering",
+            Ended::Interrupted => "before Ctrl-C",
         }
     }
 }
@@ -122,7 +125,7 @@ impl Report {
         outcomes: Vec<(Kind, Outcome)>,
         waits: Waits,
         elapsed: Duration,
-        shop_gone: bool,
+        stopped: Option<Ended>,
     ) -> Report {
         let mut report = Report {
             placed: 0,
@@ -199,8 +202,8 @@ impl Report {
             saga: percentiles(saga),
         };
         report.ok = report.settled == report.setup.requested;
-        report.ended = if shop_gone {
-            Ended::ShopGone
+        report.ended = if let Some(stopped) = stopped {
+            stopped
         } else if report.unsettled + report.not_placed > 0 {
             Ended::Timeout
         } else {
@@ -384,7 +387,7 @@ mod tests {
             outcomes,
             Waits::default(),
             Duration::from_secs(1),
-            false,
+            None,
         );
 
         assert_eq!(
