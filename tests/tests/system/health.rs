@@ -198,6 +198,14 @@ async fn the_openapi_document_describes_every_route_the_edge_serves() {
     assert_eq!(docs.content_type(), "text/html");
     let home = api.get("/").await.expect(200);
     assert_eq!(home.content_type(), "text/html");
+    // Not to be framed by another site, nor sniffed as another type.
+    for answer in [&home, &docs, &answer] {
+        assert_eq!(answer.header("x-frame-options").as_deref(), Some("DENY"));
+        assert_eq!(
+            answer.header("x-content-type-options").as_deref(),
+            Some("nosniff")
+        );
+    }
 }
 
 /// A service started before the team whose stream it consumes is ready at
