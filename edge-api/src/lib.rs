@@ -156,6 +156,8 @@ pub async fn run(
         },
         write_wait: Duration::from_millis(args.write_wait_ms),
     });
-    let router = routes::app(state).merge(rt.health_router());
+    let router = routes::app(state)
+        .merge(rt.health_router())
+        .layer(axum::middleware::from_fn(routes::browser_safeguards));
     rt.run_until_stopped(Some(router), shutdown).await
 }

@@ -9,6 +9,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// Streams one customer may hold open at once.
 pub const PER_CUSTOMER: usize = 32;
 
+/// The `Retry-After` (seconds) of a refusal: streams end as their clients go.
+pub const RETRY_AFTER_S: u64 = 5;
+
 /// The open streams, by customer.
 #[derive(Debug)]
 pub struct OpenStreams {

@@ -138,7 +138,7 @@ impl Modify for Idempotent {
         let parameter = ParameterBuilder::new()
             .name("Idempotency-Key")
             .parameter_in(ParameterIn::Header)
-            .description(Some("repeat the request safely: the same key with the same request returns the first outcome and changes nothing; with a different request it is refused (422). 1 to 200 visible ASCII characters"))
+            .description(Some("repeat the request safely: the same key with the same request returns the first outcome and changes nothing; with a different request it is refused (422). 1 to 200 visible ASCII characters, sent once (two are refused, 422)"))
             .schema(Some(
                 ObjectBuilder::new()
                     .schema_type(Type::String)
@@ -156,7 +156,9 @@ impl Modify for Idempotent {
                 Some(own) => {
                     own.schema.clone_from(&parameter.schema);
                     if let Some(words) = own.description.as_mut() {
-                        words.push_str(". 1 to 200 visible ASCII characters");
+                        words.push_str(
+                            ". 1 to 200 visible ASCII characters, sent once (two are refused, 422)",
+                        );
                     }
                 }
                 None => parameters.push(parameter.clone()),

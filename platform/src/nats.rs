@@ -88,13 +88,16 @@ impl Reconnects {
             > self.seen
     }
 
-    /// A timer for asking [`Reconnects::happened`], first after one period.
-    pub fn timer() -> tokio::time::Interval {
-        let mut timer = tokio::time::interval_at(
-            tokio::time::Instant::now() + RECONNECT_CHECK,
-            RECONNECT_CHECK,
-        );
-        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        timer
+    /// Resolves once the client has connected again, asking every
+    /// [`RECONNECT_CHECK`]. Pin it once, outside a reader's loop: made
+    /// again on every message, its timer would never fire.
+    pub async fn noticed(&self) {
+        let mut timer = crate::started_over::interval_after(RECONNECT_CHECK);
+        loop {
+            timer.tick().await;
+            if self.happened() {
+                return;
+            }
+        }
     }
 }

@@ -377,16 +377,12 @@ async fn follow<P: Projector>(
     tracing::info!(projection = %spec.name, from = start + 1, "projecting");
     let mut batch: Vec<Delivery> = Vec::with_capacity(LIVE_BATCH);
     let mut check = crate::started_over::check_timer();
-    let mut reconnect_check = crate::nats::Reconnects::timer();
+    let reconnected = reconnects.noticed();
+    tokio::pin!(reconnected);
     loop {
         let next = tokio::select! {
             _ = stop.cancelled() => return Ok(Followed::Stopped),
-            _ = reconnect_check.tick() => {
-                if reconnects.happened() {
-                    return Ok(Followed::Reconnected);
-                }
-                continue;
-            }
+            _ = &mut reconnected => return Ok(Followed::Reconnected),
             _ = check.tick() => {
                 // Following again compares the stored life of the stream
                 // with the new one, under the pause lock (a replay from the

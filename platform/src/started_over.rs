@@ -78,8 +78,13 @@ impl Incarnation {
 
 /// A timer for [`Incarnation::replaced`] looks, first due after one period.
 pub fn check_timer() -> tokio::time::Interval {
-    let mut timer =
-        tokio::time::interval_at(tokio::time::Instant::now() + CHECK_EVERY, CHECK_EVERY);
+    interval_after(CHECK_EVERY)
+}
+
+/// A timer that first fires one `period` from now, then every `period`; a
+/// tick missed while busy is not made up for in a burst.
+pub fn interval_after(period: Duration) -> tokio::time::Interval {
+    let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     timer
 }

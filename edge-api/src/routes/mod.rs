@@ -67,15 +67,15 @@ pub fn app(state: AppState) -> Router {
         .layer(middleware::from_fn(crate::trace::middleware))
         .layer(middleware::from_fn(close_after_refused_body))
         .layer(middleware::from_fn(private_answers_not_stored))
-        .layer(middleware::from_fn(browser_safeguards))
         .with_state(state)
 }
 
 /// Headers that keep a browser from misreading an answer or showing the
 /// storefront inside another site's frame (where a hidden "Place order"
 /// could be clicked for the customer). The pages' inline script and style
-/// rule out a strict Content-Security-Policy for now.
-async fn browser_safeguards(request: Request, next: Next) -> Response {
+/// rule out a strict Content-Security-Policy for now. Layered over the
+/// whole router, health routes included (`lib.rs`).
+pub async fn browser_safeguards(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     for (name, value) in [

@@ -113,6 +113,15 @@ async fn ordered(
     .map_err(|e| anyhow::anyhow!("reading {stream}: {e}"))
 }
 
+/// How a reader's [`Reader::read`] ended without an error.
+enum Read {
+    /// The tail is over (its receiver is gone).
+    Ended,
+    /// The connection to the broker was made again: read on with a new
+    /// consumer (`platform::nats::Reconnects`).
+    Reconnected,
+}
+
 /// Interruptions in a row (a broker restart, a lost consumer) a reader
 /// rides out, a second apart, before the tail fails.
 const READER_RETRIES: u32 = 30;
@@ -126,7 +135,9 @@ impl Reader {
         let mut failures: u32 = 0;
         loop {
             let error = match self.read(&sender, &mut last_seq, &mut failures).await {
-                Ok(()) => return,
+                Ok(Read::Ended) => return,
+                // Not a failure: read on at once with a new consumer.
+                Ok(Read::Reconnected) => continue,
                 Err(error) => error,
             };
             failures += 1;
@@ -150,13 +161,14 @@ impl Reader {
         }
     }
 
-    /// Reads until the consumer fails (Err) or the tail ends (Ok).
+    /// Reads until the consumer fails (Err), the tail ends, or the
+    /// connection was made again (the consumer may be gone with the broker).
     async fn read(
         &mut self,
         sender: &mpsc::Sender<anyhow::Result<Item>>,
         last_seq: &mut Option<u64>,
         failures: &mut u32,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Read> {
         let consumer = match self.consumer.take() {
             Some(consumer) => consumer,
             None => {
@@ -174,16 +186,12 @@ impl Reader {
             .messages()
             .await
             .map_err(|e| anyhow::anyhow!("reading: {e}"))?;
-        let mut reconnect_check = Reconnects::timer();
+        let reconnected = self.reconnects.noticed();
+        tokio::pin!(reconnected);
         loop {
             let next = tokio::select! {
                 next = messages.next() => next,
-                _ = reconnect_check.tick() => {
-                    if self.reconnects.happened() {
-                        anyhow::bail!("connected to NATS again");
-                    }
-                    continue;
-                }
+                _ = &mut reconnected => return Ok(Read::Reconnected),
             };
             let Some(next) = next else { break };
             let message = next.map_err(|e| anyhow::anyhow!("reading: {e}"))?;
@@ -202,7 +210,7 @@ impl Reader {
                 headers: message.headers.clone(),
             };
             if sender.send(Ok(item)).await.is_err() {
-                return Ok(());
+                return Ok(Read::Ended);
             }
         }
         anyhow::bail!("the stream's messages ended")

@@ -4,7 +4,7 @@
 //! more), while customers would see it stand still.
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_nats::jetstream::Context;
 use bazaar_testkit::{wait_for, wait_until, Backend};
@@ -26,11 +26,12 @@ impl Projector for Positions {
     }
 }
 
-/// How long after the connection is back the view may take to apply a new
-/// event: about 1 s here (the reconnect check's period). Without following
-/// again on reconnect it had applied nothing 15 s after the publish, in
-/// each of two runs.
-const AFTER_RECONNECT: Duration = Duration::from_secs(5);
+/// How long after its publish the view may take to apply a new event:
+/// about 1 s here (the reconnect check's period, then following again,
+/// which may wait out JetStream's own start). Without following again on
+/// reconnect it had applied nothing 15 s after the publish, in each of two
+/// runs.
+const SOON: Duration = Duration::from_secs(8);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_view_follows_again_as_soon_as_the_broker_is_back() {
@@ -64,14 +65,12 @@ async fn a_live_view_follows_again_as_soon_as_the_broker_is_back() {
         async move { stats.connects.load(Ordering::Relaxed) > connects }
     })
     .await;
-    let reconnected = Instant::now();
     let next = publish_when_ready(&js).await;
 
-    // Assert: the view applies the new event soon after the reconnect.
-    let left = AFTER_RECONNECT.saturating_sub(reconnected.elapsed());
+    // Assert: the view applies the new event soon.
     assert!(
-        view.wait_for(next, left).await,
-        "the view did not apply seq {next} within {AFTER_RECONNECT:?} of the reconnect: {:?}",
+        view.wait_for(next, SOON).await,
+        "the view did not apply seq {next} within {SOON:?} of its publish: {:?}",
         view.progress()
     );
 

@@ -186,16 +186,12 @@ async fn follow(
         .map_err(|e| anyhow::anyhow!("reading stream {stream}: {e}"))?;
     tracing::info!(?feed, %shard, from = *position + 1, "search feed following");
     let mut check = platform::started_over::check_timer();
-    let mut reconnect_check = platform::nats::Reconnects::timer();
+    let reconnected = reconnects.noticed();
+    tokio::pin!(reconnected);
     loop {
         let next = tokio::select! {
             _ = stop.cancelled() => return Ok(Ended::Stopped),
-            _ = reconnect_check.tick() => {
-                if reconnects.happened() {
-                    return Ok(Ended::Reconnected);
-                }
-                continue;
-            }
+            _ = &mut reconnected => return Ok(Ended::Reconnected),
             _ = check.tick() => {
                 // The next follow finds the new life and starts over.
                 if found.incarnation.replaced(js).await {

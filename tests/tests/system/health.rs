@@ -45,7 +45,8 @@ async fn every_process_serves_health_readiness_and_prometheus_metrics() {
     }
 
     let edge = shop.api();
-    edge.get("/healthz").await.expect(200);
+    let health = edge.get("/healthz").await.expect(200);
+    assert_eq!(health.header("x-frame-options").as_deref(), Some("DENY"));
     edge.get("/readyz").await.expect(200);
     // Anyone may send made-up methods; each must not become a series.
     for made_up in ["FOOBAR1", "FOOBAR2"] {
