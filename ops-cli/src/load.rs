@@ -265,42 +265,26 @@ async fn load(args: LoadArgs) -> anyhow::Result<ExitCode> {
         anyhow::Ok(outcomes)
     };
     tokio::pin!(collect);
-    let outcomes = tokio::select! {
-        outcomes = &mut collect => outcomes?,
+    let (outcomes, interrupted) = tokio::select! {
+        outcomes = &mut collect => (outcomes?, false),
         _ = tokio::signal::ctrl_c() => {
             // The workers stop at once: no new order, and the ones in
-            // flight are left to the shop (reported unsettled).
+            // flight are left to the shop.
             let _ = interrupt.send(true);
             let outcomes = tokio::time::timeout(STOP_WITHIN, &mut collect)
                 .await
                 .map_err(|_| anyhow::anyhow!("interrupted, and the workers did not stop within {STOP_WITHIN:?}"))??;
-            watchdog.abort();
-            drop(progress);
-            let report = Report::new(
-                setup,
-                outcomes,
-                Waits {
-                    throttled: run.client.throttled(),
-                    late: run.late.load(Ordering::Relaxed),
-                },
-                started.elapsed(),
-                Some(report::Ended::Interrupted),
-            );
-            print_report(&report, args.json)?;
-            errln!(
-                "load: interrupted after {:.1} s: {} of {} orders placed, {} settled; \
-                 the placed ones go on in the shop (see `bazaar check`)",
-                report.elapsed_s,
-                report.placed,
-                report.setup.requested,
-                report.settled,
-            );
-            return Ok(ExitCode::from(exit::INTERRUPTED));
+            (outcomes, true)
         }
     };
     watchdog.abort();
     drop(progress);
 
+    let stopped = if interrupted {
+        Some(report::Ended::Interrupted)
+    } else {
+        run.gone.borrow().then_some(report::Ended::ShopGone)
+    };
     let report = Report::new(
         setup,
         outcomes,
@@ -309,10 +293,21 @@ async fn load(args: LoadArgs) -> anyhow::Result<ExitCode> {
             late: run.late.load(Ordering::Relaxed),
         },
         started.elapsed(),
-        run.gone.borrow().then_some(report::Ended::ShopGone),
+        stopped,
     );
     drop(interrupt);
     print_report(&report, args.json)?;
+    if interrupted {
+        errln!(
+            "load: interrupted after {:.1} s: {} of {} orders placed, {} settled; \
+             the placed ones go on in the shop (see `bazaar check`)",
+            report.elapsed_s,
+            report.placed,
+            report.setup.requested,
+            report.settled,
+        );
+        return Ok(ExitCode::from(exit::INTERRUPTED));
+    }
     if !report.ok {
         let when = match report.ended {
             report::Ended::ShopGone => format!(
