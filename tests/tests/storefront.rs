@@ -479,6 +479,47 @@ async fn a_new_customer_named_in_unicode_is_told_their_basket_and_history_are_em
     page.close().await;
 }
 
+/// An order page whose live updates the shop refuses (the customer holds
+/// as many update streams open as allowed) says so, instead of standing
+/// still as if nothing happened.
+#[tokio::test]
+async fn an_order_page_whose_updates_are_refused_says_live_updates_stopped() {
+    let Some(driver) = ChromeDriver::start().await else {
+        return;
+    };
+    let (shop, keyboard) = shop_with_a_keyboard().await;
+    let carol = shop.customer_api("carol");
+    let order = carol.place_order_of(keyboard.id, 1, "tok_visa").await;
+    let path = format!("/api/v1/orders/{}/updates", order.id);
+    let mut held = Vec::new();
+    for _ in 0..32 {
+        let stream = carol
+            .request(reqwest::Method::GET, &path)
+            .send()
+            .await
+            .expect("an updates stream");
+        assert_eq!(stream.status(), 200);
+        held.push(stream);
+    }
+    let page = Page::open(&driver, &shop, DESKTOP).await;
+
+    page.run("updates-refused", async {
+        page.sign_in_as("carol").await;
+        page.open_fragment(&format!("order={}", order.id)).await;
+        page.wait_text("#order-title", "the order opens", |t| {
+            t.contains(&order.id.to_string())
+        })
+        .await;
+        page.wait_text("#notice", "the page says live updates stopped", |t| {
+            t.starts_with("Live updates of this order stopped")
+        })
+        .await;
+    })
+    .await;
+    drop(held);
+    page.close().await;
+}
+
 /// A shop whose catalog has a stocked keyboard and a lamp, once search
 /// finds the keyboard with its stock (the index is eventually consistent)
 /// and every service has taken both in.
