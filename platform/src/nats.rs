@@ -67,8 +67,8 @@ pub struct Reconnects {
     seen: u64,
 }
 
-/// How often a long-lived ordered reader asks [`Reconnects::happened`]:
-/// an atomic load, so cheap enough to ask every second.
+/// How often [`Reconnects::noticed`] reads the connect count: an atomic
+/// load, so cheap enough to ask every second.
 pub const RECONNECT_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Reconnects {
@@ -81,7 +81,7 @@ impl Reconnects {
     }
 
     /// True once the client has connected again since [`Reconnects::since_now`].
-    pub fn happened(&self) -> bool {
+    fn happened(&self) -> bool {
         self.stats
             .connects
             .load(std::sync::atomic::Ordering::Relaxed)

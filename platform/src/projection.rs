@@ -430,22 +430,7 @@ async fn start_over<P: Projector>(
     projector: &P,
     incarnation: &str,
 ) -> anyhow::Result<()> {
-    let name = &live.spec.name;
-    // One transaction: the checkpoint, the new life of the stream, and the
-    // note that the view holds rows this stream cannot rebuild (which a
-    // replay from the start must not empty unasked).
-    let mut tx = db.begin().await?;
-    set_in(&mut tx, name, 0).await?;
-    store_incarnation_in(&mut tx, name, incarnation).await?;
-    sqlx::query(
-        "INSERT INTO platform_stream_restart (projection, noticed_at) VALUES ($1, $2)
-         ON CONFLICT (projection) DO UPDATE SET noticed_at = excluded.noticed_at",
-    )
-    .bind(name)
-    .bind(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
+    stored::start_over(db, &live.spec.name, incarnation).await?;
     projector.started_over();
     live.progress.send_modify(|p| p.applied = 0);
     Ok(())

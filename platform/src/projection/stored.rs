@@ -137,3 +137,22 @@ pub(super) async fn claim(tx: &mut Tx, name: &str) -> Result<u64, sqlx::Error> {
     .await?;
     Ok(u64::try_from(seq).unwrap_or(0))
 }
+
+/// Stores that the view's stream started over, in one transaction: the
+/// checkpoint back to 0, the new life of the stream, and the note that the
+/// view holds rows this stream cannot rebuild (which a replay from the
+/// start must not empty unasked).
+pub(super) async fn start_over(db: &Db, name: &str, incarnation: &str) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    set_in(&mut tx, name, 0).await?;
+    store_incarnation_in(&mut tx, name, incarnation).await?;
+    sqlx::query(
+        "INSERT INTO platform_stream_restart (projection, noticed_at) VALUES ($1, $2)
+         ON CONFLICT (projection) DO UPDATE SET noticed_at = excluded.noticed_at",
+    )
+    .bind(name)
+    .bind(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
+}
