@@ -6,7 +6,9 @@ use anyhow::Context as _;
 use contracts::search::{Ranking, SearchHit, SearchQuery, MAX_TOP};
 use tantivy::collector::sort_key::{SortBySimilarityScore, SortByStaticFastValue, SortByString};
 use tantivy::collector::{Count, TopDocs};
-use tantivy::query::{BooleanQuery, BoostQuery, ConstScoreQuery, Occur, Query, TermQuery};
+use tantivy::query::{
+    BooleanQuery, BoostQuery, ConstScoreQuery, Occur, PhrasePrefixQuery, Query, TermQuery,
+};
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{DocAddress, IndexReader, Order, TantivyDocument, Term};
@@ -113,6 +115,10 @@ impl ShardSearcher {
     /// weighs more); or the whole text is the SKU. None when the text has
     /// no searchable word and cannot be a SKU.
     ///
+    /// The last word may also be the start of a word ("keyb" finds
+    /// "Keyboard"), as a customer who is still typing means it: such a
+    /// match adds a small constant, below any match of the whole word.
+    ///
     /// Clauses are nested two at a time on purpose: tantivy adds the scores
     /// of a conjunction in the order of its clauses' posting list sizes,
     /// which differ between shards, and float addition of three or more
@@ -123,6 +129,7 @@ impl ShardSearcher {
         // Analysed once: the words, and the key of a name made of them.
         let key = schema::words_key(&mut analyzer, q);
         let words = schema::distinct_words(&key);
+        let last = key.rsplit(' ').next().unwrap_or_default();
         let mut all_words: Option<Box<dyn Query>> = None;
         for word in words.iter().rev() {
             let either: Box<dyn Query> = Box::new(BooleanQuery::new(vec![
@@ -135,6 +142,13 @@ impl ShardSearcher {
                     boosted(self.fields.description, word, schema::DESCRIPTION_BOOST),
                 ),
             ]));
+            let either = match self.word_start(word, word == last) {
+                Some(start) => Box::new(BooleanQuery::new(vec![
+                    (Occur::Should, either),
+                    (Occur::Should, start),
+                ])),
+                None => either,
+            };
             all_words = Some(match all_words {
                 None => either,
                 Some(rest) => Box::new(BooleanQuery::new(vec![
@@ -168,6 +182,38 @@ impl ShardSearcher {
             (Some(words), None) => Some(words),
             (None, sku) => sku,
         }
+    }
+}
+
+impl ShardSearcher {
+    /// Words of the name or the description that start with `word`, when
+    /// it is the query's last and long enough to say something
+    /// ([`schema::SHORTEST_WORD_START`]). A constant score, nested two
+    /// clauses at a time as in [`ShardSearcher::text_query`]; every
+    /// matching word is expanded, so what matches does not depend on a
+    /// shard's other words.
+    fn word_start(&self, word: &str, is_last: bool) -> Option<Box<dyn Query>> {
+        if !is_last || word.chars().count() < schema::SHORTEST_WORD_START {
+            return None;
+        }
+        let start = |field: Field, score: f32| -> Box<dyn Query> {
+            let mut query = PhrasePrefixQuery::new(vec![Term::from_field_text(field, word)]);
+            query.set_max_expansions(u32::MAX);
+            Box::new(ConstScoreQuery::new(Box::new(query), score))
+        };
+        Some(Box::new(BooleanQuery::new(vec![
+            (
+                Occur::Should,
+                start(self.fields.name, schema::NAME_WORD_START_SCORE),
+            ),
+            (
+                Occur::Should,
+                start(
+                    self.fields.description,
+                    schema::DESCRIPTION_WORD_START_SCORE,
+                ),
+            ),
+        ])))
     }
 }
 

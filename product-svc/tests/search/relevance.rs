@@ -254,3 +254,54 @@ async fn a_cjk_character_or_an_emoji_finds_the_products_that_contain_it() {
         assert_eq!(names(&results), found, "searching {q:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_word_may_be_the_start_of_a_word_and_whole_words_come_first() {
+    let shop = Bazaar::start().await;
+    let _shards = shop.shards(2, "data").await;
+    let gatherer = shop.gatherer(2, Duration::from_secs(2)).await;
+    for (name, description) in [
+        ("Wireless keyboard", "Quiet keys."),
+        ("Keyboard cover", "Keeps crumbs out."),
+        ("Key ring", "Holds a keyboard key."),
+        ("Wireless mouse", "Ergonomic."),
+    ] {
+        shop.product(NewProduct {
+            name,
+            description,
+            category: "computers",
+        })
+        .await;
+    }
+    search_until(
+        &gatherer,
+        &params("wireless", None, 20, 0),
+        "every product is indexed",
+        |r| r.total == 2,
+    )
+    .await;
+    let typed = search_until(
+        &gatherer,
+        &params("keyb", None, 20, 0),
+        "the start of keyboard finds every keyboard",
+        |r| r.total == 3,
+    )
+    .await;
+    // A name that starts the word outranks a description that does.
+    assert_eq!(names(&typed)[2], "Key ring", "{:?}", names(&typed));
+
+    // Only the last word is a start: the first must be whole.
+    let two = search(&gatherer, &params("wireless keyb", None, 20, 0)).await;
+    assert_eq!(names(&two), ["Wireless keyboard"]);
+    let not_last = search(&gatherer, &params("wirel keyboard", None, 20, 0)).await;
+    assert_eq!(not_last.total, 0, "{:?}", names(&not_last));
+
+    // The whole word outranks words it starts.
+    let key = search(&gatherer, &params("key", None, 20, 0)).await;
+    assert_eq!(key.total, 3, "{:?}", names(&key));
+    assert_eq!(names(&key)[0], "Key ring");
+
+    // Two letters are too few to be a start.
+    let short = search(&gatherer, &params("ke", None, 20, 0)).await;
+    assert_eq!(short.total, 0, "{:?}", names(&short));
+}
