@@ -33,3 +33,18 @@ pub async fn store_css() -> impl IntoResponse {
         include_str!("../../static/store.css"),
     )
 }
+
+/// The docs page's script and styles.
+pub async fn docs_js() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../../static/docs.js"),
+    )
+}
+
+pub async fn docs_css() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../../static/docs.css"),
+    )
+}

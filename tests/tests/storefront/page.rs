@@ -120,11 +120,32 @@ impl<'a> Page<'a> {
     /// Types `#fragment` into the address bar of the page already open,
     /// as a customer pasting a link does.
     pub async fn open_fragment(&self, fragment: &str) {
-        let url = format!("{}/#{fragment}", self.shop.http_url());
+        self.open_path(&format!("/#{fragment}")).await;
+    }
+
+    /// Opens the shop's `path` (`/docs`, `/#order=…`).
+    pub async fn open_path(&self, path: &str) {
+        let url = format!("{}{path}", self.shop.http_url());
         self.client
             .goto(&url)
             .await
             .unwrap_or_else(|e| panic!("cannot open {url}: {e}"));
+    }
+
+    /// Adds an inline `<script>` to the page, as injected markup would;
+    /// whether it ran.
+    pub async fn inline_script_runs(&self) -> bool {
+        let ran = self
+            .js(
+                "const s = document.createElement('script');\
+                 s.textContent = 'window.__inlineRan = true;';\
+                 document.body.append(s);\
+                 return window.__inlineRan === true;",
+                vec![],
+            )
+            .await;
+        ran.as_bool()
+            .unwrap_or_else(|| panic!("the check answered {ran}, not a boolean"))
     }
 
     /// Searches for "keyboard" and waits until the one keyboard is found.

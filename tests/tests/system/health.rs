@@ -206,6 +206,11 @@ async fn the_openapi_document_describes_every_route_the_edge_serves() {
             answer.header("x-content-type-options").as_deref(),
             Some("nosniff")
         );
+        let policy = answer.header("content-security-policy").unwrap_or_default();
+        assert!(
+            policy.contains("script-src 'self'") && !policy.contains("unsafe-inline"),
+            "scripts only from the shop's files: {policy:?}"
+        );
     }
 }
 
