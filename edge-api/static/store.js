@@ -7,7 +7,7 @@
 // reload stays on the view and a product or order link opens in a new tab.
 "use strict";
 
-const state = { token: null, customer: null, q: "", category: "", offset: 0, limit: 12, product: null, orderStream: null, ordersCursor: null, searches: 0, basketQueue: Promise.resolve(), unanswered: null, placing: false, basketLines: undefined };
+const state = { token: null, customer: null, q: "", category: "", offset: 0, limit: 12, product: null, orderStream: null, ordersCursor: null, searches: 0, basketQueue: Promise.resolve(), unanswered: null, placing: false, basketLines: undefined, basketShown: undefined };
 const TOKEN_KEY = "bazaar-token";
 // A customer may cancel an order in one of these (DESIGN §5).
 const CANCELLABLE = ["pending", "confirmed"];
@@ -28,9 +28,9 @@ function readToken() {
   const claims = state.token ? claimsOf(state.token) : null;
   if (!claims) state.token = null;
   state.customer = claims ? claims.sub : null;
-  const who = state.customer ? `Signed in as ${state.customer}` : "Not signed in (open the link `bazaar up` prints)";
+  const who = state.customer ? `Signed in as ${state.customer}` : "Not signed in (open the sign-in link the shop gave you)";
   $("who").textContent = broken
-    ? `That sign-in link is broken: copy the whole link \`bazaar up\` or \`bazaar token\` prints. ${who}`
+    ? `That sign-in link is broken: copy the whole link, up to its end. ${who}`
     : who;
   // Another customer's page now: an earlier customer's unanswered order is not theirs to ask about.
   if (state.unanswered && state.unanswered.customer !== state.customer) setUnanswered(null);
@@ -127,7 +127,7 @@ function plainClick(ev) {
 
 function needSignIn() {
   if (state.token) return false;
-  notify("Sign in first: open the storefront link that `bazaar up` prints (it ends in #token=…).", true);
+  notify("Sign in first: open the sign-in link the shop gave you (it ends in #token=…).", true);
   return true;
 }
 
@@ -409,6 +409,7 @@ function renderBasket(basket) {
   // must still be able to ask about it.
   const empty = basket.items.length === 0 && !state.unanswered;
   state.basketLines = basketLines(basket.items);
+  state.basketShown = basketPriced(basket.items);
   $("place-order").disabled = empty || state.placing;
   $("basket-empty").hidden = basket.items.length > 0;
   $("checkout-form").hidden = empty;
@@ -459,6 +460,30 @@ function basketLines(items) {
   return items.map((l) => `${l.product_id}:${l.quantity}`).sort().join(",");
 }
 
+// What the basket view shows: each line's product, quantity and unit price.
+function basketPriced(items) {
+  return items.map((l) => `${l.product_id}:${l.quantity}:${l.unit_price.amount_minor}${l.unit_price.currency}`).sort().join(",");
+}
+
+// Whether the shop's basket is still the one on screen. Another tab may
+// have changed it, or an admin a price: then the view shows the basket as
+// it is now and nothing is ordered until the customer presses again.
+async function basketStillShown() {
+  let basket;
+  try {
+    basket = await api("GET", "/api/v1/basket");
+  } catch (e) {
+    notify(`Nothing was ordered: the shop did not say what your basket holds (${e.message}). Press Place order again.`, true);
+    return false;
+  }
+  if (basketPriced(basket.items) === state.basketShown) return true;
+  renderBasket(basket);
+  notify(basket.items.length === 0
+    ? "Nothing was ordered: your basket is empty now (it was changed elsewhere, or ordered from another tab)."
+    : "Nothing was ordered yet: your basket changed since this page showed it (in another tab, or a price changed). Check it below and press Place order again.", true);
+  return false;
+}
+
 async function placeOrder(form) {
   if (needSignIn() || state.placing) return;
   // An order whose answer never came is asked about by sending exactly the
@@ -480,6 +505,7 @@ async function placeOrder(form) {
   state.placing = true;
   $("place-order").disabled = true;
   try {
+    if (!earlier && !(await basketStillShown())) return;
     const order = await api("POST", "/api/v1/orders", body, { "Idempotency-Key": key });
     setUnanswered(null);
     followOrder(order.id, order);
@@ -544,6 +570,21 @@ const STEPS = {
 // rejected or cancelled order was not charged, or was refunded ("" for
 // one that goes on). Finance prices an order as it is placed, so a
 // rejected one may still show its VAT and total.
+// Why an order did not go through, as a customer reads it; a reason not
+// listed here shows as written, underscores as spaces.
+const REASONS = {
+  out_of_stock: "not enough stock",
+  unknown_product: "a product is no longer sold",
+  payment_declined: "the card was declined",
+  payment_invalid_token: "the card was not accepted",
+  timeout: "the shop could not confirm it in time",
+  cancelled_by_customer: "cancelled by you",
+};
+
+function reasonText(reason) {
+  return REASONS[reason] || reason.replace(/_/g, " ");
+}
+
 function chargeNote(o) {
   if ((o.timeline || []).some((t) => t.type.includes("payment.refunded"))) return "refunded";
   return ["rejected", "cancelled"].includes(o.status) ? "not charged" : "";
@@ -553,7 +594,7 @@ function renderOrder(o) {
   // The whole id: UUIDv7s made within a minute share their first digits.
   $("order-title").textContent = `Order ${o.id}`;
   $("order-status").textContent = o.status;
-  $("order-reason").textContent = o.reason ? `(${o.reason.replace(/_/g, " ")})` : "";
+  $("order-reason").textContent = o.reason ? `(${reasonText(o.reason)})` : "";
   const note = chargeNote(o);
   $("order-totals").textContent = `Net ${money(o.net)} · VAT ${money(o.tax)} · Total ${money(o.total)}${note ? ` (${note})` : ""}`;
   $("order-lines").replaceChildren(...o.lines.map((l) => {

@@ -588,6 +588,8 @@ fn money(m: &Money) -> String {
     format!("€{grouped}.{cents:02}")
 }
 
+#[path = "storefront/changed_basket.rs"]
+mod changed_basket;
 #[path = "storefront/docs.rs"]
 mod docs;
 #[path = "storefront/page.rs"]

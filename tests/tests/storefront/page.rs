@@ -169,7 +169,6 @@ impl<'a> Page<'a> {
             .unwrap_or_else(|e| panic!("cannot type into the search box: {e}"));
     }
 
-    /// Fills the checkout form with a German address and `card`.
     /// Opens the basket and waits until it lists `product`; its lines.
     pub async fn open_basket_listing(&self, product: &str) -> String {
         self.click(Locator::Id("basket-button")).await;
@@ -179,6 +178,7 @@ impl<'a> Page<'a> {
         .await
     }
 
+    /// Fills the checkout form with a German address and `card`.
     pub async fn fill_checkout_form(&self, card: &str) {
         for (id, value) in [
             ("ship-name", "Ada Lovelace"),
