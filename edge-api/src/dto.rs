@@ -62,13 +62,17 @@ pub struct NewProduct {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProductPatch {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::json::optional_present")]
+    #[schema(nullable = false)]
     pub name: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::json::optional_present")]
+    #[schema(nullable = false)]
     pub description: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::json::optional_present")]
+    #[schema(nullable = false)]
     pub category: Option<String>,
     #[serde(default, deserialize_with = "crate::json::optional_object")]
+    #[schema(nullable = false)]
     pub price: Option<Money>,
 }
 
@@ -178,6 +182,7 @@ pub struct OrderItem {
 #[serde(deny_unknown_fields)]
 pub struct NewOrder {
     #[serde(default, deserialize_with = "crate::json::optional_objects")]
+    #[schema(nullable = false)]
     pub items: Option<Vec<OrderItem>>,
     #[serde(deserialize_with = "crate::json::object")]
     pub shipping_address: Address,

@@ -10,7 +10,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 use serde_path_to_error::Segment;
 
-use crate::problem::ApiError;
+use crate::problem::{ApiError, MAX_FIELD_ERRORS};
 
 pub struct ApiJson<T>(pub T);
 
@@ -109,10 +109,9 @@ fn field_error(
     Ok(FieldError { field, message })
 }
 
-/// Errors found per body at most, and decoding attempts spent finding them:
-/// each attempt decodes at most the whole body (64 KiB), so a bad request
+/// Errors found per body at most ([`MAX_FIELD_ERRORS`]), and decoding
+/// attempts spent finding them: each attempt decodes at most the whole body (64 KiB), so a bad request
 /// costs at most 64 decodes of it, whatever it holds.
-const MAX_FIELD_ERRORS: usize = 16;
 const MAX_ATTEMPTS: usize = 64;
 
 /// Stand-ins tried, in turn, for a missing or ill-typed value, so that
@@ -258,23 +257,37 @@ where
     T::deserialize(ObjectOnly(d))
 }
 
-/// [`object`] for an optional struct (`#[serde(default, deserialize_with = …)]`).
+/// [`object`] for an optional struct (`#[serde(default, deserialize_with = …)]`):
+/// it may be left out, but `null` is refused like any other non-object.
 pub fn optional_object<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de>,
 {
-    Option::<Object<T>>::deserialize(d).map(|o| o.map(|Object(t)| t))
+    object(d).map(Some)
 }
 
-/// [`object`] for each element of an optional list of structs.
+/// [`object`] for each element of an optional list of structs: the list
+/// may be left out, but `null` is refused (an order's `"items": null` is
+/// more likely a client's bug than a wish to order the whole basket).
 pub fn optional_objects<'de, D, T>(d: D) -> Result<Option<Vec<T>>, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de>,
 {
-    Option::<Vec<Object<T>>>::deserialize(d)
-        .map(|o| o.map(|items| items.into_iter().map(|Object(t)| t).collect()))
+    Vec::<Object<T>>::deserialize(d)
+        .map(|items| Some(items.into_iter().map(|Object(t)| t).collect()))
+}
+
+/// `#[serde(default, deserialize_with = "crate::json::optional_present")]`
+/// for an optional field that, when given, must hold a value: left out
+/// means "unchanged", `null` is refused naming the field.
+pub fn optional_present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
 }
 
 /// A struct that only a JSON object decodes to.
@@ -406,6 +419,8 @@ mod tests {
         billing: Option<Address>,
         #[serde(default, deserialize_with = "optional_objects")]
         stops: Option<Vec<Address>>,
+        #[serde(default, deserialize_with = "optional_present")]
+        note: Option<String>,
     }
 
     fn fields(error: ApiError) -> Vec<String> {
@@ -413,6 +428,22 @@ mod tests {
             ApiError::Validation(errors) => errors.into_iter().map(|e| e.field).collect(),
             other => panic!("not a validation error: {other:?}"),
         }
+    }
+
+    #[test]
+    fn an_optional_object_or_list_may_be_left_out_but_not_null() {
+        let out = r#"{"sku": "A", "address": {"city": "X"}}"#;
+        let body = decode::<Body>(out.as_bytes()).expect("left out");
+        assert!(body.billing.is_none() && body.stops.is_none());
+        let given =
+            r#"{"sku": "A", "address": {"city": "X"}, "stops": [], "billing": {"city": "Y"}}"#;
+        let body = decode::<Body>(given.as_bytes()).expect("given");
+        assert!(body.billing.is_some() && body.stops.is_some_and(|s| s.is_empty()));
+        let nulls = r#"{"sku": "A", "address": {"city": "X"}, "billing": null, "stops": null, "note": null}"#;
+        assert_eq!(
+            fields(decode::<Body>(nulls.as_bytes()).expect_err("nulls")),
+            ["billing", "note", "stops"]
+        );
     }
 
     #[test]
@@ -587,10 +618,9 @@ mod tests {
             let error = decode::<Body>(body).expect_err("an array for a struct");
             assert_eq!(fields(error), [field]);
         }
-        let whole = decode::<Body>(
-            br#"{"sku": "A", "address": {"city": "B"}, "billing": null, "stops": [{"city": "C"}]}"#,
-        )
-        .expect("objects decode");
+        let whole =
+            decode::<Body>(br#"{"sku": "A", "address": {"city": "B"}, "stops": [{"city": "C"}]}"#)
+                .expect("objects decode");
         assert!(whole.billing.is_none() && whole.stops.is_some_and(|s| s.len() == 1));
     }
 }

@@ -6,6 +6,10 @@ use axum::response::{IntoResponse, Response};
 use contracts::commands::{CommandError, ErrorKind, FieldError};
 use serde::Serialize;
 
+/// Field errors an answer names at most (a body of 200 bad lines is told
+/// of the first 16, and how many there were).
+pub const MAX_FIELD_ERRORS: usize = 16;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("authentication required")]
@@ -70,6 +74,15 @@ impl ApiError {
                 "this resource does not support that method".into(),
             ),
             Conflict(d) => (StatusCode::CONFLICT, "conflict", "Conflict", d.clone()),
+            Validation(errors) if errors.len() > MAX_FIELD_ERRORS => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation",
+                "Validation failed",
+                format!(
+                    "the request is invalid; see errors (the first {MAX_FIELD_ERRORS} of {})",
+                    errors.len()
+                ),
+            ),
             Validation(_) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "validation",
@@ -165,7 +178,7 @@ impl IntoResponse for ApiError {
         }
         let (status, slug, title, detail) = self.parts();
         let errors = match &self {
-            ApiError::Validation(errors) => Some(errors.as_slice()),
+            ApiError::Validation(errors) => Some(&errors[..errors.len().min(MAX_FIELD_ERRORS)]),
             _ => None,
         };
         let body = Problem {
@@ -228,3 +241,30 @@ impl From<sqlx::Error> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_answer_names_at_most_sixteen_field_errors_and_says_how_many_there_were() {
+        let errors = (0..200)
+            .map(|i| FieldError {
+                field: format!("items[{i}].quantity"),
+                message: "must be from 1 to 100".into(),
+            })
+            .collect();
+        let response = ApiError::Validation(errors).into_response();
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("a body");
+        let body: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        assert_eq!(body["errors"].as_array().map(Vec::len), Some(16), "{body}");
+        assert_eq!(body["errors"][15]["field"], "items[15].quantity");
+        assert_eq!(
+            body["detail"],
+            "the request is invalid; see errors (the first 16 of 200)"
+        );
+    }
+}
