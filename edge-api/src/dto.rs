@@ -196,20 +196,40 @@ pub struct NewOrder {
     pub contact_email: Option<String>,
 }
 
+// Documentation only: the view keeps the status as text.
+/// Where an order is in its life.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum OrderStatus {
+    Pending,
+    Confirmed,
+    Rejected,
+    Cancelled,
+    Shipped,
+}
+
 /// An order as the customer sees it.
 #[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
 pub struct Order {
     pub id: Uuid,
-    /// `pending`, `confirmed`, `rejected`, `cancelled` or `shipped`.
+    #[schema(value_type = OrderStatus)]
     pub status: String,
     pub lines: Vec<OrderLine>,
     pub net: Money,
     /// Known once finance has priced the order.
     pub tax: Option<Money>,
     pub total: Option<Money>,
+    /// Why a rejected or cancelled order did not go through: `out_of_stock`,
+    /// `unknown_product`, `payment_declined`, `payment_invalid_token`,
+    /// `timeout` (not confirmed in time) or `cancelled_by_customer`; new
+    /// reasons may be added.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "out_of_stock")]
     pub reason: Option<String>,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
     pub timeline: Vec<TimelineEntry>,
 }
@@ -231,6 +251,7 @@ pub struct TimelineEntry {
     /// The CloudEvents type, e.g. `bazaar.warehouse.stock.reserved.v1`.
     #[serde(rename = "type")]
     pub event_type: String,
+    #[schema(format = DateTime)]
     pub at: String,
 }
 
@@ -252,6 +273,7 @@ pub struct Invoice {
     pub net: Money,
     pub tax: Money,
     pub total: Money,
+    #[schema(format = DateTime)]
     pub issued_at: String,
 }
 
