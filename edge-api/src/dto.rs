@@ -287,6 +287,23 @@ pub struct InvoiceLine {
     pub line_total: Money,
 }
 
+/// The categories of products on sale, for a filter menu.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CategoryList {
+    /// In name order, at most 500.
+    pub items: Vec<Category>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Category {
+    /// As the catalog spells it; the search's `category` filter takes it in
+    /// any case.
+    #[schema(example = "computers")]
+    pub name: String,
+    /// Products on sale in it.
+    pub products: i64,
+}
+
 /// A product found by a search, with its relevance.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SearchItem {

@@ -11,6 +11,7 @@ use utoipa::{Modify, OpenApi};
         crate::routes::products::update,
         crate::routes::products::get,
         crate::routes::search::list,
+        crate::routes::categories::list,
         crate::routes::stock::put,
         crate::routes::basket::get,
         crate::routes::basket::put_item,

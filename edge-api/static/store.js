@@ -270,6 +270,15 @@ function renderResults(page) {
   $("next").disabled = state.offset + state.limit >= page.total;
 }
 
+// Every category on sale, for the menu (a failure leaves the menu to fill
+// from the results shown, as before).
+async function loadCategories() {
+  try {
+    const list = await api("GET", "/api/v1/categories");
+    for (const c of list.items) addCategory(c.name);
+  } catch (_) { /* the menu still gains the categories of results */ }
+}
+
 function addCategory(category) {
   const select = $("category");
   if (!category || [...select.options].some((o) => o.value === category)) return;
@@ -761,3 +770,4 @@ readToken();
 restoreUnanswered();
 route();
 refreshBasketCount();
+loadCategories();

@@ -1,6 +1,7 @@
 //! The HTTP surface: every route, the fallbacks, and the middleware stack.
 
 pub mod basket;
+pub mod categories;
 pub mod orders;
 pub mod products;
 pub mod search;
@@ -36,6 +37,7 @@ pub fn app(state: AppState) -> Router {
             get(products::get).patch(products::update),
         )
         .route("/api/v1/products/{id}/stock", put(stock::put))
+        .route("/api/v1/categories", get(categories::list))
         .route("/api/v1/basket", get(basket::get))
         .route(
             "/api/v1/basket/items/{product_id}",

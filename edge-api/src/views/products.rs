@@ -115,6 +115,25 @@ async fn upsert(
     Ok(())
 }
 
+/// Categories a customer can filter by ([`MAX_CATEGORIES`] at most):
+/// those of products still sold, one per case-insensitive name (the search
+/// filter's), in name order, each with how many products it holds.
+pub async fn categories(db: &Db) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT MIN(category) AS name, COUNT(*) AS products FROM product_view
+         WHERE status = 'active' GROUP BY LOWER(category) ORDER BY LOWER(category) LIMIT $1",
+    )
+    .bind(MAX_CATEGORIES)
+    .fetch_all(&mut *db.conn().await?)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("name")?, r.try_get("products")?)))
+        .collect()
+}
+
+/// Categories listed at most: a shop with more wants a search, not a menu.
+pub const MAX_CATEGORIES: i64 = 500;
+
 pub async fn find(db: &Db, id: Uuid) -> Result<Option<ProductRow>, sqlx::Error> {
     let row = sqlx::query(
         "SELECT p.id, p.sku, p.name, p.description, p.category, p.price_minor, p.currency, p.status,

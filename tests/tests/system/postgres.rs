@@ -48,6 +48,17 @@ async fn a_product_is_created_and_read_back_at_once_on_postgresql() {
             .json::<Product>(),
         created
     );
+    // Grouped and counted by PostgreSQL's SQL too.
+    let categories = shop
+        .api()
+        .get("/api/v1/categories")
+        .await
+        .expect(200)
+        .value();
+    assert_eq!(
+        categories,
+        serde_json::json!({"items": [{"name": "tests", "products": 1}]})
+    );
     let events = shop
         .streams()
         .await

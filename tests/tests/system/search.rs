@@ -71,3 +71,57 @@ async fn a_frozen_shard_gives_a_partial_answer_within_the_deadline_not_an_error(
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_category_list_names_every_category_on_sale_once_with_its_count() {
+    let shop = Shop::builder().start().await;
+    let admin = shop.admin_api();
+    let create = |sku: &'static str, category: &'static str| {
+        let admin = admin.clone();
+        async move {
+            let mut product = bazaar_testkit::api::NewProduct::sample(sku, 1000);
+            product.category = category.to_owned();
+            admin.create_product(&product).await.expect(201);
+        }
+    };
+    let categories = || async {
+        let answer = shop
+            .api()
+            .get("/api/v1/categories")
+            .await
+            .expect(200)
+            .value();
+        let items = answer["items"].as_array().cloned().unwrap_or_default();
+        items
+            .iter()
+            .map(|c| {
+                let name = c["name"].as_str().unwrap_or_default().to_owned();
+                (name, c["products"].as_i64().unwrap_or(-1))
+            })
+            .collect::<Vec<_>>()
+    };
+    for (sku, category) in [
+        ("C-1", "computers"),
+        ("C-2", "Computers"),
+        ("K-1", "kitchen"),
+    ] {
+        create(sku, category).await;
+    }
+    assert_eq!(
+        categories().await,
+        [("Computers".to_owned(), 2), ("kitchen".to_owned(), 1)],
+        "one entry per case-insensitive name, in name order"
+    );
+
+    // A product created (201: the edge's view has it) is in the next list,
+    // though the list was just read (and remembered).
+    create("G-1", "garden").await;
+    assert_eq!(
+        categories().await,
+        [
+            ("Computers".to_owned(), 2),
+            ("garden".to_owned(), 1),
+            ("kitchen".to_owned(), 1)
+        ]
+    );
+}
