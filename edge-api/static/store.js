@@ -15,23 +15,31 @@ const $ = (id) => document.getElementById(id);
 
 function readToken() {
   const match = /(?:^|[#&])token=([^&]*)/.exec(location.hash);
-  let broken = false;
+  let link = "";
   if (match) {
     history.replaceState(null, "", location.pathname + location.search);
-    // A broken link (cut short when copied, say) must not sign out the
-    // customer the page already knows.
+    // A broken or expired link (cut short when copied, say) must not sign
+    // out the customer the page already knows.
     const token = decodeOr(match[1]);
-    if (token && claimsOf(token)) localStorage.setItem(TOKEN_KEY, token);
-    else broken = true;
+    const claims = token && claimsOf(token);
+    if (claims && !expired(claims)) localStorage.setItem(TOKEN_KEY, token);
+    else link = claims ? "That sign-in link has expired: ask the shop for a new one." : "That sign-in link is broken: copy the whole link, up to its end.";
   }
   state.token = localStorage.getItem(TOKEN_KEY);
-  const claims = state.token ? claimsOf(state.token) : null;
+  let claims = state.token ? claimsOf(state.token) : null;
+  let lapsed = false;
+  if (claims && expired(claims)) {
+    // The shop would refuse it: the page says so now, not at the first click.
+    localStorage.removeItem(TOKEN_KEY);
+    claims = null;
+    lapsed = true;
+  }
   if (!claims) state.token = null;
   state.customer = claims ? claims.sub : null;
-  const who = state.customer ? `Signed in as ${state.customer}` : "Not signed in (open the sign-in link the shop gave you)";
-  $("who").textContent = broken
-    ? `That sign-in link is broken: copy the whole link, up to its end. ${who}`
-    : who;
+  const who = state.customer ? `Signed in as ${state.customer}`
+    : lapsed ? "Signed out (your sign-in expired): open the sign-in link again"
+      : "Not signed in (open the sign-in link the shop gave you)";
+  $("who").textContent = link ? `${link} ${who}` : who;
   // Another customer's page now: an earlier customer's unanswered order is not theirs to ask about.
   if (state.unanswered && state.unanswered.customer !== state.customer) setUnanswered(null);
 }
@@ -52,6 +60,11 @@ function claimsOf(token) {
   } catch (_) {
     return null;
   }
+}
+
+// Whether a token's `exp` (seconds) has passed.
+function expired(claims) {
+  return typeof claims.exp === "number" && claims.exp * 1000 <= Date.now();
 }
 
 // The edge refused the token (expired, or signed by another shop): forget
@@ -765,6 +778,20 @@ $("orders-more").addEventListener("click", () => openOrders(true));
 $("checkout-form").addEventListener("submit", (ev) => { ev.preventDefault(); placeOrder(ev.target); });
 
 window.addEventListener("popstate", route);
+// Signing in as someone else (or out) in another tab of the shop changes
+// who this tab acts for: it says so and shows the new customer's views.
+window.addEventListener("storage", (ev) => {
+  if (ev.key !== TOKEN_KEY && ev.key !== null) return;
+  const before = state.customer;
+  readToken();
+  if (state.customer === before) return;
+  const said = state.customer
+    ? `Signed in as ${state.customer} in another tab: this page now acts for ${state.customer}.`
+    : "Signed out in another tab.";
+  refreshBasketCount();
+  // Said once the view is shown again (opening a view clears notices).
+  Promise.resolve(route()).finally(() => notify(said));
+});
 
 readToken();
 restoreUnanswered();

@@ -10,6 +10,7 @@ use bazaar_testkit::browser::{artefact_path, notice, ChromeDriver, Screen};
 use bazaar_testkit::{wait_for, Shop};
 use fantoccini::elements::Element;
 use fantoccini::key::Key;
+use fantoccini::wd::WindowHandle;
 use fantoccini::{Client, ClientBuilder, Locator};
 use futures::FutureExt;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -130,6 +131,30 @@ impl<'a> Page<'a> {
             .goto(&url)
             .await
             .unwrap_or_else(|e| panic!("cannot open {url}: {e}"));
+    }
+
+    /// Opens a second tab and switches to it; the first tab's handle, to
+    /// switch back with [`Page::switch_to`].
+    pub async fn open_second_tab(&self) -> WindowHandle {
+        let first = self
+            .client
+            .window()
+            .await
+            .unwrap_or_else(|e| panic!("no current tab: {e}"));
+        let tab = self
+            .client
+            .new_window(true)
+            .await
+            .unwrap_or_else(|e| panic!("cannot open a tab: {e}"));
+        self.switch_to(tab.handle).await;
+        first
+    }
+
+    pub async fn switch_to(&self, tab: WindowHandle) {
+        self.client
+            .switch_to_window(tab)
+            .await
+            .unwrap_or_else(|e| panic!("cannot switch tabs: {e}"));
     }
 
     /// Adds an inline `<script>` to the page, as injected markup would;

@@ -1,6 +1,7 @@
-//! A basket changed behind the page's back (another tab, an admin's new
-//! price) is not ordered unseen: the page shows it and waits for the
-//! customer to press again.
+//! What another tab does is not done unseen: a basket changed behind the
+//! page's back (another tab, an admin's new price) is shown, not ordered,
+//! until the customer presses again; a sign-in as someone else in another
+//! tab is said and followed.
 
 use bazaar_testkit::browser::ChromeDriver;
 use fantoccini::Locator;
@@ -50,6 +51,45 @@ async fn a_basket_changed_in_another_tab_is_shown_not_ordered_until_pressed_agai
         let order = latest_order(&shop, "erin").await;
         assert_eq!(order.lines.len(), 1, "{order:?}");
         assert_eq!(order.lines[0].quantity, 2, "{order:?}");
+    })
+    .await;
+    page.close().await;
+}
+
+#[tokio::test]
+async fn signing_in_as_someone_else_in_another_tab_is_said_and_followed() {
+    let Some(driver) = ChromeDriver::start().await else {
+        return;
+    };
+    let (shop, keyboard) = shop_with_a_keyboard().await;
+    shop.customer_api("gus")
+        .put_basket_item(keyboard.id, 3)
+        .await
+        .expect(200);
+    let page = Page::open(&driver, &shop, DESKTOP).await;
+
+    page.run("other-tab", async {
+        page.sign_in_as("fay").await;
+        page.click(Locator::Id("basket-button")).await;
+        page.wait_text("#basket-empty", "fay's basket is empty", |t| !t.is_empty())
+            .await;
+        let first = page.open_second_tab().await;
+        page.sign_in_as("gus").await;
+        page.switch_to(first).await;
+
+        page.wait_text("#who", "the first tab follows the sign-in", |t| {
+            t == "Signed in as gus"
+        })
+        .await;
+        page.wait_text("#notice", "the first tab says why", |t| {
+            t.starts_with("Signed in as gus in another tab")
+        })
+        .await;
+        page.wait_text("#basket-count", "the badge counts gus's basket", |t| {
+            t == "3"
+        })
+        .await;
+        page.open_basket_listing("Mechanical keyboard").await;
     })
     .await;
     page.close().await;
