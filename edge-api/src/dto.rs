@@ -144,6 +144,9 @@ pub struct BasketLine {
     pub quantity: i64,
     pub unit_price: Money,
     pub line_total: Money,
+    /// Units on sale now. Fewer than `quantity` and an order of the basket
+    /// will be rejected for want of stock (unless stock arrives first).
+    pub available: i64,
 }
 
 /// The caller's basket.

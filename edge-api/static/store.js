@@ -395,6 +395,13 @@ function renderBasket(basket) {
     unit.className = "meta each";
     unit.textContent = `${money(l.unit_price)} each`;
     name.append(unit);
+    // Fewer on sale than wanted: an order of the basket would be rejected.
+    if (l.available < l.quantity) {
+      const short = document.createElement("span");
+      short.className = "meta short";
+      short.textContent = l.available > 0 ? `only ${l.available} available` : "sold out";
+      name.append(short);
+    }
     const qty = document.createElement("td");
     const input = document.createElement("input");
     input.type = "number";

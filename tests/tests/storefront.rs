@@ -217,14 +217,23 @@ async fn a_customer_adds_twice_quickly_sets_a_quantity_and_cancels_the_order_fro
         // The basket shows the unit price, and a quantity can be set.
         let lines = page.open_basket_listing("Mechanical keyboard").await;
         assert!(lines.contains("€89.99") && lines.contains("€179.98"), "{lines:?}");
-        page.js(
-            "const q = document.querySelector('#basket-lines input.qty');\
-             q.value = '3'; q.dispatchEvent(new Event('change'));",
-            vec![],
-        )
+        let set_quantity = |n: u32| {
+            page.js(
+                "const q = document.querySelector('#basket-lines input.qty');\
+                 q.value = String(arguments[0]); q.dispatchEvent(new Event('change'));",
+                vec![json!(n)],
+            )
+        };
+        // More than the 5 on sale: the line says so before any order.
+        set_quantity(7).await;
+        page.wait_text("#basket-lines", "the line says 5 are on sale", |t| {
+            t.contains("only 5 available")
+        })
         .await;
+        set_quantity(3).await;
         page.wait_text("#basket-total", "three keyboards", |t| t == "€269.97")
             .await;
+        assert!(!page.text("#basket-lines").await.contains("available"));
         assert_eq!(page.text("#basket-count").await, "3");
 
         // The order page offers a cancel while the order is pending.

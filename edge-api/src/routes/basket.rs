@@ -98,16 +98,20 @@ async fn change(
     // the basket as later writes left it.
     let _ = caught_up(&state.views.checkout, done.stream_seq, state.write_wait).await;
     let b = done.value;
+    let ids: Vec<_> = b.lines.iter().map(|l| l.product_id).collect();
+    let available = baskets::available(&state.db, &ids).await?;
     Ok(Json(Basket {
         items: b
             .lines
             .into_iter()
-            .map(|l| BasketLine {
+            .zip(available)
+            .map(|(l, available)| BasketLine {
                 product_id: l.product_id,
                 name: l.name,
                 quantity: l.quantity,
                 unit_price: l.unit_price.into(),
                 line_total: l.line_total.into(),
+                available,
             })
             .collect(),
         total: b.total.into(),
@@ -130,6 +134,7 @@ async fn read(state: &AppState, customer: &str) -> ApiResult<Basket> {
             quantity: l.quantity,
             unit_price: l.unit_price.into(),
             line_total: line_total.into(),
+            available: l.available,
         });
     }
     Ok(Basket {

@@ -44,14 +44,18 @@ pub struct BasketLineRow {
     pub name: String,
     pub quantity: i64,
     pub unit_price: Money,
+    /// Units on sale now, from the edge's availability view.
+    pub available: i64,
 }
 
 pub async fn find(db: &Db, customer: &str) -> Result<Vec<BasketLineRow>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT b.product_id, COALESCE(p.name, '') AS name, b.quantity,
                 COALESCE(p.price_minor, b.unit_price_minor) AS unit_price_minor,
-                COALESCE(p.currency, b.currency) AS currency
+                COALESCE(p.currency, b.currency) AS currency,
+                COALESCE(a.available, 0) AS available
          FROM basket_view b LEFT JOIN product_view p ON p.id = b.product_id
+         LEFT JOIN availability_view a ON a.product_id = b.product_id
          WHERE b.customer_id = $1 ORDER BY b.position",
     )
     .bind(customer)
@@ -68,7 +72,24 @@ pub async fn find(db: &Db, customer: &str) -> Result<Vec<BasketLineRow>, sqlx::E
                     amount_minor: r.try_get("unit_price_minor")?,
                     currency: r.try_get("currency")?,
                 },
+                available: r.try_get("available")?,
             })
         })
         .collect()
+}
+
+/// Units on sale now of each of `products` (0 for one the view does not
+/// know), in their order.
+pub async fn available(db: &Db, products: &[Uuid]) -> Result<Vec<i64>, sqlx::Error> {
+    let mut conn = db.conn().await?;
+    let mut levels = Vec::with_capacity(products.len());
+    for id in products {
+        let level: Option<i64> =
+            sqlx::query_scalar("SELECT available FROM availability_view WHERE product_id = $1")
+                .bind(id.to_string())
+                .fetch_optional(&mut *conn)
+                .await?;
+        levels.push(level.unwrap_or(0));
+    }
+    Ok(levels)
 }

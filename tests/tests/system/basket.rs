@@ -44,3 +44,23 @@ async fn the_basket_shows_the_price_the_order_is_charged() {
         "the order is charged what the basket showed"
     );
 }
+
+#[tokio::test]
+async fn each_basket_line_says_how_many_are_on_sale_now() {
+    let shop = Shop::builder().start().await;
+    let _logs = shop.logs_on_failure();
+    let lamp = shop.stocked_product("BASKET-STOCK", 2500, 2).await;
+    let alice = shop.customer_api("alice");
+
+    // The PUT's answer and a later GET both say 2 of the 5 wanted.
+    let answer = alice.put_basket_item(lamp.id, 5).await.expect(200).value();
+    assert_eq!(answer["items"][0]["quantity"], 5, "{answer}");
+    assert_eq!(answer["items"][0]["available"], 2, "{answer}");
+    let basket = alice.basket().await.expect(200).value();
+    assert_eq!(basket["items"][0]["available"], 2, "{basket}");
+
+    // Stock arrives: the basket follows.
+    shop.admin_api().set_stock(lamp.id, 7).await.expect(200);
+    let basket = alice.basket().await.expect(200).value();
+    assert_eq!(basket["items"][0]["available"], 7, "{basket}");
+}
