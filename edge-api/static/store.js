@@ -234,6 +234,9 @@ async function search() {
   } catch (e) {
     if (mine !== state.searches) return;
     notify(`Search failed: ${e.message}`, true);
+    // What an earlier search found is not this one's answer.
+    $("result-list").replaceChildren();
+    $("results-meta").textContent = "";
     // The pager was off while loading; the customer may try again.
     $("prev").disabled = state.offset === 0;
     $("next").disabled = false;

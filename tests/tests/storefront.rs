@@ -461,6 +461,26 @@ async fn a_new_customer_named_in_unicode_is_told_their_basket_and_history_are_em
             .await;
         assert_eq!(shown, json!([]), "a view stays under the error");
 
+        // A search the shop refuses (an offset past 10,000) leaves no
+        // earlier results under its error.
+        page.search_for("lamp").await;
+        page.wait_text("#results-meta", "the search answers", |t| {
+            t.starts_with("Nothing found")
+        })
+        .await;
+        page.open_fragment("offset=20000").await;
+        page.wait_text("#notice", "the page says the search failed", |t| {
+            t.starts_with("Search failed")
+        })
+        .await;
+        let left = page
+            .js(
+                "return document.getElementById('results-meta').textContent",
+                vec![],
+            )
+            .await;
+        assert_eq!(left, json!(""), "an earlier answer stays under the error");
+
         // A sign-in link cut short says so, and keeps the customer signed in.
         page.open_fragment("token=eyJhbGciOi").await;
         let who = page
