@@ -278,6 +278,10 @@ pub struct Invoice {
     pub total: Money,
     #[schema(format = DateTime)]
     pub issued_at: String,
+    /// When the order's payment was refunded (it was cancelled after it
+    /// was invoiced): nothing of this invoice is owed. Null otherwise.
+    #[schema(format = DateTime)]
+    pub refunded_at: Option<String>,
 }
 
 /// One line of an invoice.

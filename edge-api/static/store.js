@@ -685,7 +685,8 @@ function renderOrder(o) {
       const inv = await api("GET", `/api/v1/orders/${o.id}/invoice`);
       const pre = $("invoice");
       pre.textContent = `Invoice ${inv.number}\n` + inv.lines.map((l) => `${l.quantity} × ${l.name}  ${money(l.line_total)}`).join("\n") +
-        `\nNet ${money(inv.net)}  VAT ${money(inv.tax)}  Total ${money(inv.total)}`;
+        `\nNet ${money(inv.net)}  VAT ${money(inv.tax)}  Total ${money(inv.total)}` +
+        (inv.refunded_at ? `\nRefunded on ${new Date(inv.refunded_at).toLocaleString()}: nothing of this invoice is owed.` : "");
       pre.hidden = false;
     } catch (e) { notify(e.message, true); }
   };

@@ -282,7 +282,7 @@ pub async fn get(
     params(("id" = Uuid, Path, description = "order id")),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "the invoice", body = Invoice),
+        (status = 200, description = "the invoice; `refunded_at` once the order was cancelled after it and its payment refunded", body = Invoice),
         (status = 401, description = "no or invalid token", body = crate::dto::Problem, content_type = "application/problem+json"),
         (status = 403, description = "an admin token: baskets and orders need a customer token", body = crate::dto::Problem, content_type = "application/problem+json"),
         (status = 404, description = "no such order of yours, or not invoiced (yet)", body = crate::dto::Problem, content_type = "application/problem+json"),
@@ -293,7 +293,12 @@ pub async fn invoice(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Invoice>> {
     let order_id = parse_id(&id, "order")?;
-    find(&state, order_id, &caller.sub).await?;
+    let order = find(&state, order_id, &caller.sub).await?;
+    let refunded_at = order
+        .timeline
+        .into_iter()
+        .find(|step| step.event_type.contains(".finance.payment.refunded."))
+        .map(|step| step.at);
     let issued = orders::invoice(&state.db, order_id)
         .await?
         .ok_or_else(|| ApiError::NotFound("this order has no invoice (yet)".into()))?;
@@ -317,6 +322,7 @@ pub async fn invoice(
         issued_at: issued
             .issued_at
             .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        refunded_at,
     }))
 }
 

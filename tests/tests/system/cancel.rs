@@ -37,6 +37,11 @@ async fn cancelling_a_confirmed_order_before_dispatch_releases_the_stock_and_the
         .await;
     assert_eq!(view.status, "cancelled");
     assert_eq!(view.reason.as_deref(), Some("cancelled_by_customer"));
+    // Paid and invoiced before the cancellation: the invoice says refunded.
+    if money_back == evt::PAYMENT_REFUNDED_V1 {
+        let invoice = frank.invoice(order.id).await.expect(200).value();
+        assert!(invoice["refunded_at"].is_string(), "{invoice}");
+    }
     let again = frank.cancel_order(order.id).await.expect(409).problem();
     assert!(again.detail.contains("cancelled"), "{again:?}");
 }
@@ -59,7 +64,8 @@ async fn cancelling_a_shipped_order_is_refused() {
     assert!(refused.detail.contains("shipped"), "{refused:?}");
     let view: Order = gina.order(order.id).await.expect(200).json();
     assert_eq!(view.status, "shipped");
-    gina.invoice(order.id).await.expect(200);
+    let invoice = gina.invoice(order.id).await.expect(200).value();
+    assert_eq!(invoice["refunded_at"], serde_json::Value::Null, "{invoice}");
     assert_eq!(gina.available(product.id).await, 4);
     assert_shipped_once(&streams, order.id, 0).await;
 }
