@@ -36,7 +36,7 @@ pub struct RawSearch {
 /// Search products by text, category, or both.
 #[utoipa::path(get, path = "/api/v1/products", operation_id = "searchProducts", tag = "products",
     params(
-        ("q" = Option<String>, Query, description = "words to find in names (weighted most; a product named exactly so comes first), descriptions or the SKU; every word must match, the last one may be the start of a word of 3 or more letters (`keyb` finds keyboards, after whole-word matches); at most 200 characters; blank lists by name", max_length = 200),
+        ("q" = Option<String>, Query, description = "words to find in names (weighted most; a product named exactly so comes first), descriptions, categories or the SKU; every word must match, the last one may be the start of a word of 3 or more letters (`keyb` finds keyboards, after whole-word matches); at most 200 characters; blank lists by name", max_length = 200),
         ("category" = Option<String>, Query, description = "only this category (exact, case-insensitive)"),
         ("limit" = Option<u32>, Query, description = "1 to 100, default 20", minimum = 1, maximum = 100),
         ("offset" = Option<u32>, Query, description = "0 to 10000, default 0", minimum = 0, maximum = 10000),

@@ -111,8 +111,8 @@ impl ShardSearcher {
         })
     }
 
-    /// Every word must appear in the name or the description (a name match
-    /// weighs more); or the whole text is the SKU. None when the text has
+    /// Every word must appear in the name, the description or the category
+    /// (a name match weighs more); or the whole text is the SKU. None when the text has
     /// no searchable word and cannot be a SKU.
     ///
     /// The last word may also be the start of a word ("keyb" finds
@@ -140,6 +140,13 @@ impl ShardSearcher {
                 (
                     Occur::Should,
                     boosted(self.fields.description, word, schema::DESCRIPTION_BOOST),
+                ),
+            ]));
+            let either: Box<dyn Query> = Box::new(BooleanQuery::new(vec![
+                (Occur::Should, either),
+                (
+                    Occur::Should,
+                    boosted(self.fields.category_words, word, schema::CATEGORY_BOOST),
                 ),
             ]));
             let either = match self.word_start(word, word == last) {

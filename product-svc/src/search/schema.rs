@@ -14,7 +14,7 @@ use tantivy::{Index, Term};
 
 /// Bumped whenever the schema or the analyzers change: an index written
 /// with another version is rebuilt from the streams.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// English text: words (a CJK character or a pictograph is a word alone,
 /// `words.rs`), lower-cased, accents folded, stop words dropped, stemmed
@@ -30,6 +30,7 @@ pub const SKU_ANALYZER: &str = "bazaar_sku";
 pub const NAME_BOOST: f32 = 4.0;
 pub const SKU_BOOST: f32 = 4.0;
 pub const DESCRIPTION_BOOST: f32 = 1.0;
+pub const CATEGORY_BOOST: f32 = 1.0;
 
 /// What a query whose words are the product's whole name adds, per word:
 /// more than any word can score in name and description together (at most
@@ -67,6 +68,9 @@ pub struct Fields {
     pub description: Field,
     /// Lower-cased category: the exact, case-insensitive filter.
     pub category: Field,
+    /// The category's words, searched like a description's ("books" finds
+    /// what the category "Books" holds).
+    pub category_words: Field,
     /// `active`, `discontinued` or `unlisted` (stock seen before the product).
     pub status: Field,
     /// Lower-cased name: the listing order when there is no text.
@@ -95,6 +99,7 @@ pub fn build() -> (Schema, Fields) {
         name: b.add_text_field("name", text(TEXT_ANALYZER)),
         description: b.add_text_field("description", text(TEXT_ANALYZER)),
         category: b.add_text_field("category", STRING),
+        category_words: b.add_text_field("category_words", text(TEXT_ANALYZER)),
         status: b.add_text_field("status", STRING),
         name_key: b.add_text_field("name_key", TextOptions::default().set_fast("raw")),
         name_words: b.add_text_field("name_words", STRING),

@@ -305,3 +305,33 @@ async fn the_last_word_may_be_the_start_of_a_word_and_whole_words_come_first() {
     let short = search(&gatherer, &params("ke", None, 20, 0)).await;
     assert_eq!(short.total, 0, "{:?}", names(&short));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_category_name_finds_what_it_holds_below_products_that_name_the_word() {
+    let shop = Bazaar::start().await;
+    let _shards = shop.shards(2, "data").await;
+    let gatherer = shop.gatherer(2, Duration::from_secs(2)).await;
+    for (name, description, category) in [
+        ("Dune", "A novel of the desert planet.", "Books"),
+        ("Moby Dick", "A whale of a tale.", "Books"),
+        ("Book stand", "Holds an open book.", "home"),
+        ("Coffee mug", "Ceramic.", "kitchen"),
+    ] {
+        shop.product(NewProduct {
+            name,
+            description,
+            category,
+        })
+        .await;
+    }
+    let books = search_until(
+        &gatherer,
+        &params("books", None, 20, 0),
+        "the category's products are found",
+        |r| r.total == 3,
+    )
+    .await;
+    assert_eq!(names(&books)[0], "Book stand", "{:?}", names(&books));
+    let both = search(&gatherer, &params("whale books", None, 20, 0)).await;
+    assert_eq!(names(&both), ["Moby Dick"]);
+}
