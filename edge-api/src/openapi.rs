@@ -24,14 +24,26 @@ use utoipa::{Modify, OpenApi};
         crate::routes::orders::updates,
     ),
     components(schemas(crate::dto::Money, crate::dto::Problem, crate::dto::FieldProblem)),
-    modifiers(&BearerAuth, &RateLimited, &Unavailable, &JsonBodies, &Idempotent),
+    modifiers(&BearerAuth, &RateLimited, &Unavailable, &JsonBodies, &Idempotent, &Operations),
     tags(
         (name = "products", description = "The catalog and its stock"),
         (name = "basket", description = "The caller's basket"),
         (name = "orders", description = "The caller's orders"),
+        (name = "operations", description = "Health, metrics, the pages and this document"),
     )
 )]
 struct ApiDoc;
+
+mod operations;
+
+/// Added last, so the API's shared answers (429, 503, …) stay off them.
+struct Operations;
+
+impl Modify for Operations {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        openapi.paths.paths.extend(operations::paths().paths);
+    }
+}
 
 struct BearerAuth;
 

@@ -119,7 +119,14 @@ fn assert_prometheus(instance: &str, text: &str) {
 }
 
 /// The routes of DESIGN §7 that the edge serves, each with its method.
-const DESIGNED: [(&str, &str); 14] = [
+const DESIGNED: [(&str, &str); 21] = [
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+    ("get", "/api/openapi.json"),
+    ("get", "/docs"),
+    ("get", "/"),
+    ("get", "/api/v1/categories"),
     ("post", "/api/v1/products"),
     ("get", "/api/v1/products"),
     ("patch", "/api/v1/products/{id}"),
