@@ -59,7 +59,11 @@ impl Handlers {
         command::execute(&self.db, &self.outbox, asked, move |tx| {
             Box::pin(async move {
                 let Some(current) = store::find(tx, body.product_id).await? else {
-                    return Err(CommandError::new(ErrorKind::NotFound, "no such product").into());
+                    return Err(CommandError::new(
+                        ErrorKind::NotFound,
+                        format!("no product {}", body.product_id),
+                    )
+                    .into());
                 };
                 let (next, events) =
                     domain::update(&current, body).map_err(CommandError::invalid)?;

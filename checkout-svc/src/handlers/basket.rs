@@ -24,9 +24,11 @@ impl Handlers {
                 if item.quantity > 0 {
                     match store::priced_product(tx, item.product_id).await? {
                         None => {
-                            return Err(
-                                CommandError::new(ErrorKind::NotFound, "no such product").into()
+                            return Err(CommandError::new(
+                                ErrorKind::NotFound,
+                                format!("no product {}", item.product_id),
                             )
+                            .into())
                         }
                         Some(p) if !p.active => {
                             return Err(CommandError::invalid(vec![FieldError {
