@@ -29,6 +29,9 @@ use crate::projection::{ProjectionHandle, ProjectionSpec, Projector};
 use crate::reaction::{InTx, Reaction};
 use crate::streams::{self, ConsumerSpec};
 
+/// How long stopping waits for the NATS client to send what it holds.
+const FLUSH_AT_STOP: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The default address of a service's health and metrics server.
 pub const DEFAULT_HEALTH_ADDR: &str = "127.0.0.1:0";
 
@@ -308,8 +311,16 @@ impl Runtime {
         }
         http_stop.cancel();
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
-        if let Err(error) = self.nats.flush().await {
-            tracing::warn!(%error, "flushing the NATS connection");
+        // Bounded like every step above: with the broker gone the flush
+        // would wait for it forever, and the process would never exit.
+        // What it would have sent is safe: outbox rows stay until the
+        // relay marks them sent, and a caller retries an unanswered command.
+        match tokio::time::timeout(FLUSH_AT_STOP, self.nats.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "flushing the NATS connection"),
+            Err(_) => tracing::warn!(
+                "the NATS connection did not flush within {FLUSH_AT_STOP:?} (is the broker gone?); stopping anyway"
+            ),
         }
         tracing::info!(service = self.service, "stopped");
         crate::telemetry::shutdown().await;

@@ -91,3 +91,22 @@ async fn written(api: &Api, method: Method, path: &str, body: serde_json::Value)
     })
     .await
 }
+
+/// With the broker gone for good, a service told to stop still stops on
+/// its own (it used to wait for the broker forever, outliving `bazaar up`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_stops_on_sigterm_while_the_broker_is_gone() {
+    let mut shop = Shop::builder().start().await;
+    let _logs = shop.logs_on_failure();
+    shop.nats_mut().kill();
+
+    let asked = std::time::Instant::now();
+    shop.stop(bazaar_testkit::Service::Finance);
+
+    let log = shop.log_of("finance-svc-0");
+    assert!(
+        log.contains("INFO platform::runtime: stopped"),
+        "finance-svc was killed after its 10 s of grace, not stopped ({:?}):\n{log}",
+        asked.elapsed()
+    );
+}
