@@ -267,8 +267,52 @@ fn stream_changes(now: &stream::Config, wanted: &stream::Config) -> Vec<String> 
         size(now.max_message_size),
         size(wanted.max_message_size),
     )
-    .debug("max_age", &now.max_age, &wanted.max_age);
+    .text("max_age", age(now.max_age), age(wanted.max_age))
+    .text(
+        "max_msgs",
+        limit(now.max_messages),
+        limit(wanted.max_messages),
+    )
+    .text("max_bytes", limit(now.max_bytes), limit(wanted.max_bytes))
+    .text(
+        "max_msgs_per_subject",
+        limit(now.max_messages_per_subject),
+        limit(wanted.max_messages_per_subject),
+    )
+    .text(
+        "max_consumers",
+        limit(now.max_consumers.into()),
+        limit(wanted.max_consumers.into()),
+    )
+    .debug("discard", &now.discard, &wanted.discard)
+    .debug(
+        "discard_new_per_subject",
+        &now.discard_new_per_subject,
+        &wanted.discard_new_per_subject,
+    )
+    .debug("deny_delete", &now.deny_delete, &wanted.deny_delete)
+    .debug("deny_purge", &now.deny_purge, &wanted.deny_purge)
+    .debug("allow_rollup", &now.allow_rollup, &wanted.allow_rollup);
     diff.0
+}
+
+/// A count or size limit as the server and a config may spell it: -1 and
+/// 0 both mean none.
+fn limit(n: i64) -> String {
+    if n <= 0 {
+        "unlimited".to_owned()
+    } else {
+        n.to_string()
+    }
+}
+
+/// A stream's `max_age`: zero is no limit.
+fn age(max_age: std::time::Duration) -> String {
+    if max_age.is_zero() {
+        "unlimited".to_owned()
+    } else {
+        format!("{max_age:?}")
+    }
 }
 
 /// The declared fields of a durable consumer that differ.

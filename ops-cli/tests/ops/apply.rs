@@ -90,6 +90,13 @@ async fn apply_restores_what_drifted_and_a_dry_run_only_tells() {
         .await
         .expect("edit the consumer");
     js.delete_stream(DLQ_STREAM).await.expect("delete the DLQ");
+    // Limits too: a per-subject cap would delete history.
+    let product = Team::Product.stream();
+    let mut limited = stream_config(js, product).await;
+    limited.max_messages_per_subject = 100_000;
+    limited.max_bytes = 500_000_000;
+    limited.discard = async_nats::jetstream::stream::DiscardPolicy::New;
+    js.update_stream(limited).await.expect("limit the stream");
 
     // `streams` names a declared stream the broker lacks.
     let listed = json(&bazaar(&shop, &["streams", "--json"]).await);
@@ -119,6 +126,7 @@ async fn apply_restores_what_drifted_and_a_dry_run_only_tells() {
     assert_eq!(
         changed(&dry),
         [
+            (product.to_owned(), "would update".to_owned()),
             (checkout.to_owned(), "would update".to_owned()),
             (DLQ_STREAM.to_owned(), "would create".to_owned()),
             (consumer_name.clone(), "would update".to_owned()),
@@ -129,7 +137,14 @@ async fn apply_restores_what_drifted_and_a_dry_run_only_tells() {
     let shown = stdout(&text);
     assert!(shown.contains("dry run: nothing changed"), "{shown}");
     assert!(shown.contains("max_ack_pending: 7 → 1000"), "{shown}");
-    assert!(shown.contains("max_age: 3600s → 0ns"), "{shown}");
+    assert!(shown.contains("max_age: 3600s → unlimited"), "{shown}");
+    for limit in [
+        "max_msgs_per_subject: 100000 → unlimited",
+        "max_bytes: 500000000 → unlimited",
+        "discard: New → Old",
+    ] {
+        assert!(shown.contains(limit), "{limit} missing from:\n{shown}");
+    }
     // Nothing changed.
     assert!(
         js.get_stream(DLQ_STREAM).await.is_err(),
@@ -146,6 +161,7 @@ async fn apply_restores_what_drifted_and_a_dry_run_only_tells() {
     assert_eq!(
         changed(&applied),
         [
+            (product.to_owned(), "updated".to_owned()),
             (checkout.to_owned(), "updated".to_owned()),
             (DLQ_STREAM.to_owned(), "created".to_owned()),
             (consumer_name, "updated".to_owned()),
@@ -153,6 +169,13 @@ async fn apply_restores_what_drifted_and_a_dry_run_only_tells() {
         "{applied:#}"
     );
     assert_eq!(stream_config(js, checkout).await.max_age, Duration::ZERO);
+    let unlimited = stream_config(js, product).await;
+    assert!(
+        unlimited.max_messages_per_subject <= 0
+            && unlimited.max_bytes <= 0
+            && unlimited.discard == async_nats::jetstream::stream::DiscardPolicy::Old,
+        "{unlimited:?}"
+    );
     assert!(js.get_stream(DLQ_STREAM).await.is_ok(), "the DLQ is back");
     let again = json(&bazaar(&shop, &["streams", "apply", "--dry-run", "--json"]).await);
     assert_eq!(changed(&again), [], "{again:#}");
