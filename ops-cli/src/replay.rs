@@ -34,9 +34,10 @@ Readers keep the old view until the rebuilt one is committed; live events
 wait and are applied after. From the start, a projection that shares a table
 with the one asked for is rebuilt with it (the dry run says so).
 
-A view whose stream was created anew (deleted, or <data-dir>/nats lost)
-holds rows the stream can no longer rebuild: from the start it is refused
-unless --discard-lost-history; --projection NAME --from-seq 1 re-applies
+A view whose stream was created anew (deleted, or <data-dir>/nats lost), or
+cut from below (limits, a purge) since the view was built, holds rows the
+stream can no longer rebuild: from the start it is refused unless
+--discard-lost-history; --projection NAME --from-seq 1 re-applies
 what the new stream holds and keeps the rest.";
 
 /// How long the service may stay silent during a replay before the CLI

@@ -32,8 +32,10 @@ use crate::consumer::{handle_checked, DynHandler};
 use crate::db::{Backend, Db};
 use crate::delivery::{Delivery, Outcome};
 use crate::dlq;
-use crate::projection::{self, Interruption, Live};
+use crate::projection::{Interruption, Live};
 use crate::replay::{self, Position, Report, Start, Target};
+
+mod lost_history;
 
 /// How often a running replay reports progress (also its heartbeat).
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
@@ -256,7 +258,7 @@ impl Plane {
         let targets: Vec<Target> = chosen.iter().map(|(i, _)| all[*i].clone()).collect();
         let mut notes: Vec<Option<String>> = chosen.into_iter().map(|(_, note)| note).collect();
         if req.start == Start::Beginning && !req.discard_lost_history {
-            let lost = match self.lost_history(&targets).await {
+            let lost = match lost_history::find(&self.js, &self.db, &targets).await {
                 Ok(lost) => lost,
                 Err(e) => return ControlReply::error(ControlErrorKind::Failed, e.to_string()),
             };
@@ -265,14 +267,15 @@ impl Plane {
                     .iter()
                     .map(|(i, _)| targets[*i].name.as_str())
                     .collect();
+                let why: Vec<&str> = lost.iter().map(|(_, w)| w.as_str()).collect();
                 return ControlReply::error(
                     ControlErrorKind::Invalid,
                     format!(
-                        "refused: the stream of {} was created anew since it was built, so a \
-                         replay from the start would empty, for good, what it holds from the \
-                         events that are gone. Re-apply what the new stream holds with \
-                         --projection {} --from-seq 1 (keeps the rest), or rebuild from the \
-                         streams alone with --discard-lost-history",
+                        "refused: {}. A replay from the start of {} would empty, for good, \
+                         what the view holds from the events that are gone. Re-apply what the \
+                         stream holds with --projection {} --from-seq 1 (keeps the rest), or \
+                         rebuild from the streams alone with --discard-lost-history",
+                        why.join("; "),
                         which.join(", "),
                         which[0]
                     ),
@@ -324,39 +327,6 @@ impl Plane {
             },
             Err((kind, message)) => ControlReply::error(kind, message),
         }
-    }
-
-    /// The targets whose stream was created anew under them, each with a
-    /// warning for the plan.
-    async fn lost_history(&self, targets: &[Target]) -> anyhow::Result<Vec<(usize, String)>> {
-        let mut lost = Vec::new();
-        for (i, target) in targets.iter().enumerate() {
-            let noticed = projection::stream_restarted_at(&self.db, &target.name).await?;
-            // Created anew and not noticed by the follower yet (it looks
-            // every few seconds).
-            let unnoticed = match projection::stored_incarnation(&self.db, &target.name).await? {
-                Some(stored) => {
-                    let now =
-                        crate::started_over::Incarnation::find(&self.js, target.stream, 0).await?;
-                    stored != now.incarnation.key()
-                }
-                None => false,
-            };
-            let when = match (noticed, unnoticed) {
-                (Some(at), _) => format!("at {at}"),
-                (None, true) => "just now".to_owned(),
-                (None, false) => continue,
-            };
-            lost.push((
-                i,
-                format!(
-                    "{} was created anew {when}: the events before are gone; from the start \
-                     refused without --discard-lost-history",
-                    target.stream
-                ),
-            ));
-        }
-        Ok(lost)
     }
 
     /// Pauses the followers, rebuilds, moves their progress, resumes them;

@@ -382,6 +382,14 @@ impl Db {
                 noticed_at TEXT NOT NULL
             )"
             .to_owned(),
+            // The first sequence its stream held when a projection was last
+            // rebuilt from the start: a stream cut (limits, a purge) past it
+            // since holds less than the view was made from.
+            "CREATE TABLE IF NOT EXISTS platform_stream_floor (
+                projection TEXT PRIMARY KEY,
+                first_seq BIGINT NOT NULL
+            )"
+            .to_owned(),
         ];
         // PostgreSQL's CREATE TABLE IF NOT EXISTS is not safe against itself:
         // instances starting together on a fresh database race on the

@@ -32,7 +32,8 @@ mod stored;
 use stored::{advance, claim};
 pub use stored::{checkpoint, reset, stream_restarted_at};
 pub(crate) use stored::{
-    checkpoint_in, forget_restart_in, set_in, store_incarnation_in, stored_incarnation,
+    checkpoint_in, forget_restart_in, rebuilt_floor, set_in, store_floor_in, store_incarnation_in,
+    stored_incarnation,
 };
 
 /// Applies events to a view inside the given transaction.

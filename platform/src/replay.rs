@@ -103,6 +103,20 @@ pub enum ReplayError {
     },
 }
 
+/// The first sequence `stream` still holds (past the last when it is
+/// empty): above 1 once limits or a purge removed its oldest events.
+pub(crate) async fn first_sequence(js: &Context, name: &str) -> Result<u64, ReplayError> {
+    let mut stream = js
+        .get_stream(name)
+        .await
+        .map_err(|e| ReplayError::Stream(format!("looking up {name}: {e}")))?;
+    let info = stream
+        .info()
+        .await
+        .map_err(|e| ReplayError::Stream(format!("reading {name}: {e}")))?;
+    Ok(info.state.first_sequence)
+}
+
 /// Rebuilds `targets` in one transaction, calling `progress` as it goes.
 /// The caller pauses the live followers first (their pause locks).
 pub async fn rebuild(
@@ -160,6 +174,8 @@ pub async fn rebuild(
                 .map_err(|e| ReplayError::Stream(format!("{e:#}")))?;
             projection::store_incarnation_in(&mut tx, &p.name, &now.incarnation.key()).await?;
             projection::forget_restart_in(&mut tx, &p.name).await?;
+            let first = first_sequence(js, target.stream).await?;
+            projection::store_floor_in(&mut tx, &p.name, first).await?;
         }
     }
     tx.commit().await?;

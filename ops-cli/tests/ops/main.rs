@@ -8,5 +8,6 @@ mod apply;
 mod dead_letters;
 mod follow;
 mod inspect;
+mod lost_history;
 mod replay;
 mod support;

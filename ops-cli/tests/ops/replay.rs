@@ -15,7 +15,7 @@ use crate::support::{
     stdout, stocked, wait_settled, EdgeDb,
 };
 
-async fn shop() -> Shop {
+pub(crate) async fn shop() -> Shop {
     // Shipments leave at once, so orders reach their final state quickly.
     Shop::builder()
         .env_for(Service::Warehouse, "BAZAAR_DISPATCH_DELAY_MS", "0")
@@ -462,85 +462,4 @@ async fn a_dry_run_plans_shared_tables_together_and_reactions_are_never_replayed
         stderr(&unknown)
     );
     expect_code(&no_start, 2);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_view_whose_stream_was_created_anew_is_not_emptied_by_a_replay_unasked() {
-    // Arrange: a shipped order, then its stream deleted and created again
-    // (the broker lost it): the order's events are gone for good.
-    let shop = shop().await;
-    let _logs = shop.logs_on_failure();
-    let api = Api::new(shop.http_url());
-    let admin = api.with_token(shop.admin_token());
-    let alice = api.with_token(shop.customer_token("alice"));
-    let lamp = stocked(&admin, "LAMP-1", 10).await;
-    let placed: Vec<_> = order(&alice, lamp.id, "tok_visa")
-        .await
-        .into_iter()
-        .collect();
-    wait_settled(&alice, &placed).await;
-    let streams = Streams::connect(shop.nats()).await;
-    let checkout = Team::Checkout.stream();
-    streams.js().delete_stream(checkout).await.expect("deleted");
-    platform::streams::ensure(
-        streams.js(),
-        platform::streams::event_stream(Team::Checkout, 1),
-    )
-    .await
-    .expect("created again");
-    bazaar_testkit::wait_until(
-        Duration::from_secs(30),
-        "the edge notices the new stream",
-        || async { shop.log_of("edge-api-0").contains("created anew") },
-    )
-    .await;
-
-    // Act + Assert: the dry run warns; the replay is refused and changes
-    // nothing; --from-seq 1 is allowed and keeps the order.
-    let dry = bazaar(&shop, &["replay", "edge-api", "--from-start", "--dry-run"]).await;
-    expect_code(&dry, 0);
-    assert!(stdout(&dry).contains("created anew"), "{}", stdout(&dry));
-    let refused = bazaar(&shop, &["replay", "edge-api", "--from-start"]).await;
-    expect_code(&refused, 2);
-    assert!(
-        stderr(&refused).contains("--discard-lost-history"),
-        "{}",
-        stderr(&refused)
-    );
-    let id = placed[0];
-    alice.order(id).await.expect(200);
-    assert!(
-        stderr(&refused).contains("--projection edge.checkout --from-seq 1"),
-        "{}",
-        stderr(&refused)
-    );
-    let suffix = bazaar(
-        &shop,
-        &[
-            "replay",
-            "edge-api",
-            "--projection",
-            "edge.checkout",
-            "--from-seq",
-            "1",
-        ],
-    )
-    .await;
-    expect_code(&suffix, 0);
-    alice.order(id).await.expect(200);
-
-    // Asked for: rebuilt from the stream alone, the lost order goes, and a
-    // second replay from the start is no longer refused.
-    let discard = [
-        "replay",
-        "edge-api",
-        "--from-start",
-        "--discard-lost-history",
-    ];
-    expect_code(&bazaar(&shop, &discard).await, 0);
-    alice.order(id).await.expect(404);
-    expect_code(
-        &bazaar(&shop, &["replay", "edge-api", "--from-start"]).await,
-        0,
-    );
 }

@@ -108,6 +108,37 @@ pub(crate) async fn forget_restart_in(tx: &mut Tx, name: &str) -> Result<(), sql
     Ok(())
 }
 
+/// The first sequence the projection's stream held when the view was last
+/// rebuilt from the start; 1 if it never was (built as the stream grew).
+pub(crate) async fn rebuilt_floor(db: &Db, name: &str) -> Result<u64, sqlx::Error> {
+    let row = sqlx::query("SELECT first_seq FROM platform_stream_floor WHERE projection = $1")
+        .bind(name)
+        .fetch_optional(&mut *db.conn().await?)
+        .await?;
+    let first: i64 = match row {
+        Some(r) => r.try_get(0)?,
+        None => 1,
+    };
+    Ok(u64::try_from(first).unwrap_or(1).max(1))
+}
+
+/// Stores [`rebuilt_floor`], inside a replay from the start.
+pub(crate) async fn store_floor_in(
+    tx: &mut Tx,
+    name: &str,
+    first_seq: u64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO platform_stream_floor (projection, first_seq) VALUES ($1, $2)
+         ON CONFLICT (projection) DO UPDATE SET first_seq = excluded.first_seq",
+    )
+    .bind(name)
+    .bind(i64::try_from(first_seq).unwrap_or(i64::MAX))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Sets the checkpoint (a replay from `seq + 1`), outside any view change.
 pub async fn reset(db: &Db, name: &str, seq: u64) -> Result<(), sqlx::Error> {
     let seq = i64::try_from(seq).unwrap_or(i64::MAX);
