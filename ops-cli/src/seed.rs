@@ -115,6 +115,9 @@ struct Summary {
     elapsed_s: f64,
     rate_per_s: f64,
     errors: BTreeMap<String, u64>,
+    /// Products the seed file lists for `bazaar load` (this run's and
+    /// earlier runs' that still exist).
+    recorded: usize,
     seed_file: String,
 }
 
@@ -220,6 +223,7 @@ async fn seed(args: SeedArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(ctx.client.data_dir())
         .with_context(|| format!("cannot create {}", ctx.client.data_dir().display()))?;
     summary.seed_file = record.save(ctx.client.data_dir())?.display().to_string();
+    summary.recorded = record.products.len();
 
     print(&summary, &foreign, args.json)?;
     Ok(if summary.failed == 0 {
@@ -338,10 +342,12 @@ fn print(summary: &Summary, foreign: &[String], json: bool) -> anyhow::Result<()
         outln!("{} failed: {}", summary.failed, counts.join(", "));
     }
     outln!(
-        "{} products in {:.1} s ({:.0}/s); recorded in {}",
+        "{} of {} products done in {:.1} s ({:.0}/s); {} listed in {}",
+        summary.products.saturating_sub(summary.failed),
         summary.products,
         summary.elapsed_s,
         summary.rate_per_s,
+        summary.recorded,
         summary.seed_file
     );
     Ok(())

@@ -53,7 +53,7 @@ pub struct TailArgs {
     #[arg(long = "type", value_name = "TYPE")]
     event_type: Option<String>,
     /// Only events about this order: its aggregate id or `data.order_id`
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", value_parser = order_id)]
     order: Option<uuid::Uuid>,
     /// Start at this stream sequence, 1 or more (the filter must reach one
     /// stream)
@@ -306,6 +306,12 @@ fn type_matches(event_type: &str, wanted: &str) -> bool {
     let tokens: Vec<&str> = event_type.split('.').collect();
     let want: Vec<&str> = wanted.split('.').collect();
     !want.is_empty() && tokens.windows(want.len()).any(|w| w == want.as_slice())
+}
+
+/// `--order`: an order id is a UUID, as the API and `tail` show it.
+fn order_id(text: &str) -> Result<uuid::Uuid, String> {
+    uuid::Uuid::parse_str(text.trim())
+        .map_err(|_| "an order id is a UUID, e.g. 0193a1b2-7c3d-7e4f-8a9b-0c1d2e3f4a5b".to_owned())
 }
 
 #[cfg(test)]

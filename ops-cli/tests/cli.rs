@@ -457,7 +457,15 @@ fn configuration_mistakes_exit_with_2_and_say_what_is_wrong() {
     fs::write(sandbox.data().join("secrets.json"), "{ not json").expect("secrets written");
     let data = sandbox.data_arg();
     let file = file.display().to_string();
-    let cases: [(&[&str], &str); 6] = [
+    let marked = sandbox.dir.path().join("marked");
+    fs::create_dir_all(&marked).expect("marked dir");
+    fs::write(marked.join("database"), "garbage\n").expect("marker written");
+    let marked = marked.display().to_string();
+    let cases: [(&[&str], &str); 7] = [
+        (
+            &["up", "--data-dir", &marked, "--http-addr", "127.0.0.1:0"],
+            "should name where the shop keeps its state",
+        ),
         (
             &["up", "--data-dir", &file, "--http-addr", "127.0.0.1:0"],
             "cannot use",

@@ -72,6 +72,14 @@ pub async fn prepare(data_dir: &Path, postgres: Option<&str>) -> anyhow::Result<
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", marker.display())),
     };
     if let Some(known) = &known {
+        if known != "sqlite" && !known.starts_with("postgres ") {
+            return Err(usage(format!(
+                "{} should name where the shop keeps its state (\"sqlite\", or \"postgres \
+                 <host:port>/<name>\"), but it holds {:?}: mend it, or use another --data-dir",
+                marker.display(),
+                known.chars().take(80).collect::<String>(),
+            )));
+        }
         if *known != wanted {
             return Err(usage(format!(
                 "the shop in {} keeps its state in {}, not in {}: its streams and those \

@@ -5,7 +5,7 @@ use contracts::Team;
 use serde_json::Value;
 
 use crate::support::{
-    bazaar, expect_code, json, order, settle, stdout, stocked, wait_settled, EdgeDb,
+    bazaar, expect_code, json, order, settle, stderr, stdout, stocked, wait_settled, EdgeDb,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -133,6 +133,11 @@ async fn tail_prints_stored_events_as_cloudevents_filtered_by_order_type_and_sub
     expect_code(&seq_zero, 2);
     expect_code(&limit_zero, 2);
     expect_code(&not_an_order, 2);
+    assert!(
+        stderr(&not_an_order).contains("an order id is a UUID"),
+        "{}",
+        stderr(&not_an_order)
+    );
     expect_code(&order_in_capitals, 0);
     assert_eq!(stdout(&order_in_capitals), stdout(&of_order));
 
