@@ -169,6 +169,10 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     // when the terminal goes away, only `bazaar up` hears of it.
     let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
 
+    // Every file this `up` and its children make (databases, logs, the
+    // broker's store) is its owner's alone: they hold customers' names and
+    // addresses, whatever mode the data dir has.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     // A data dir that cannot be made is a configuration error (exit 2).
     let made_it = make_data_dir(&args.data_dir).map_err(|e| {
         crate::exit::usage(format!(
@@ -184,6 +188,9 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let lock = Arc::new(DataDirLock::take(&data_dir).await?);
     // Ours alone now: if this start is refused, the dir it made goes again.
     let mut made = MadeDataDir(made_it.then(|| data_dir.clone()));
+    if !made_it {
+        warn_if_others_may_read(&data_dir);
+    }
     if let Some(pid) = gone {
         info!(pid, "replacing up.json of a run that is gone");
     }
@@ -411,6 +418,25 @@ fn make_data_dir(data_dir: &Path) -> std::io::Result<bool> {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == ErrorKind::AlreadyExists && data_dir.is_dir() => Ok(false),
         Err(e) => Err(e),
+    }
+}
+
+/// Says so when a data dir that was there lets others in: new files in
+/// it are the owner's alone (the umask), but the dir, and files an earlier
+/// run made, keep their modes.
+fn warn_if_others_may_read(data_dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::metadata(data_dir) else {
+        return;
+    };
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        errln!(
+            "warning: others may open {} (mode {mode:o}), and its databases and logs hold \
+             customers' names and addresses: chmod -R go= {}",
+            data_dir.display(),
+            data_dir.display()
+        );
     }
 }
 

@@ -791,5 +791,7 @@ async fn up_keeps_each_single_threaded_service_on_one_cpu_unless_told_not_to() {
     }
 }
 
+#[path = "cli/data_dir.rs"]
+mod data_dir;
 #[path = "cli/postgres.rs"]
 mod postgres;
