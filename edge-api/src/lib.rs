@@ -147,6 +147,11 @@ pub async fn run(
                 read_cache::Freshness::ByOrder,
                 read_cache::DEFAULT_CAPACITY,
             ),
+            categories: read_cache::ViewCache::new(
+                vec![products.clone()],
+                read_cache::Freshness::AnyProgress,
+                read_cache::CATEGORY_ENTRIES,
+            ),
         }),
         views: state::Views {
             products,

@@ -1,6 +1,7 @@
 //! Rendered answers of the hottest reads (`GET /api/v1/products/{id}`,
-//! `GET /api/v1/orders/{id}`), kept in memory so a repeated read costs no
-//! round trip to SQLite's worker thread and no JSON encoding.
+//! `GET /api/v1/orders/{id}`, and the one category list), kept in memory
+//! so a repeated read costs no round trip to SQLite's worker thread and no
+//! JSON encoding.
 //!
 //! Freshness comes from the projections' progress, not from the writers:
 //! an entry remembers, for each projection whose tables the view reads,
@@ -43,12 +44,18 @@ use crate::views::touches;
 /// hundred bytes to a few KiB, so this stays within a few MiB.
 pub const DEFAULT_CAPACITY: usize = 4096;
 
+/// The category list is one answer (two generations of one entry).
+pub const CATEGORY_ENTRIES: usize = 2;
+
 /// The caches of the edge's hottest reads.
 pub struct ReadCache {
     /// Products: the catalog's and the warehouse's projections.
     pub products: ViewCache,
     /// Orders: checkout's, warehouse's and finance's projections.
     pub orders: ViewCache,
+    /// The category list (one entry, under the nil id): the catalog's
+    /// projection. A cache of its own, so no product id reaches it.
+    pub categories: ViewCache,
 }
 
 /// When an entry goes stale.

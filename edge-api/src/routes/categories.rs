@@ -26,8 +26,7 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Response> {
             .collect();
         Ok(CategoryList { items })
     };
-    // Kept beside the products, fresh by the same projections' progress; no
-    // product has the nil id.
+    // One entry in a cache of its own, fresh by the catalog's progress.
     let never = || ApiError::Internal(anyhow::anyhow!("the category list has no owner"));
-    cached(&state.cache.products, Uuid::nil(), "", never, fetch).await
+    cached(&state.cache.categories, Uuid::nil(), "", never, fetch).await
 }

@@ -2,6 +2,8 @@
 
 mod batch;
 
+use std::collections::BTreeMap;
+
 pub use batch::apply_batch;
 
 use contracts::product::{
@@ -116,23 +118,54 @@ async fn upsert(
 }
 
 /// Categories a customer can filter by ([`MAX_CATEGORIES`] at most):
-/// those of products still sold, one per case-insensitive name (the search
-/// filter's), in name order, each with how many products it holds.
+/// those of products still sold, one per name as the search's filter
+/// compares them (trimmed, any case: [`category_key`]), spelled as most of
+/// its products spell it, in key order, each with how many products it
+/// holds. Grouped here rather than in SQL, whose `LOWER` folds only ASCII
+/// on SQLite.
 pub async fn categories(db: &Db) -> Result<Vec<(String, i64)>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT MIN(category) AS name, COUNT(*) AS products FROM product_view
-         WHERE status = 'active' GROUP BY LOWER(category) ORDER BY LOWER(category) LIMIT $1",
+        "SELECT category, COUNT(*) AS products FROM product_view
+         WHERE status = 'active' GROUP BY category LIMIT $1",
     )
-    .bind(MAX_CATEGORIES)
+    .bind(MAX_SPELLINGS)
     .fetch_all(&mut *db.conn().await?)
     .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get("name")?, r.try_get("products")?)))
-        .collect()
+    // key → products per trimmed spelling
+    let mut by_key: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+    for row in &rows {
+        let spelling: String = row.try_get("category")?;
+        let products: i64 = row.try_get("products")?;
+        *by_key
+            .entry(category_key(&spelling))
+            .or_default()
+            .entry(spelling.trim().to_owned())
+            .or_default() += products;
+    }
+    Ok(by_key
+        .into_values()
+        .filter_map(|spellings| {
+            let total = spellings.values().sum();
+            // The most products, then the first in byte order.
+            let (name, _) = spellings
+                .into_iter()
+                .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(&a.0)))?;
+            Some((name, total))
+        })
+        .take(MAX_CATEGORIES)
+        .collect())
+}
+
+/// A category as the search's filter compares it (product-svc's
+/// `category_key`): trimmed, lower-cased.
+pub fn category_key(category: &str) -> String {
+    category.trim().to_lowercase()
 }
 
 /// Categories listed at most: a shop with more wants a search, not a menu.
-pub const MAX_CATEGORIES: i64 = 500;
+pub const MAX_CATEGORIES: usize = 500;
+/// Distinct spellings read at most, so the list costs bounded memory.
+const MAX_SPELLINGS: i64 = 10_000;
 
 pub async fn find(db: &Db, id: Uuid) -> Result<Option<ProductRow>, sqlx::Error> {
     let row = sqlx::query(
