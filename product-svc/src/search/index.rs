@@ -223,6 +223,7 @@ pub fn document(
         doc.add_text(fields.description, &record.description);
         doc.add_text(fields.category, category_key(&record.category));
         doc.add_text(fields.category_words, &record.category);
+        doc.add_text(fields.name_plain, &record.name);
         doc.add_text(fields.name_key, name_key(&record.name));
         doc.add_text(fields.name_words, schema::words_key(analyzer, &record.name));
     }

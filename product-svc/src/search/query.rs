@@ -23,6 +23,7 @@ pub struct ShardSearcher {
     reader: IndexReader,
     fields: Fields,
     analyzer: TextAnalyzer,
+    plain: TextAnalyzer,
 }
 
 /// A shard's answer before it is sent: every match counted, the best kept.
@@ -38,6 +39,7 @@ impl ShardSearcher {
             reader,
             fields,
             analyzer: schema::text_analyzer(),
+            plain: schema::plain_analyzer(),
         }
     }
 
@@ -130,6 +132,9 @@ impl ShardSearcher {
         let key = schema::words_key(&mut analyzer, q);
         let words = schema::distinct_words(&key);
         let last = key.rsplit(' ').next().unwrap_or_default();
+        // The last word as typed (the plain analyzer keeps the same words).
+        let typed = schema::words_key(&mut self.plain.clone(), q);
+        let typed_last = typed.rsplit(' ').next().unwrap_or_default();
         let mut all_words: Option<Box<dyn Query>> = None;
         for word in words.iter().rev() {
             let either: Box<dyn Query> = Box::new(BooleanQuery::new(vec![
@@ -149,7 +154,8 @@ impl ShardSearcher {
                     boosted(self.fields.category_words, word, schema::CATEGORY_BOOST),
                 ),
             ]));
-            let either = match self.word_start(word, word == last) {
+            let start = (word == last).then(|| self.word_start(word, typed_last));
+            let either = match start.flatten() {
                 Some(start) => Box::new(BooleanQuery::new(vec![
                     (Occur::Should, either),
                     (Occur::Should, start),
@@ -193,34 +199,37 @@ impl ShardSearcher {
 }
 
 impl ShardSearcher {
-    /// Words of the name or the description that start with `word`, when
-    /// it is the query's last and long enough to say something
+    /// For the query's last word: words of the name that start with it as
+    /// typed (`typed`, unstemmed: "cas" → "Casserole", "runn" →
+    /// "Running"), or of the description that start with its stem
+    /// (`stem`), each when long enough to say something
     /// ([`schema::SHORTEST_WORD_START`]). A constant score, nested two
     /// clauses at a time as in [`ShardSearcher::text_query`]; every
     /// matching word is expanded, so what matches does not depend on a
     /// shard's other words.
-    fn word_start(&self, word: &str, is_last: bool) -> Option<Box<dyn Query>> {
-        if !is_last || word.chars().count() < schema::SHORTEST_WORD_START {
-            return None;
-        }
-        let start = |field: Field, score: f32| -> Box<dyn Query> {
+    fn word_start(&self, stem: &str, typed: &str) -> Option<Box<dyn Query>> {
+        let long = |w: &str| w.chars().count() >= schema::SHORTEST_WORD_START;
+        let start = |field: Field, word: &str, score: f32| -> Box<dyn Query> {
             let mut query = PhrasePrefixQuery::new(vec![Term::from_field_text(field, word)]);
             query.set_max_expansions(u32::MAX);
             Box::new(ConstScoreQuery::new(Box::new(query), score))
         };
-        Some(Box::new(BooleanQuery::new(vec![
-            (
-                Occur::Should,
-                start(self.fields.name, schema::NAME_WORD_START_SCORE),
-            ),
-            (
-                Occur::Should,
-                start(
-                    self.fields.description,
-                    schema::DESCRIPTION_WORD_START_SCORE,
-                ),
-            ),
-        ])))
+        let name = long(typed)
+            .then(|| start(self.fields.name_plain, typed, schema::NAME_WORD_START_SCORE));
+        let description = long(stem).then(|| {
+            start(
+                self.fields.description,
+                stem,
+                schema::DESCRIPTION_WORD_START_SCORE,
+            )
+        });
+        match (name, description) {
+            (Some(name), Some(description)) => Some(Box::new(BooleanQuery::new(vec![
+                (Occur::Should, name),
+                (Occur::Should, description),
+            ]))),
+            (name, description) => name.or(description),
+        }
     }
 }
 

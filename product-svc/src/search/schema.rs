@@ -14,12 +14,16 @@ use tantivy::{Index, Term};
 
 /// Bumped whenever the schema or the analyzers change: an index written
 /// with another version is rebuilt from the streams.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// English text: words (a CJK character or a pictograph is a word alone,
 /// `words.rs`), lower-cased, accents folded, stop words dropped, stemmed
 /// ("computers" finds "computer").
 pub const TEXT_ANALYZER: &str = "bazaar_en";
+/// [`TEXT_ANALYZER`] without the stemming: the words as written, for
+/// matching the start of one ("cas" is the start of "casserole", whose
+/// stem is "casserol", while its own stem is "ca").
+pub const PLAIN_ANALYZER: &str = "bazaar_plain";
 /// A SKU is one case-insensitive token.
 pub const SKU_ANALYZER: &str = "bazaar_sku";
 
@@ -71,6 +75,9 @@ pub struct Fields {
     /// The category's words, searched like a description's ("books" finds
     /// what the category "Books" holds).
     pub category_words: Field,
+    /// The name's words unstemmed ([`PLAIN_ANALYZER`]): what the start of
+    /// the query's last word is matched against.
+    pub name_plain: Field,
     /// `active`, `discontinued` or `unlisted` (stock seen before the product).
     pub status: Field,
     /// Lower-cased name: the listing order when there is no text.
@@ -100,6 +107,7 @@ pub fn build() -> (Schema, Fields) {
         description: b.add_text_field("description", text(TEXT_ANALYZER)),
         category: b.add_text_field("category", STRING),
         category_words: b.add_text_field("category_words", text(TEXT_ANALYZER)),
+        name_plain: b.add_text_field("name_plain", text(PLAIN_ANALYZER)),
         status: b.add_text_field("status", STRING),
         name_key: b.add_text_field("name_key", TextOptions::default().set_fast("raw")),
         name_words: b.add_text_field("name_words", STRING),
@@ -112,6 +120,9 @@ pub fn build() -> (Schema, Fields) {
 /// time it is opened, since only their names are stored.
 pub fn register_analyzers(index: &Index) {
     index.tokenizers().register(TEXT_ANALYZER, text_analyzer());
+    index
+        .tokenizers()
+        .register(PLAIN_ANALYZER, plain_analyzer());
     index.tokenizers().register(
         SKU_ANALYZER,
         TextAnalyzer::builder(RawTokenizer::default())
@@ -122,17 +133,25 @@ pub fn register_analyzers(index: &Index) {
 
 /// The analyzer of names and descriptions, for documents and queries alike.
 pub fn text_analyzer() -> TextAnalyzer {
+    words_analyzer()
+        .filter_dynamic(Stemmer::new(Language::English))
+        .build()
+}
+
+/// [`text_analyzer`] without the stemming; the same words, one for one.
+pub fn plain_analyzer() -> TextAnalyzer {
+    words_analyzer().build()
+}
+
+fn words_analyzer() -> tantivy::tokenizer::TextAnalyzerBuilder {
     let builder = TextAnalyzer::builder(super::words::WordTokenizer::default())
         .filter_dynamic(RemoveLongFilter::limit(LONGEST_WORD_BYTES))
         .filter_dynamic(LowerCaser)
         .filter_dynamic(AsciiFoldingFilter);
-    let builder = match StopWordFilter::new(Language::English) {
+    match StopWordFilter::new(Language::English) {
         Some(stop_words) => builder.filter_dynamic(stop_words),
         None => builder,
-    };
-    builder
-        .filter_dynamic(Stemmer::new(Language::English))
-        .build()
+    }
 }
 
 /// The words of a [`words_key`], each once, in their first order.

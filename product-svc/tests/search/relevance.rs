@@ -265,6 +265,8 @@ async fn the_last_word_may_be_the_start_of_a_word_and_whole_words_come_first() {
         ("Keyboard cover", "Keeps crumbs out."),
         ("Key ring", "Holds a keyboard key."),
         ("Wireless mouse", "Ergonomic."),
+        ("Casserole dish", "Oven-proof."),
+        ("Running shoes", "Light."),
     ] {
         shop.product(NewProduct {
             name,
@@ -300,6 +302,13 @@ async fn the_last_word_may_be_the_start_of_a_word_and_whole_words_come_first() {
     let key = search(&gatherer, &params("key", None, 20, 0)).await;
     assert_eq!(key.total, 3, "{:?}", names(&key));
     assert_eq!(names(&key)[0], "Key ring");
+
+    // The start as typed, not as stemmed: "cas" stems to "ca", "runn" is
+    // no start of the stem "run".
+    let cas = search(&gatherer, &params("cas", None, 20, 0)).await;
+    assert_eq!(names(&cas), ["Casserole dish"]);
+    let runn = search(&gatherer, &params("runn", None, 20, 0)).await;
+    assert_eq!(names(&runn), ["Running shoes"]);
 
     // Two letters are too few to be a start.
     let short = search(&gatherer, &params("ke", None, 20, 0)).await;
