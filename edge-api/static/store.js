@@ -40,8 +40,9 @@ function readToken() {
     : lapsed ? "Signed out (your sign-in expired): open the sign-in link again"
       : "Not signed in (open the sign-in link the shop gave you)";
   $("who").textContent = link ? `${link} ${who}` : who;
-  // Another customer's page now: an earlier customer's unanswered order is not theirs to ask about.
-  if (state.unanswered && state.unanswered.customer !== state.customer) setUnanswered(null);
+  // Another customer's page now: an earlier customer's unanswered order is
+  // not theirs to ask about. Signed out, it is kept until someone signs in.
+  if (state.unanswered && state.customer && state.unanswered.customer !== state.customer) setUnanswered(null);
 }
 
 // A URI component decoded, or null when it is not one (a stray `%`).
@@ -62,9 +63,10 @@ function claimsOf(token) {
   }
 }
 
-// Whether a token's `exp` (seconds) has passed.
+// Whether a token's `exp` (seconds) has passed, with the shop's own
+// 5 s allowance for clocks that differ a little.
 function expired(claims) {
-  return typeof claims.exp === "number" && claims.exp * 1000 <= Date.now();
+  return typeof claims.exp === "number" && claims.exp * 1000 + 5000 <= Date.now();
 }
 
 // The edge refused the token (expired, or signed by another shop): forget
@@ -108,9 +110,11 @@ const FIELD_LABELS = {
   "q": "Search",
 };
 
-async function api(method, path, body, extraHeaders) {
+// `token`: whom the request is for, when the caller fixed it before a
+// sign-in in another tab could change `state.token` (placing an order).
+async function api(method, path, body, extraHeaders, token = state.token) {
   const headers = { Accept: "application/json", ...(extraHeaders || {}) };
-  if (state.token) headers.Authorization = `Bearer ${state.token}`;
+  if (token) headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let response;
   try {
@@ -500,10 +504,10 @@ function basketPriced(items) {
 // Whether the shop's basket is still the one on screen. Another tab may
 // have changed it, or an admin a price: then the view shows the basket as
 // it is now and nothing is ordered until the customer presses again.
-async function basketStillShown() {
+async function basketStillShown(token) {
   let basket;
   try {
-    basket = await api("GET", "/api/v1/basket");
+    basket = await api("GET", "/api/v1/basket", undefined, undefined, token);
   } catch (e) {
     notify(`Nothing was ordered: the shop did not say what your basket holds (${e.message}). Press Place order again.`, true);
     return false;
@@ -536,9 +540,13 @@ async function placeOrder(form) {
   const lines = earlier ? earlier.lines : state.basketLines;
   state.placing = true;
   $("place-order").disabled = true;
+  // For the customer who pressed, whatever another tab signs in meanwhile.
+  const token = state.token;
   try {
-    if (!earlier && !(await basketStillShown())) return;
-    const order = await api("POST", "/api/v1/orders", body, { "Idempotency-Key": key });
+    // A quantity change still on its way is part of the basket to check.
+    await state.basketQueue.catch(() => {});
+    if (!earlier && !(await basketStillShown(token))) return;
+    const order = await api("POST", "/api/v1/orders", body, { "Idempotency-Key": key }, token);
     setUnanswered(null);
     followOrder(order.id, order);
     if (!earlier) {
@@ -598,10 +606,6 @@ const STEPS = {
   "finance.invoice.issued": "Invoice issued",
 };
 
-// What became of the money of an order that did not go through: a
-// rejected or cancelled order was not charged, or was refunded ("" for
-// one that goes on). Finance prices an order as it is placed, so a
-// rejected one may still show its VAT and total.
 // Why an order did not go through, as a customer reads it; a reason not
 // listed here shows as written, underscores as spaces.
 const REASONS = {
@@ -617,6 +621,10 @@ function reasonText(reason) {
   return REASONS[reason] || reason.replace(/_/g, " ");
 }
 
+// What became of the money of an order that did not go through: a
+// rejected or cancelled order was not charged, or was refunded ("" for
+// one that goes on). Finance prices an order as it is placed, so a
+// rejected one may still show its VAT and total.
 function chargeNote(o) {
   if ((o.timeline || []).some((t) => t.type.includes("payment.refunded"))) return "refunded";
   return ["rejected", "cancelled"].includes(o.status) ? "not charged" : "";
