@@ -109,9 +109,10 @@ fn field_error(
     Ok(FieldError { field, message })
 }
 
-/// Errors found per body at most ([`MAX_FIELD_ERRORS`]), and decoding
-/// attempts spent finding them: each attempt decodes at most the whole body (64 KiB), so a bad request
-/// costs at most 64 decodes of it, whatever it holds.
+/// Decoding attempts spent finding a body's errors (at most
+/// [`MAX_FIELD_ERRORS`] of them): each attempt decodes at most the whole
+/// body (64 KiB), so a bad request costs at most 64 decodes of it, whatever
+/// it holds.
 const MAX_ATTEMPTS: usize = 64;
 
 /// Stand-ins tried, in turn, for a missing or ill-typed value, so that

@@ -6,8 +6,9 @@ use axum::response::{IntoResponse, Response};
 use contracts::commands::{CommandError, ErrorKind, FieldError};
 use serde::Serialize;
 
-/// Field errors an answer names at most (a body of 200 bad lines is told
-/// of the first 16, and how many there were).
+/// Field errors an answer names at most. Of a service's validation (200
+/// bad order lines) the answer says how many there were; decoding stops
+/// looking after this many (`json.rs`).
 pub const MAX_FIELD_ERRORS: usize = 16;
 
 #[derive(Debug, thiserror::Error)]

@@ -343,7 +343,7 @@ fn print(summary: &Summary, foreign: &[String], json: bool) -> anyhow::Result<()
     }
     outln!(
         "{} of {} products done in {:.1} s ({:.0}/s); {} listed in {}",
-        summary.products.saturating_sub(summary.failed),
+        summary.created + summary.already_present,
         summary.products,
         summary.elapsed_s,
         summary.rate_per_s,

@@ -281,7 +281,9 @@ impl Plane {
                     ),
                 );
             }
-            for (i, warning) in lost {
+            for (i, lost) in lost {
+                let warning =
+                    format!("{lost}; from the start refused without --discard-lost-history");
                 notes[i] = Some(match notes[i].take() {
                     Some(other) => format!("{other}; {warning}"),
                     None => warning,

@@ -129,6 +129,7 @@ pub async fn rebuild(
     let started = Instant::now();
     let mut tx = db.begin().await?;
     let mut planned = Vec::with_capacity(targets.len());
+    let mut floors = Vec::with_capacity(targets.len());
     for target in targets {
         // The checkpoint's row is locked (PostgreSQL) before the stream's
         // head is read: another instance's follower waits for this commit
@@ -137,6 +138,12 @@ pub async fn rebuild(
         // event it applied in between was cleared from the tables with the
         // rest, and the checkpoint set back below it: lost from the view.)
         let checkpoint = projection::checkpoint_in(&mut tx, &target.name).await?;
+        // The stream's first sequence before anything is read from it: a
+        // cut during the rebuild leaves the floor below what was applied,
+        // so the next replay from the start is refused, not silent.
+        if *start == Start::Beginning {
+            floors.push(first_sequence(js, target.stream).await?);
+        }
         planned.push(plan::plan_one(js, target, checkpoint, start).await?);
     }
     for p in &planned {
@@ -163,7 +170,7 @@ pub async fn rebuild(
         skipped_count: 0,
     };
     progress(tally.position);
-    for (target, p) in targets.iter().zip(&planned) {
+    for (i, (target, p)) in targets.iter().zip(&planned).enumerate() {
         apply_range(js, &mut tx, target, p, &mut tally, progress).await?;
         projection::set_in(&mut tx, &p.name, p.to_seq).await?;
         if *start == Start::Beginning {
@@ -174,8 +181,8 @@ pub async fn rebuild(
                 .map_err(|e| ReplayError::Stream(format!("{e:#}")))?;
             projection::store_incarnation_in(&mut tx, &p.name, &now.incarnation.key()).await?;
             projection::forget_restart_in(&mut tx, &p.name).await?;
-            let first = first_sequence(js, target.stream).await?;
-            projection::store_floor_in(&mut tx, &p.name, first).await?;
+            let floor = floors.get(i).copied().unwrap_or(1);
+            projection::store_floor_in(&mut tx, &p.name, floor).await?;
         }
     }
     tx.commit().await?;

@@ -240,14 +240,9 @@ impl Diff {
 
 /// The declared fields of a stream that differ.
 fn stream_changes(now: &stream::Config, wanted: &stream::Config) -> Vec<String> {
-    // The server reports "no limit" as -1 where a config leaves it 0.
-    let size = |n: i32| {
-        if n <= 0 {
-            "unlimited".to_owned()
-        } else {
-            n.to_string()
-        }
-    };
+    // Not compared: `deny_delete` and `deny_purge`, which an update can set
+    // but never clear again (the server refuses), so reporting them would
+    // make every later apply fail on that stream.
     let mut diff = Diff::default();
     diff.text(
         "subjects",
@@ -264,8 +259,8 @@ fn stream_changes(now: &stream::Config, wanted: &stream::Config) -> Vec<String> 
     )
     .text(
         "max_message_size",
-        size(now.max_message_size),
-        size(wanted.max_message_size),
+        limit(now.max_message_size.into()),
+        limit(wanted.max_message_size.into()),
     )
     .text("max_age", age(now.max_age), age(wanted.max_age))
     .text(
@@ -290,14 +285,12 @@ fn stream_changes(now: &stream::Config, wanted: &stream::Config) -> Vec<String> 
         &now.discard_new_per_subject,
         &wanted.discard_new_per_subject,
     )
-    .debug("deny_delete", &now.deny_delete, &wanted.deny_delete)
-    .debug("deny_purge", &now.deny_purge, &wanted.deny_purge)
     .debug("allow_rollup", &now.allow_rollup, &wanted.allow_rollup);
     diff.0
 }
 
-/// A count or size limit as the server and a config may spell it: -1 and
-/// 0 both mean none.
+/// A count or size limit as the server and a config may spell it: the
+/// server reports "no limit" as -1 where a config leaves it 0.
 fn limit(n: i64) -> String {
     if n <= 0 {
         "unlimited".to_owned()

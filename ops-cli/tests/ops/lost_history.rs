@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
-use bazaar_testkit::{Api, Streams};
+use bazaar_testkit::{Api, Shop, Streams};
 use contracts::Team;
+use uuid::Uuid;
 
 use crate::replay::shop;
 use crate::support::{bazaar, expect_code, order, stderr, stdout, stocked, wait_settled};
@@ -16,15 +17,7 @@ async fn a_view_whose_stream_was_created_anew_is_not_emptied_by_a_replay_unasked
     // (the broker lost it): the order's events are gone for good.
     let shop = shop().await;
     let _logs = shop.logs_on_failure();
-    let api = Api::new(shop.http_url());
-    let admin = api.with_token(shop.admin_token());
-    let alice = api.with_token(shop.customer_token("alice"));
-    let lamp = stocked(&admin, "LAMP-1", 10).await;
-    let placed: Vec<_> = order(&alice, lamp.id, "tok_visa")
-        .await
-        .into_iter()
-        .collect();
-    wait_settled(&alice, &placed).await;
+    let (alice, id) = settled_order(&shop).await;
     let streams = Streams::connect(shop.nats()).await;
     let checkout = Team::Checkout.stream();
     streams.js().delete_stream(checkout).await.expect("deleted");
@@ -53,7 +46,6 @@ async fn a_view_whose_stream_was_created_anew_is_not_emptied_by_a_replay_unasked
         "{}",
         stderr(&refused)
     );
-    let id = placed[0];
     alice.order(id).await.expect(200);
     assert!(
         stderr(&refused).contains("--projection edge.checkout --from-seq 1"),
@@ -97,16 +89,7 @@ async fn a_view_whose_stream_was_cut_from_below_is_not_emptied_by_a_replay_unask
     // set by hand would cut it): its invoice's event is gone for good.
     let shop = shop().await;
     let _logs = shop.logs_on_failure();
-    let api = Api::new(shop.http_url());
-    let admin = api.with_token(shop.admin_token());
-    let alice = api.with_token(shop.customer_token("alice"));
-    let lamp = stocked(&admin, "LAMP-CUT", 10).await;
-    let placed: Vec<_> = order(&alice, lamp.id, "tok_visa")
-        .await
-        .into_iter()
-        .collect();
-    wait_settled(&alice, &placed).await;
-    let id = placed[0];
+    let (alice, id) = settled_order(&shop).await;
     bazaar_testkit::wait_until(Duration::from_secs(30), "the invoice is shown", || async {
         alice.invoice(id).await.status() == 200
     })
@@ -153,4 +136,18 @@ async fn a_view_whose_stream_was_cut_from_below_is_not_emptied_by_a_replay_unask
         &bazaar(&shop, &["replay", "edge-api", "--from-start"]).await,
         0,
     );
+}
+
+/// Alice's order of a stocked lamp, settled: her client and the order.
+async fn settled_order(shop: &Shop) -> (Api, Uuid) {
+    let api = Api::new(shop.http_url());
+    let admin = api.with_token(shop.admin_token());
+    let alice = api.with_token(shop.customer_token("alice"));
+    let lamp = stocked(&admin, "LAMP-1", 10).await;
+    let placed: Vec<_> = order(&alice, lamp.id, "tok_visa")
+        .await
+        .into_iter()
+        .collect();
+    wait_settled(&alice, &placed).await;
+    (alice, placed[0])
 }

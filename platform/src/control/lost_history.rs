@@ -37,8 +37,7 @@ pub(super) async fn find(
             lost.push((
                 i,
                 format!(
-                    "{} was created anew {when}: the events before are gone; from the \
-                     start refused without --discard-lost-history",
+                    "{} was created anew {when}: the events before are gone",
                     target.stream
                 ),
             ));
@@ -54,8 +53,7 @@ pub(super) async fn find(
                 i,
                 format!(
                     "{} no longer holds events #{floor}..#{} (removed by its limits or a \
-                     purge), which the view may hold rows of; from the start refused \
-                     without --discard-lost-history",
+                     purge), which the view may hold rows of",
                     target.stream,
                     first - 1
                 ),
