@@ -79,17 +79,28 @@ pub async fn find(db: &Db, customer: &str) -> Result<Vec<BasketLineRow>, sqlx::E
 }
 
 /// Units on sale now of each of `products` (0 for one the view does not
-/// know), in their order.
+/// know), in their order: one statement for the whole basket.
 pub async fn available(db: &Db, products: &[Uuid]) -> Result<Vec<i64>, sqlx::Error> {
-    let mut conn = db.conn().await?;
-    let mut levels = Vec::with_capacity(products.len());
-    for id in products {
-        let level: Option<i64> =
-            sqlx::query_scalar("SELECT available FROM availability_view WHERE product_id = $1")
-                .bind(id.to_string())
-                .fetch_optional(&mut *conn)
-                .await?;
-        levels.push(level.unwrap_or(0));
+    if products.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(levels)
+    let marks: Vec<String> = (1..=products.len()).map(|n| format!("${n}")).collect();
+    let sql = format!(
+        "SELECT product_id, available FROM availability_view WHERE product_id IN ({})",
+        marks.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for id in products {
+        query = query.bind(id.to_string());
+    }
+    let rows = query.fetch_all(&mut *db.conn().await?).await?;
+    let mut levels = std::collections::HashMap::with_capacity(rows.len());
+    for row in &rows {
+        let id: String = row.try_get("product_id")?;
+        levels.insert(id, row.try_get::<i64, _>("available")?);
+    }
+    Ok(products
+        .iter()
+        .map(|id| levels.get(&id.to_string()).copied().unwrap_or(0))
+        .collect())
 }

@@ -69,18 +69,9 @@ async fn a_view_whose_stream_was_created_anew_is_not_emptied_by_a_replay_unasked
 
     // Asked for: rebuilt from the stream alone, the lost order goes, and a
     // second replay from the start is no longer refused.
-    let discard = [
-        "replay",
-        "edge-api",
-        "--from-start",
-        "--discard-lost-history",
-    ];
-    expect_code(&bazaar(&shop, &discard).await, 0);
+    replays_from_start(&shop, &["--discard-lost-history"]).await;
     alice.order(id).await.expect(404);
-    expect_code(
-        &bazaar(&shop, &["replay", "edge-api", "--from-start"]).await,
-        0,
-    );
+    replays_from_start(&shop, &[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -124,18 +115,9 @@ async fn a_view_whose_stream_was_cut_from_below_is_not_emptied_by_a_replay_unask
         stderr(&refused)
     );
     alice.invoice(id).await.expect(200);
-    let discard = [
-        "replay",
-        "edge-api",
-        "--from-start",
-        "--discard-lost-history",
-    ];
-    expect_code(&bazaar(&shop, &discard).await, 0);
+    replays_from_start(&shop, &["--discard-lost-history"]).await;
     alice.invoice(id).await.expect(404);
-    expect_code(
-        &bazaar(&shop, &["replay", "edge-api", "--from-start"]).await,
-        0,
-    );
+    replays_from_start(&shop, &[]).await;
 }
 
 /// Alice's order of a stocked lamp, settled: her client and the order.
@@ -150,4 +132,11 @@ async fn settled_order(shop: &Shop) -> (Api, Uuid) {
         .collect();
     wait_settled(&alice, &placed).await;
     (alice, placed[0])
+}
+
+/// `bazaar replay edge-api --from-start` with `extra` flags succeeds.
+async fn replays_from_start(shop: &Shop, extra: &[&str]) {
+    let mut args = vec!["replay", "edge-api", "--from-start"];
+    args.extend_from_slice(extra);
+    expect_code(&bazaar(shop, &args).await, 0);
 }
